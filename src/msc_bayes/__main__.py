@@ -1,0 +1,3 @@
+from msc_bayes.cli import main
+
+raise SystemExit(main())

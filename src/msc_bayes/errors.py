@@ -1,0 +1,63 @@
+"""Domain exceptions. The CLI turns these into one clear message and a non-zero exit."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+
+def did_you_mean(value: object, choices) -> str:
+    """' (did you mean 'x'?)' when a close match exists, else ''."""
+    matches = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.5)
+    return f" (did you mean '{matches[0]}'?)" if matches else ""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in an input file: where, what was found, what was expected."""
+
+    file: str
+    row: int | None  # 1-based data row (header excluded); None for file-level problems
+    column: str | None
+    value: object
+    expected: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.row is not None:
+            where += f", row {self.row}"
+        if self.column is not None:
+            where += f", column '{self.column}'"
+        return f"{where}: found {self.value!r}; expected {self.expected}"
+
+
+class MscBayesError(Exception):
+    """Base class of every error the package raises on bad input."""
+
+
+class ProblemsError(MscBayesError):
+    """An error that carries every problem found, not just the first."""
+
+    kind = "input"
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        lines = [f"{len(self.problems)} problem(s) in the {self.kind}:"]
+        lines += [f"  - {p}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class EvidenceError(ProblemsError):
+    """The evidence tables in data/ are invalid."""
+
+    kind = "evidence"
+
+
+class SpecError(ProblemsError):
+    """A model spec in models/ is invalid."""
+
+    kind = "model spec"
+
+
+class ConvergenceError(MscBayesError):
+    """A posterior failed the convergence gate."""
