@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 def did_you_mean(value: object, choices) -> str:
     """' (did you mean 'x'?)' when a close match exists, else ''."""
-    matches = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.5)
+    choices = [str(c) for c in choices]
+    same_case = [c for c in choices if c.lower() == str(value).lower()]
+    matches = same_case or difflib.get_close_matches(str(value), choices, n=1, cutoff=0.5)
     return f" (did you mean '{matches[0]}'?)" if matches else ""
 
 
@@ -28,7 +30,8 @@ class Problem:
             where += f", row {self.row}"
         if self.column is not None:
             where += f", column '{self.column}'"
-        return f"{where}: found {self.value!r}; expected {self.expected}"
+        value = self.value.item() if hasattr(self.value, "item") else self.value
+        return f"{where}: found {value!r}; expected {self.expected}"
 
 
 class MscBayesError(Exception):

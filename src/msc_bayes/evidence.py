@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,6 +160,12 @@ class Evidence:
             if name not in TABLES:
                 raise KeyError(f"no table {name!r}; tables are {TABLES}")
             new[name] = df
+        for name, df in new.items():  # months that loading derived from weeks are not input: blank them again
+            if "timepoint_weeks" in df and "timepoint_months" in df:
+                weeks = pd.to_numeric(df["timepoint_weeks"], errors="coerce")
+                months = pd.to_numeric(df["timepoint_months"], errors="coerce")
+                derived = np.isclose(months, weeks * 7 / DAYS_PER_MONTH)
+                new[name] = df.assign(timepoint_months=df["timepoint_months"].mask(derived))
         frames = {k: _to_text(v) for k, v in new.items()}
         return _build(frames, f"{self.path} (modified)")
 
@@ -170,13 +177,13 @@ class Evidence:
             keep &= arms["study"].isin(list(studies)).to_numpy()
         keep &= ~arms["study"].isin(list(exclude_studies)).to_numpy()
         if arms_where is not None:
-            keep &= np.asarray(arms_where(arms), dtype=bool)
+            keep &= np.asarray(arms_where(arms.copy()), dtype=bool)
         kept = arms.loc[keep, ["study", "arm"]]
         tables = {"arms": arms.loc[keep].reset_index(drop=True)}
         for name in TABLES[1:]:
             df = self._tables[name]
             tables[name] = df.merge(kept, on=["study", "arm"], how="inner") if len(df) else df
-        return Evidence(self.path, self.data_hash + "+subset", tables)
+        return Evidence(self.path, f"{self.data_hash}+subset-{_hash_tables(tables)[:8]}", tables)
 
     def without_secondary(self) -> "Evidence":
         """Blank every value that a row marks as coming from a secondary source."""
@@ -189,7 +196,7 @@ class Evidence:
                         df.loc[i, col] = None if df[col].dtype == object else np.nan
             tables[name] = df
         tables["patients"] = tables["patients"][tables["patients"].get("grade", "primary") != "secondary"]
-        return Evidence(self.path, self.data_hash + "-secondary", tables)
+        return Evidence(self.path, f"{self.data_hash}-secondary-{_hash_tables(tables)[:8]}", tables)
 
 
 def _split(value) -> list[str]:
@@ -223,7 +230,7 @@ def load_evidence(path: str | Path = "data") -> Evidence:
         digest.update(name.encode() + b"\0" + raw)
         try:
             text = raw.decode("utf-8-sig")
-            rows = list(csv.reader(text.splitlines()))
+            rows = list(csv.reader(io.StringIO(text, newline="")))
         except (UnicodeDecodeError, csv.Error) as exc:
             problems.append(Problem(str(file), None, None, type(exc).__name__, f"a UTF-8 CSV file ({exc})"))
             continue
@@ -243,7 +250,9 @@ def load_evidence(path: str | Path = "data") -> Evidence:
         frames[name] = pd.DataFrame(body, columns=header, dtype=object)
     if not any(n in frames for n in TABLES[1:]) and "arms" not in frames:
         problems.append(Problem(str(folder), None, None, "no tables", "at least one of " + ", ".join(f"{t}.csv" for t in TABLES)))
-    if problems:
+    if problems:  # still report the cell-level problems of the tables that could be read
+        for name, df in frames.items():
+            _parse(df, SCHEMAS[name], _file_label(str(folder), name), problems, open_columns=name == "arms")
         raise EvidenceError(problems)
     return _build(frames, str(folder), digest.hexdigest()[:16])
 
@@ -252,15 +261,19 @@ def _build(frames: dict[str, pd.DataFrame], path: str, data_hash: str | None = N
     problems: list[Problem] = []
     tables: dict[str, pd.DataFrame] = {}
     for name in TABLES:
-        file = f"{Path(path) / name}.csv" if "(" not in path else f"{name}.csv"
+        file = _file_label(path, name)
         if name in frames:
             tables[name] = _parse(frames[name], SCHEMAS[name], file, problems, open_columns=name == "arms")
         else:
             tables[name] = pd.DataFrame({c: pd.Series(dtype=_dtype(col)) for c, col in SCHEMAS[name].items()})
     if "arms" not in frames:
         tables["arms"] = _arms_from_outcomes(tables, problems)
-    if not problems:
-        _check_rows(tables, path, problems)
+    # Row-level checks run on every row whose values all parsed (a cell that failed to
+    # parse is already reported; checks on its blank would only repeat it).
+    unparsed = {(p.file, p.row) for p in problems}
+    row_problems: list[Problem] = []
+    _check_rows(tables, path, row_problems)
+    problems += [p for p in row_problems if (p.file, p.row) not in unparsed]
     if problems:
         raise EvidenceError(problems)
     for df in tables.values():
@@ -270,10 +283,19 @@ def _build(frames: dict[str, pd.DataFrame], path: str, data_hash: str | None = N
     arms = tables["arms"]
     arms["followup_months"] = arms["followup_months"].fillna(arms["followup_weeks"] * 7 / DAYS_PER_MONTH)
     if data_hash is None:
-        data_hash = hashlib.sha256(
-            b"".join(pd.util.hash_pandas_object(t, index=False).to_numpy().tobytes() for t in tables.values())
-        ).hexdigest()[:16]
+        data_hash = _hash_tables(tables)[:16]
     return Evidence(path, data_hash, tables)
+
+
+def _hash_tables(tables: dict[str, pd.DataFrame]) -> str:
+    return hashlib.sha256(
+        b"".join(pd.util.hash_pandas_object(t, index=False).to_numpy().tobytes() for t in tables.values())
+    ).hexdigest()
+
+
+def _file_label(path: str, name: str) -> str:
+    """The file named in a problem: just 'edss.csv' for tables modified in memory (`with_tables`)."""
+    return f"{name}.csv" if path.endswith(" (modified)") else f"{Path(path) / name}.csv"
 
 
 def _dtype(col: Column) -> str:
@@ -330,7 +352,7 @@ def _convert(text: str, col: Column):
     if not math.isfinite(number):
         return None, False
     if col.kind == "int":
-        if number != int(number):
+        if number != int(number) or abs(number) >= 2**63:
             return None, False
         number = int(number)
     if col.positive and number <= 0:
@@ -364,10 +386,10 @@ def _arms_from_outcomes(tables: dict[str, pd.DataFrame], problems: list[Problem]
 
 def _check_rows(tables: dict[str, pd.DataFrame], path: str, problems: list[Problem]) -> None:
     def file(name: str) -> str:
-        return f"{Path(path) / name}.csv"
+        return _file_label(path, name)
 
     arms = tables["arms"]
-    known = set(zip(arms["study"], arms["arm"]))
+    known = {(s, a) for s, a in zip(arms["study"], arms["arm"]) if pd.notna(s) and pd.notna(a)}
     for name, df in tables.items():
         if not len(df):
             continue
@@ -447,16 +469,24 @@ def _check_edss(edss: pd.DataFrame, file: str, problems: list[Problem]) -> None:
 
 def _partition_exists(n: int, counts: dict) -> bool:
     """Is there (improved, stable, worsened) >= 0 summing to n that matches every reported count?"""
-    i = np.arange(n + 1)[:, None]
-    s = np.arange(n + 1)[None, :]
-    w = n - i - s
-    ok = w >= 0
+    # Each count fixes one of i = improved, s = stable, t = i + s = n - worsened.
+    fixed: dict[str, set[int]] = {"i": set(), "s": set(), "t": set()}
     for name, value in counts.items():
         if pd.isna(value):
             continue
-        ok &= {"improved": i, "stable": s, "worsened": w, "stable_or_improved": i + s,
-               "stable_or_worsened": s + w}[name] == value
-    return bool(ok.any())
+        which, v = {"improved": ("i", value), "stable": ("s", value), "worsened": ("t", n - value),
+                    "stable_or_improved": ("t", value), "stable_or_worsened": ("i", n - value)}[name]
+        fixed[which].add(int(v))
+    if any(len(v) > 1 for v in fixed.values()):
+        return False
+    i, s, t = (fixed[k].pop() if fixed[k] else None for k in "ist")
+    if i is None and s is not None and t is not None:
+        i = t - s
+    if s is None and i is not None and t is not None:
+        s = t - i
+    if i is not None and s is not None:
+        return i >= 0 and s >= 0 and i + s <= n and (t is None or t == i + s)
+    return all(0 <= x <= n for x in (i, s, t) if x is not None)  # the free unknowns can be 0
 
 
 def _check_patients(patients: pd.DataFrame, file: str, problems: list[Problem]) -> None:

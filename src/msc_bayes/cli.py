@@ -1,0 +1,66 @@
+"""Command line: `python -m msc_bayes {validate,describe,fit,report}`.
+
+Bad input ends in one clear message on stderr and exit code 2, never a traceback.
+Anything unexpected keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pandas as pd
+
+from msc_bayes.errors import MscBayesError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m msc_bayes", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_ in (("validate", "check the evidence tables and list every problem"),
+                        ("describe", "per-study table of what the evidence says")):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--data", default="data", help="folder of evidence CSV files (default: data)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the usage message
+        return int(exc.code or 0)
+    try:
+        return _COMMANDS[args.command](args)
+    except MscBayesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _validate(args) -> int:
+    from msc_bayes.evidence import load_evidence
+
+    ev = load_evidence(args.data)
+    counts = ", ".join(f"{len(ev.table(t))} {t}" for t in ("arms", "edss", "patients", "adverse_events", "mri"))
+    print(f"{args.data}: valid ({len(ev.studies)} studies; {counts} rows; data hash {ev.data_hash})")
+    return 0
+
+
+def _describe(args) -> int:
+    from msc_bayes.describe import describe
+    from msc_bayes.evidence import load_evidence
+
+    table = describe(load_evidence(args.data))
+    with pd.option_context("display.max_colwidth", None, "display.width", 250, "display.max_rows", None):
+        for study, rows in table.groupby("study", sort=False):
+            print(f"== {study}")
+            for r in rows.itertuples(index=False):
+                print(f"  [{r.arm}] {r.group}, {r.disease}, n={r.n}, route {r.route}, courses {r.courses}, "
+                      f"follow-up {r.followup_months if r.followup_months is not None else 'NR'} months"
+                      + (f", overlap {r.overlap}" if r.overlap else ""))
+                for label, text in (("EDSS", r.edss), ("AE", r.adverse_events), ("MRI", r.mri)):
+                    if text:
+                        print(f"      {label}: {text}")
+    return 0
+
+
+_COMMANDS = {"validate": _validate, "describe": _describe}

@@ -1,0 +1,358 @@
+"""EDSS change: one hierarchical model in which every reporting format is an exact likelihood.
+
+Each modelled unit u (a study arm at its chosen timepoint) has a latent mean EDSS change
+
+    theta[u] = mu + X[u] @ beta - msc_effect * control[u] + tau * study_offset[study[u]]
+
+and, where a format needs it, a within-arm SD of change sigma[u]. A patient's change is
+a latent normal Delta ~ N(theta, sigma) observed on the 0.5-step EDSS grid, i.e. rounded
+to the nearest half point. The formats (a row contributes through what it has):
+
+- ``change``: mean change with SD, SE or CI: y ~ N(theta, se), se known (exactly the
+  normal-normal random-effects model in the plain case);
+- ``baseline_followup``: follow-up minus baseline mean ~ N(theta, sigma/sqrt(n)) with
+  sigma^2 = sd_b^2 + sd_f^2 - 2 rho sd_b sd_f; rho (pre-post correlation) is a parameter
+  with a prior, and the reported SDs are data on sd_b, sd_f ((n-1)s^2/sd^2 ~ chi2(n-1));
+- ``means_only``: a mean change with no SD: ~ N(theta, sigma/sqrt(n)) through sigma;
+- ``counts``: improved / stable / worsened (or collapsed categories): a multinomial over
+  every split of n consistent with what is reported; with threshold t, improved means a
+  rounded change <= -t, i.e. Delta < -t + 0.25, worsened Delta >= t - 0.25;
+- ``patient``: each patient's change d (a multiple of 0.5): P(d - 0.25 <= Delta < d + 0.25).
+
+Per unit, the formats are used in the spec's priority order (only the first available, so
+the same patients are not counted twice) unless `combine = "all"`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import special, stats
+
+from msc_bayes.covariates import Design, design, tensor
+from msc_bayes.errors import EvidenceError, Problem
+from msc_bayes.evidence import COUNT_COLUMNS, EDSS_STEP, Evidence
+from msc_bayes.selection import count_once, pick_timepoints
+
+FORMATS = ("patient", "change", "baseline_followup", "counts", "means_only")
+HALF_STEP = EDSS_STEP / 2
+_NEEDS_SIGMA = {"counts", "means_only", "patient"}
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything `build` needs, as plain arrays: inspectable and testable without PyMC."""
+
+    units: pd.DataFrame  # one row per modelled unit: study, arm, label, timepoint_months, n, formats, arm columns
+    design: Design
+    notes: tuple[str, ...]
+
+    @property
+    def studies(self) -> list[str]:
+        return list(dict.fromkeys(self.units["study"]))
+
+
+def _available(row, patients_at: set) -> list[str]:
+    has = lambda *cols: all(pd.notna(getattr(row, c)) for c in cols)  # noqa: E731
+    spread = has("change_sd") or has("change_se") or has("change_ci_lower")
+    out = []
+    if (row.study, row.arm, row.timepoint_months) in patients_at:
+        out.append("patient")
+    if has("change_mean") and spread:
+        out.append("change")
+    if has("baseline_mean", "baseline_sd", "followup_mean", "followup_sd"):
+        out.append("baseline_followup")
+    if any(pd.notna(getattr(row, c)) for c in COUNT_COLUMNS):
+        out.append("counts")
+    if (has("change_mean") and not spread) or has("baseline_mean", "followup_mean"):
+        out.append("means_only")
+    return out
+
+
+def patient_changes(patients: pd.DataFrame) -> pd.DataFrame:
+    """study, arm, patient, timepoint_months, change: reported changes plus follow-up EDSS minus baseline."""
+    direct = patients[patients["change"].notna()][["study", "arm", "patient", "timepoint_months", "change"]]
+    values = patients[patients["edss"].notna()]
+    base = values[values["timepoint_months"] == 0][["study", "arm", "patient", "edss"]]
+    later = values[values["timepoint_months"] > 0]
+    paired = later.merge(base, on=["study", "arm", "patient"], suffixes=("", "_baseline"))
+    paired = paired.assign(change=paired["edss"] - paired["edss_baseline"])
+    return pd.concat([direct, paired[direct.columns]], ignore_index=True)
+
+
+def prepare(spec, evidence: Evidence) -> Prepared:
+    """Select units and formats for the EDSS model (pure; no PyMC)."""
+    opts = spec.options
+    if opts["exclude_secondary"]:
+        evidence = evidence.without_secondary()
+    edss = evidence.edss
+    changes = patient_changes(evidence.patients)
+    patients_at = set(zip(changes["study"], changes["arm"], changes["timepoint_months"]))
+    allowed = [f for f in opts["formats"] if f in FORMATS]
+
+    rows = []
+    for row in edss.itertuples(index=False):
+        formats = [f for f in allowed if f in _available(row, patients_at)]
+        if formats:
+            rows.append({**row._asdict(), "formats": formats})
+    for (s, a, t), _ in changes.groupby(["study", "arm", "timepoint_months"]):
+        if "patient" in allowed and not any(r["study"] == s and r["arm"] == a and r["timepoint_months"] == t for r in rows):
+            n = int(((changes["study"] == s) & (changes["arm"] == a) & (changes["timepoint_months"] == t)).sum())
+            rows.append({"study": s, "arm": a, "timepoint_months": t, "n": n, "formats": ["patient"]})
+    cols = list(edss.columns) + ["formats"]
+    units = pd.DataFrame(rows, columns=cols) if rows else pd.DataFrame(columns=cols)
+
+    arms = evidence.arms
+    has = arms.set_index(["study", "arm"]).index.isin(list(zip(units["study"], units["arm"])))
+    notes: list[str] = []
+    if opts["exclude_overlapping"]:
+        arms_used, notes = count_once(arms, pd.Series(has, index=arms.index))
+    else:
+        arms_used = arms[has]
+    units = units.merge(arms_used[["study", "arm"]], on=["study", "arm"])
+    units = pick_timepoints(units, opts["timepoint"])
+    units["formats"] = [f if opts["combine"] == "all" else f[:1] for f in units["formats"]]
+    arm_cols = [c for c in arms_used.columns if c not in units.columns or c in ("study", "arm")]
+    units = units.merge(arms_used[arm_cols].rename(columns={"n": "n_arm"}), on=["study", "arm"], how="left")
+    # keep the order of arms.csv, then time
+    order = {k: i for i, k in enumerate(zip(arms["study"], arms["arm"]))}
+    units = units.assign(_o=[order[(s, a)] for s, a in zip(units["study"], units["arm"])])
+    units = units.sort_values(["_o", "timepoint_months"]).drop(columns="_o").reset_index(drop=True)
+    many = units.duplicated(["study", "arm"], keep=False)
+    units["label"] = [f"{s}:{a}" + (f"@{t:g}mo" if m else "") for s, a, t, m in
+                      zip(units["study"], units["arm"], units["timepoint_months"], many)]
+
+    problems = []
+    for i, r in units.iterrows():
+        thr = r["threshold"] if pd.notna(r.get("threshold")) else opts["default_threshold"]
+        if "counts" in r["formats"] and (thr < EDSS_STEP or abs(thr / EDSS_STEP - round(thr / EDSS_STEP)) > 1e-9):
+            problems.append(Problem("edss.csv", None, "threshold", thr, f"a multiple of {EDSS_STEP} EDSS points"))
+    if problems:
+        raise EvidenceError(problems)
+    d = design(units, spec, units["label"])
+    units = units[d.kept].reset_index(drop=True)
+    if units.empty:
+        raise EvidenceError([Problem(evidence.path, None, None, "no usable EDSS rows",
+                                     "at least one arm with an EDSS format the spec enables")])
+    return Prepared(units, d, tuple(notes) + d.notes)
+
+
+def _partitions(n: int, row) -> np.ndarray:
+    """Every (improved, stable, worsened) split of n consistent with the reported counts."""
+    i = np.arange(n + 1)[:, None]
+    s = np.arange(n + 1)[None, :]
+    w = n - i - s
+    ok = w >= 0
+    parts = {"improved": i, "stable": s, "worsened": w, "stable_or_improved": i + s, "stable_or_worsened": s + w}
+    for c in COUNT_COLUMNS:
+        v = getattr(row, c, None) if not isinstance(row, dict) else row.get(c)
+        if v is not None and pd.notna(v):
+            ok &= parts[c] == int(v)
+    ii, ss = np.nonzero(ok)
+    return np.stack([ii, ss, n - ii - ss], axis=1)
+
+
+def count_loglik_numpy(theta: float, sigma: float, n: int, row, threshold: float) -> float:
+    """Reference implementation of the counts likelihood (used by tests and PPC)."""
+    parts = _partitions(n, row)
+    lo, hi = -threshold + HALF_STEP, threshold - HALF_STEP
+    lp = np.array([stats.norm.logcdf(lo, theta, sigma),
+                   np.log(stats.norm.cdf(hi, theta, sigma) - stats.norm.cdf(lo, theta, sigma)),
+                   stats.norm.logsf(hi, theta, sigma)])
+    coef = special.gammaln(n + 1) - special.gammaln(parts + 1).sum(axis=1)
+    terms = coef + np.where(parts > 0, parts * lp, 0.0).sum(axis=1)
+    return float(special.logsumexp(terms))
+
+
+def build(spec, evidence: Evidence):
+    """The PyMC model for `spec` on `evidence`; never samples. Returns (model, prepared)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    prep = prepare(spec, evidence)
+    units, d = prep.units, prep.design
+    studies = prep.studies
+    study_idx = np.array([studies.index(s) for s in units["study"]])
+    control = (units["group"].fillna("msc") == "control").to_numpy(dtype=float)
+    coords = {"study": studies, "arm": list(units["label"])}
+    if d.columns:
+        coords["covariate"] = list(d.columns)
+    U = len(units)
+    fmt = lambda f: np.array([f in fs for fs in units["formats"]])  # noqa: E731
+    use = {f: fmt(f) for f in FORMATS}
+    bf = use["baseline_followup"]
+    hier = np.array([bool(set(fs) & _NEEDS_SIGMA) for fs in units["formats"]]) & ~bf
+    n = units["n"].to_numpy(dtype=float)
+
+    with pm.Model(coords=coords) as model:
+        mu = spec.priors["mu"].create("mu")
+        tau = spec.priors["tau"].create("tau")
+        offset = pm.Normal("study_offset", 0.0, 1.0, dims="study")
+        eta = mu + tau * offset[study_idx]
+        if d.columns:
+            beta = spec.priors["beta"].create("beta", dims="covariate")
+            eta = eta + pt.dot(tensor(d), beta)
+        if control.any():
+            msc_effect = spec.priors["msc_effect"].create("msc_effect")
+            eta = eta - msc_effect * control
+        theta = pm.Deterministic("theta", eta, dims="arm")
+
+        sigma = pt.zeros(U)
+        if hier.any():
+            idx = np.flatnonzero(hier)
+            model.add_coord("arm_sd", [units["label"][i] for i in idx])
+            s_mu = spec.priors["sigma_mu"].create("sigma_mu")
+            s_tau = spec.priors["sigma_tau"].create("sigma_tau")
+            s_z = pm.Normal("sigma_offset", 0.0, 1.0, dims="arm_sd")
+            sigma = pt.set_subtensor(sigma[idx], pt.exp(s_mu + s_tau * s_z))
+        ll = pt.zeros(U)
+        if bf.any():
+            idx = np.flatnonzero(bf)
+            model.add_coord("arm_bf", [units["label"][i] for i in idx])
+            rho = spec.priors["rho"].create("rho")
+            sd_b = spec.priors["sigma_edss"].create("sd_baseline", dims="arm_bf")
+            sd_f = spec.priors["sigma_edss"].create("sd_followup", dims="arm_bf")
+            sigma = pt.set_subtensor(sigma[idx], pt.sqrt(sd_b**2 + sd_f**2 - 2 * rho * sd_b * sd_f))
+            nb = n[idx]
+            for col, sd in (("baseline_sd", sd_b), ("followup_sd", sd_f)):
+                s2 = units[col].to_numpy(dtype=float)[idx] ** 2
+                ll = pt.inc_subtensor(ll[idx], pm.logp(pm.Gamma.dist(alpha=(nb - 1) / 2, beta=(nb - 1) / (2 * sd**2)), s2))
+            diff = (units["followup_mean"] - units["baseline_mean"]).to_numpy(dtype=float)[idx]
+            ll = pt.inc_subtensor(ll[idx], pm.logp(pm.Normal.dist(theta[idx], sigma[idx] / np.sqrt(nb)), diff))
+        if use["change"].any():
+            idx = np.flatnonzero(use["change"])
+            y, se = _change_mean_se(units.iloc[idx])
+            ll = pt.inc_subtensor(ll[idx], pm.logp(pm.Normal.dist(theta[idx], se), y))
+            has_sigma = hier[idx] | bf[idx]
+            if has_sigma.any():  # combine="all": the reported SD is also data on sigma
+                j, sd = idx[has_sigma], (se * np.sqrt(n[idx]))[has_sigma]
+                ll = pt.inc_subtensor(ll[j], pm.logp(pm.Gamma.dist(alpha=(n[j] - 1) / 2, beta=(n[j] - 1) / (2 * sigma[j] ** 2)), sd**2))
+        if use["means_only"].any():
+            idx = np.flatnonzero(use["means_only"])
+            sub = units.iloc[idx]
+            y = sub["change_mean"].fillna(sub["followup_mean"] - sub["baseline_mean"]).to_numpy(dtype=float)
+            ll = pt.inc_subtensor(ll[idx], pm.logp(pm.Normal.dist(theta[idx], sigma[idx] / np.sqrt(n[idx])), y))
+        if use["counts"].any():
+            idx = np.flatnonzero(use["counts"])
+            ll = pt.inc_subtensor(ll[idx], _counts_logp(units.iloc[idx], theta[idx], sigma[idx], spec.options["default_threshold"]))
+        if use["patient"].any():
+            idx = np.flatnonzero(use["patient"])
+            ll = pt.inc_subtensor(ll[idx], _patient_logp(units.iloc[idx], evidence, theta[idx], sigma[idx], spec))
+        pm.Deterministic("loglik", ll, dims="arm")
+        pm.Potential("likelihood", ll.sum())
+    return model, prep
+
+
+def _change_mean_se(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Mean change and its SE from SD (sd/sqrt(n)), SE, or CI (t quantile with n-1 df)."""
+    n = rows["n"].to_numpy(dtype=float)
+    se = rows["change_se"].to_numpy(dtype=float)
+    se = np.where(np.isnan(se), rows["change_sd"].to_numpy(dtype=float) / np.sqrt(n), se)
+    level = rows["change_ci_level"].to_numpy(dtype=float)
+    width = (rows["change_ci_upper"] - rows["change_ci_lower"]).to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        q = np.where(n > 1, stats.t.ppf((1 + level) / 2, np.maximum(n - 1, 1)), stats.norm.ppf((1 + level) / 2))
+    se = np.where(np.isnan(se), width / (2 * q), se)
+    return rows["change_mean"].to_numpy(dtype=float), se
+
+
+def _counts_logp(rows: pd.DataFrame, theta, sigma, default_threshold: float):
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    parts = [_partitions(int(r.n), r) for r in rows.itertuples(index=False)]
+    K = max(len(p) for p in parts)
+    P = np.zeros((len(parts), K, 3))
+    mask = np.full((len(parts), K), -np.inf)
+    for u, p in enumerate(parts):
+        P[u, : len(p)] = p
+        mask[u, : len(p)] = 0.0
+    n = rows["n"].to_numpy(dtype=float)
+    coef = special.gammaln(n + 1)[:, None] - special.gammaln(P + 1).sum(axis=2) + mask
+    thr = rows["threshold"].fillna(default_threshold).to_numpy(dtype=float)
+    lo, hi = -thr + HALF_STEP, thr - HALF_STEP
+    dist = pm.Normal.dist(theta, sigma)
+    lp_i = pm.logcdf(dist, lo)
+    lp_w = pm.logccdf(dist, hi)
+    lp_s = pm.math.logdiffexp(pm.logcdf(dist, hi), lp_i)
+    lp = pt.stack([lp_i, lp_s, lp_w], axis=1)[:, None, :]  # (U, 1, 3)
+    terms = pt.switch(P > 0, P * lp, 0.0).sum(axis=2) + coef
+    return pm.math.logsumexp(terms, axis=1)
+
+
+def _patient_logp(rows: pd.DataFrame, evidence: Evidence, theta, sigma, spec):
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    ev = evidence.without_secondary() if spec.options["exclude_secondary"] else evidence
+    changes = patient_changes(ev.patients)
+    unit_of, values = [], []
+    for u, r in enumerate(rows.itertuples(index=False)):
+        sel = changes[(changes["study"] == r.study) & (changes["arm"] == r.arm) & (changes["timepoint_months"] == r.timepoint_months)]
+        unit_of += [u] * len(sel)
+        values += list(sel["change"])
+    unit_of, d = np.array(unit_of), np.array(values, dtype=float)
+    dist = pm.Normal.dist(theta[unit_of], sigma[unit_of])
+    lp = pm.math.logdiffexp(pm.logcdf(dist, d + HALF_STEP), pm.logcdf(dist, d - HALF_STEP))
+    return pt.inc_subtensor(pt.zeros(len(rows))[unit_of], lp)
+
+
+#: Thresholds for probability statements about EDSS change (points; negative = improvement).
+CHANGE_THRESHOLDS = (-0.5, 0.0)
+#: Follow-up at which predictions are made when follow-up is a covariate (months).
+PREDICTION_MONTHS = 12.0
+
+
+def derive(posterior, prepared: Prepared, spec):
+    """Quantities computed from the draws (dims chain, draw, ...)."""
+    import xarray as xr
+
+    rng = np.random.default_rng(spec.sampler.seed)
+    mu, tau = posterior["mu"].values, posterior["tau"].values
+    shape = mu.shape
+    new = mu + tau * rng.standard_normal(shape)
+    out = {"theta_new": (("chain", "draw"), new)}
+    if "msc_effect" in posterior:
+        out["msc_effect"] = (("chain", "draw"), posterior["msc_effect"].values)
+    below = np.stack([new < t for t in CHANGE_THRESHOLDS], axis=-1).astype(float)
+    out["p_new_below"] = (("chain", "draw", "threshold"), below)
+    coords = {"threshold": list(CHANGE_THRESHOLDS)}
+    terms = {t.name: t for t in prepared.design.terms}
+    beta = posterior["beta"].values if "beta" in posterior else np.zeros(shape + (0,))
+    columns = list(prepared.design.columns)
+
+    def effect(values: dict) -> np.ndarray:
+        x = np.zeros(len(columns))
+        for name, term in terms.items():
+            value = values.get(name)
+            if value is None:
+                continue
+            enc = term.encode(value)
+            for c, v in zip(term.columns, enc):
+                x[columns.index(c)] = v
+        return beta @ x
+
+    if "route" in terms and terms["route"].kind == "categorical":
+        levels = list(terms["route"].levels)
+        pairs = [(a, b) for i, b in enumerate(levels) for a in levels[i + 1:]]
+        out["route_contrast"] = (("chain", "draw", "contrast"),
+                                 np.stack([effect({"route": a}) - effect({"route": b}) for a, b in pairs], axis=-1))
+        coords["contrast"] = [f"{a} vs {b}" for a, b in pairs]
+    grid_names = [n for n in ("route", "courses") if n in terms]
+    if grid_names:
+        axes = {"route": list(terms["route"].levels) if "route" in terms else [],
+                "courses": list(range(1, 10))}
+        fixed = {"timepoint_months": PREDICTION_MONTHS} if "timepoint_months" in terms else {}
+        grid = np.zeros(shape + tuple(len(axes[n]) for n in grid_names))
+        for idx in np.ndindex(*[len(axes[n]) for n in grid_names]):
+            values = {**fixed, **{n: axes[n][i] for n, i in zip(grid_names, idx)}}
+            grid[(..., *idx)] = mu + effect(values)
+        dims = ("chain", "draw") + tuple(grid_names)
+        out["change_by_design"] = (dims, grid)
+        out["new_study_by_design"] = (dims, grid + (tau * rng.standard_normal(shape))[(...,) + (None,) * len(grid_names)])
+        coords.update({n: axes[n] for n in grid_names})
+    ds = xr.Dataset(out, coords={"chain": posterior["chain"], "draw": posterior["draw"], **coords})
+    ds.attrs["prediction_months"] = PREDICTION_MONTHS if "timepoint_months" in terms else "follow-up not in the model"
+    return ds

@@ -1,0 +1,901 @@
+"""Declarative, validated model specs (TOML files in ``models/``).
+
+A spec says *which* model to fit (the outcome), *which* covariates enter the
+meta-regression, *which* priors to use, a few outcome-specific data-selection
+options and the sampler settings. It is parsed with :mod:`tomllib` (never
+``eval``) and validated completely before anything is fitted: every problem
+found is collected and raised together as one :class:`~msc_bayes.errors.SpecError`.
+
+Minimal spec::
+
+    outcome = "edss_change"          # a key of OUTCOMES
+    covariates = ["route", "courses"]  # [] = none
+    [priors]                          # keys are the model's variable names
+    tau = { dist = "HalfNormal", sigma = 0.5 }
+
+Optional, with defaults (see :data:`OUTCOMES` for the per-outcome ones)::
+
+    name = "EDSS change"             # default: file stem (spec_from_dict: the outcome)
+    [covariate_options.courses]      # one table per covariate, all keys optional
+    transform = "log"                # "identity" (default) | "log"
+    centre = false                   # subtract the mean over the arms used (default false)
+    scale = false                    # divide by the SD over the arms used (default false)
+    reference = "IV"                 # categorical reference level (default: first sorted level)
+    [options]                        # outcome-specific, see OUTCOMES[outcome].options
+    [sampler]                        # draws=1000, tune=1000, chains=4, target_accept=0.9, seed=20261121
+
+Rules worth knowing:
+
+* ``outcome`` and ``covariates`` are required; ``[priors]`` may be omitted or
+  partial: every prior key of the outcome that is not given gets its default,
+  so :attr:`Spec.priors` and :attr:`Spec.options` are always complete.
+  :attr:`Spec.covariate_options` likewise has an entry for every covariate.
+* Priors use **one parametrisation per distribution** (the one in
+  :data:`DISTRIBUTIONS`); e.g. ``Normal`` takes ``mu``/``sigma`` but not the
+  precision ``tau`` (the name clashes with the between-study SD ``tau``).
+  Allowed and required parameter names, and the defaults of optional ones, are
+  read from the PyMC class's ``dist`` signature with :mod:`inspect`; a
+  parameter is required when PyMC gives it no numeric default. Exceptions:
+  ``TruncatedNormal`` ``lower``/``upper`` are optional (omitted = unbounded on
+  that side) and ``Exponential`` takes exactly one of ``lam`` (rate) or
+  ``scale``. Parameter values are finite scalar numbers (stored as floats);
+  scale-like ones must be > 0.
+* Prior keys with a restricted domain: ``tau``, ``tau_event``, ``sigma_tau``
+  and ``sigma_edss`` need a distribution on [0, inf); ``rho`` needs support
+  within [-1, 1] (e.g. Beta, Uniform(-1, 1), TruncatedNormal(lower=-1, upper=1)).
+* Covariate names are checked against the evidence tables later, not here.
+* ``Problem.row`` is the 1-based **line** of the TOML file when it can be
+  located cheaply (syntax errors, and keys found by a simple line scan), else
+  None; ``Problem.column`` is the dotted key, e.g. ``priors.tau.dist``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import math
+import numbers
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import pymc as pm
+
+from msc_bayes.errors import Problem, SpecError, did_you_mean
+
+__all__ = [
+    "CovariateOption",
+    "DISTRIBUTIONS",
+    "OUTCOMES",
+    "OptionInfo",
+    "OutcomeInfo",
+    "Prior",
+    "PriorSlot",
+    "SamplerSettings",
+    "Spec",
+    "load_spec",
+    "spec_from_dict",
+]
+
+# --------------------------------------------------------------------------------------
+# Distributions
+# --------------------------------------------------------------------------------------
+
+#: Parametrisation used for each allowed PyMC distribution: parameter -> "real" | "positive".
+_PARAMETRISATIONS: dict[str, dict[str, str]] = {
+    "Normal": {"mu": "real", "sigma": "positive"},
+    "HalfNormal": {"sigma": "positive"},
+    "HalfCauchy": {"beta": "positive"},
+    "HalfStudentT": {"nu": "positive", "sigma": "positive"},
+    "StudentT": {"nu": "positive", "mu": "real", "sigma": "positive"},
+    "Cauchy": {"alpha": "real", "beta": "positive"},
+    "Laplace": {"mu": "real", "b": "positive"},
+    "LogNormal": {"mu": "real", "sigma": "positive"},
+    "Exponential": {"lam": "positive", "scale": "positive"},
+    "Gamma": {"alpha": "positive", "beta": "positive"},
+    "InverseGamma": {"alpha": "positive", "beta": "positive"},
+    "Beta": {"alpha": "positive", "beta": "positive"},
+    "Uniform": {"lower": "real", "upper": "real"},
+    "TruncatedNormal": {"mu": "real", "sigma": "positive", "lower": "real", "upper": "real"},
+}
+#: Parameters that may be omitted although PyMC's default is None (omitted = unbounded).
+_OPTIONAL_UNBOUNDED = {("TruncatedNormal", "lower"), ("TruncatedNormal", "upper")}
+#: Distributions taking exactly one parameter out of a group.
+_ONE_OF = {"Exponential": ("lam", "scale")}
+_REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """One parameter of an allowed distribution."""
+
+    kind: str  # "real" | "positive"
+    default: float | None | object  # a number, None (optional, unbounded) or _REQUIRED
+
+
+def _derive_params(dist: str) -> Mapping[str, ParamInfo]:
+    sig = inspect.signature(getattr(pm, dist).dist)
+    wanted = _PARAMETRISATIONS[dist]
+    out: dict[str, ParamInfo] = {}
+    for pname, p in sig.parameters.items():
+        if pname not in wanted:
+            continue  # alternative parametrisations, *args, **kwargs
+        if (dist, pname) in _OPTIONAL_UNBOUNDED:
+            default: Any = None
+        elif dist in _ONE_OF and pname in _ONE_OF[dist]:
+            default = None
+        elif p.default is inspect.Parameter.empty or p.default is None:
+            default = _REQUIRED
+        else:
+            default = float(p.default)
+        out[pname] = ParamInfo(wanted[pname], default)
+    missing = set(wanted) - set(out)
+    if missing:  # PyMC API drift: fail loudly at import rather than mis-validate
+        raise RuntimeError(f"pymc.{dist}.dist no longer takes {sorted(missing)}")
+    return MappingProxyType(out)
+
+
+#: Allowed distributions -> their parameters (name -> ParamInfo), in PyMC signature order.
+DISTRIBUTIONS: Mapping[str, Mapping[str, ParamInfo]] = MappingProxyType(
+    {d: _derive_params(d) for d in _PARAMETRISATIONS}
+)
+
+_POSITIVE_SUPPORT = {
+    "HalfNormal", "HalfCauchy", "HalfStudentT", "LogNormal", "Exponential", "Gamma", "InverseGamma",
+}  # fmt: skip
+
+
+def _support(dist: str, params: Mapping[str, float]) -> tuple[float, float]:
+    """Closed hull [lo, hi] of the support of a valid prior."""
+    if dist in _POSITIVE_SUPPORT:
+        return 0.0, math.inf
+    if dist == "Beta":
+        return 0.0, 1.0
+    if dist == "Uniform":
+        return params["lower"], params["upper"]
+    if dist == "TruncatedNormal":
+        return params.get("lower", -math.inf), params.get("upper", math.inf)
+    return -math.inf, math.inf
+
+
+def _is_number(x: object) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
+
+
+def _finite_float(x: object) -> float | None:
+    """float(x) if x is a finite real number (not a bool), else None."""
+    if not _is_number(x):
+        return None
+    try:
+        f = float(x)  # type: ignore[arg-type]
+    except (OverflowError, ValueError, TypeError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _validate_prior(dist: object, params: Mapping[Any, Any]):
+    """Check a distribution name and its parameters.
+
+    Returns ``(normalised_params or None, [(subkey, value, expected), ...])`` where
+    subkey is "dist" or a parameter name. Normalised params are floats in PyMC
+    signature order, with numeric defaults filled in.
+    """
+    issues: list[tuple[str, object, str]] = []
+    if not isinstance(dist, str) or dist not in DISTRIBUTIONS:
+        issues.append(("dist", dist, "one of " + ", ".join(DISTRIBUTIONS) + did_you_mean(dist, DISTRIBUTIONS)))
+        for k, v in params.items():
+            if _finite_float(v) is None:
+                issues.append((str(k), v, "a finite number"))
+        return None, issues
+    info = DISTRIBUTIONS[dist]
+    given: dict[str, float] = {}
+    for k, v in params.items():
+        if not isinstance(k, str) or k not in info:
+            extra = ""
+            if dist == "Normal" and k == "tau":
+                extra = " (Normal is parametrised by its SD sigma here, not the precision tau)"
+            issues.append(
+                (str(k), v, f"a parameter of {dist}: one of {', '.join(info)}{extra}" + did_you_mean(k, info))
+            )
+            continue
+        f = _finite_float(v)
+        if f is None:
+            issues.append((k, v, f"a finite number for {dist} parameter '{k}'"))
+        elif info[k].kind == "positive" and f <= 0:
+            issues.append((k, v, f"a number > 0 for {dist} parameter '{k}'"))
+        else:
+            given[k] = f
+    for pname, pinfo in info.items():
+        if pinfo.default is _REQUIRED and pname not in params:
+            issues.append((pname, None, f"parameter '{pname}' (required by {dist})"))
+    if dist in _ONE_OF:
+        group = _ONE_OF[dist]
+        n = sum(p in params for p in group)
+        if n != 1:
+            found = {p: params[p] for p in group if p in params} or None
+            issues.append((group[0], found, f"exactly one of {' or '.join(group)} for {dist}"))
+    if issues:
+        return None, issues
+    lo, hi = given.get("lower"), given.get("upper")
+    if dist == "Uniform":
+        lo = given.get("lower", float(info["lower"].default))  # type: ignore[arg-type]
+        hi = given.get("upper", float(info["upper"].default))  # type: ignore[arg-type]
+    if lo is not None and hi is not None and not lo < hi:
+        issues.append(("upper", hi, f"upper > lower (= {_fmt(lo)}) for {dist}"))
+        return None, issues
+    out: dict[str, float] = {}
+    for pname, pinfo in info.items():
+        if pname in given:
+            out[pname] = given[pname]
+        elif isinstance(pinfo.default, float):
+            out[pname] = pinfo.default
+    return out, issues
+
+
+def _fmt(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else repr(float(v))
+
+
+@functools.lru_cache(maxsize=256)
+def _logp_function(dist: str, items: tuple[tuple[str, float], ...]):
+    import pytensor
+    import pytensor.tensor as pt
+
+    # PyTensor's default cast policy ("custom") turns Python constants inside PyMC's logp
+    # code, e.g. log(2) in HalfCauchy, into int8/float32, costing ~1e-8 relative accuracy;
+    # build this graph with NumPy's casting rules so the density is float64-exact.
+    with pytensor.config.change_flags(cast_policy="numpy+floatX"):
+        x = pt.dvector("x")
+        rv = getattr(pm, dist).dist(**{k: np.float64(v) for k, v in items})
+        return pytensor.function([x], pm.logp(rv, x))
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A prior: a PyMC distribution name and scalar parameters, e.g. ``HalfNormal(sigma=0.5)``.
+
+    Validated on construction (raises SpecError); ``params`` is normalised to an
+    immutable mapping of floats with PyMC's numeric defaults filled in, so
+    ``Prior("Normal", {"sigma": 1}) == Prior("Normal", {"mu": 0.0, "sigma": 1.0})``.
+    """
+
+    dist: str
+    params: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        params = self.params if isinstance(self.params, Mapping) else {}
+        normalised, issues = _validate_prior(self.dist, params)
+        if not isinstance(self.params, Mapping):
+            issues.append(("params", self.params, "a mapping of parameter name to number"))
+        if issues or normalised is None:
+            raise SpecError([Problem("<Prior>", None, k, v, e) for k, v, e in issues])
+        object.__setattr__(self, "params", MappingProxyType(normalised))
+
+    def __hash__(self) -> int:
+        return hash((self.dist, tuple(self.params.items())))
+
+    def __reduce__(self):
+        return (Prior, (self.dist, dict(self.params)))
+
+    def __str__(self) -> str:
+        return f"{self.dist}(" + ", ".join(f"{k}={_fmt(v)}" for k, v in self.params.items()) + ")"
+
+    @property
+    def support(self) -> tuple[float, float]:
+        """Closed hull (lower, upper) of the support, e.g. (0, inf) for HalfNormal."""
+        return _support(self.dist, self.params)
+
+    def _pm_kwargs(self) -> dict[str, np.float64]:
+        # np.float64, not Python float: PyTensor's cast policy would make e.g. 0.5 a float32
+        # constant (exactly representable), computing log(sigma) etc. in single precision.
+        return {k: np.float64(v) for k, v in self.params.items()}
+
+    def create(self, name: str, dims=None, model: pm.Model | None = None):
+        """Create the random variable ``name`` in ``model`` (default: the current model context)."""
+        cls = getattr(pm, self.dist)
+        if model is None:
+            return cls(name, **self._pm_kwargs(), dims=dims)
+        with model:
+            return cls(name, **self._pm_kwargs(), dims=dims)
+
+    def dist_rv(self):
+        """The unregistered PyMC distribution, ``pm.<dist>.dist(**params)`` (float64 parameters)."""
+        return getattr(pm, self.dist).dist(**self._pm_kwargs())
+
+    def logpdf(self, x) -> np.ndarray:
+        """Exact log density at each element of ``x`` (-inf outside the support), same shape as x.
+
+        Uses ``pm.logp`` on ``pm.<dist>.dist(**params)``, compiled once per prior.
+        """
+        arr = np.asarray(x, dtype=float)
+        fn = _logp_function(self.dist, tuple(self.params.items()))
+        return np.asarray(fn(arr.ravel()), dtype=float).reshape(arr.shape)
+
+    def to_dict(self) -> dict:
+        """Flat TOML/JSON form: ``{"dist": "HalfNormal", "sigma": 0.5}``."""
+        return {"dist": self.dist, **self.params}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Prior:
+        """Inverse of :meth:`to_dict`."""
+        if not isinstance(d, Mapping):
+            raise SpecError([Problem("<Prior>", None, None, d, 'a table like { dist = "Normal", sigma = 1 }')])
+        d = dict(d)
+        if "dist" not in d:
+            raise SpecError([Problem("<Prior>", None, "dist", None, "a distribution name under 'dist'")])
+        dist = d.pop("dist")
+        return cls(dist, d)
+
+
+# --------------------------------------------------------------------------------------
+# Outcome registry
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PriorSlot:
+    """An allowed prior key of an outcome: its default prior, meaning and required domain."""
+
+    default: Prior
+    description: str
+    domain: str = "real"  # "real" | "positive" ([0, inf)) | "correlation" ([-1, 1])
+
+
+@dataclass(frozen=True)
+class OptionInfo:
+    """An allowed ``[options]`` key of an outcome.
+
+    kind: "choice" (one string of ``choices``), "subset" (non-empty list of unique
+    strings from ``choices``, order kept), "strings" (list of unique non-empty
+    strings), "bool", "positive_float".
+    """
+
+    kind: str
+    default: object
+    description: str
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OutcomeInfo:
+    description: str
+    priors: Mapping[str, PriorSlot]
+    options: Mapping[str, OptionInfo]
+
+
+_TIMEPOINTS = ("last", "first", "all")
+_EDSS_FORMATS = ("patient", "change", "baseline_followup", "counts", "means_only")
+
+
+def _binary_outcome(description: str, what: str) -> OutcomeInfo:
+    return OutcomeInfo(
+        description=description,
+        priors=MappingProxyType({
+            "mu": PriorSlot(Prior("Normal", {"mu": -2, "sigma": 2}),
+                            f"pooled logit probability of {what} in MSC arms at reference covariates"),
+            "tau": PriorSlot(Prior("HalfNormal", {"sigma": 1}), "between-study SD (logit scale)", "positive"),
+            "beta": PriorSlot(Prior("Normal", {"mu": 0, "sigma": 1}), "covariate effects (logit scale)"),
+            "msc_effect": PriorSlot(Prior("Normal", {"mu": 0, "sigma": 1}),
+                                    "MSC minus control difference (log odds ratio)"),
+            "tau_event": PriorSlot(Prior("HalfNormal", {"sigma": 1}),
+                                   "between-event-type SD (logit scale)", "positive"),
+        }),
+        options=MappingProxyType({
+            "events": OptionInfo("strings", (), "event types to include; empty = all events in the data"),
+            "attribution": OptionInfo("choice", "all", "which events count: any / treatment-related / all",
+                                      ("any", "related", "all")),
+            "serious_only": OptionInfo("bool", False, "count serious events only"),
+            "timepoint": OptionInfo("choice", "last", "which follow-up visit(s) to use", _TIMEPOINTS),
+            "exclude_overlapping": OptionInfo("bool", True, "drop reports whose patients overlap another report"),
+            "exclude_secondary": OptionInfo("bool", False, "drop secondary (non-primary) reports"),
+        }),
+    )  # fmt: skip
+
+
+#: Outcome -> allowed prior keys (with defaults) and allowed ``[options]`` keys (with defaults).
+OUTCOMES: Mapping[str, OutcomeInfo] = MappingProxyType({
+    "edss_change": OutcomeInfo(
+        description="change in EDSS from baseline",
+        priors=MappingProxyType({
+            "mu": PriorSlot(Prior("Normal", {"mu": 0, "sigma": 1}),
+                            "pooled mean EDSS change in MSC arms at reference covariates"),
+            "tau": PriorSlot(Prior("HalfNormal", {"sigma": 0.5}), "between-study SD", "positive"),
+            "beta": PriorSlot(Prior("Normal", {"mu": 0, "sigma": 0.5}), "covariate effects"),
+            "msc_effect": PriorSlot(Prior("Normal", {"mu": 0, "sigma": 1}),
+                                    "MSC minus control difference in mean change"),
+            "rho": PriorSlot(Prior("Beta", {"alpha": 4, "beta": 2}), "pre-post correlation of EDSS",
+                             "correlation"),
+            "sigma_mu": PriorSlot(Prior("Normal", {"mu": math.log(0.7), "sigma": 0.5}),
+                                  "log of the typical within-arm SD of change"),
+            "sigma_tau": PriorSlot(Prior("HalfNormal", {"sigma": 0.5}), "between-arm SD of log sigma",
+                                   "positive"),
+            "sigma_edss": PriorSlot(Prior("HalfNormal", {"sigma": 1.5}), "SD of EDSS at one visit", "positive"),
+        }),
+        options=MappingProxyType({
+            "timepoint": OptionInfo("choice", "last", "which follow-up visit(s) to use", _TIMEPOINTS),
+            "formats": OptionInfo("subset", _EDSS_FORMATS,
+                                  "data formats in priority order: per arm x timepoint the first available is used",
+                                  _EDSS_FORMATS),
+            "combine": OptionInfo("choice", "priority",
+                                  "'priority': one format per arm x timepoint; 'all': every available format",
+                                  ("priority", "all")),
+            "default_threshold": OptionInfo("positive_float", 0.5,
+                                            "EDSS points defining improved/worsened where a study gives none"),
+            "exclude_overlapping": OptionInfo("bool", True, "drop reports whose patients overlap another report"),
+            "exclude_secondary": OptionInfo("bool", False, "drop secondary (non-primary) reports"),
+        }),
+    ),
+    "adverse_events": _binary_outcome("adverse events (counts of patients with an event)", "an event"),
+    "mri_activity": _binary_outcome("MRI activity (counts of patients with active lesions)", "MRI activity"),
+})  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------
+# Spec
+# --------------------------------------------------------------------------------------
+
+_TRANSFORMS = ("identity", "log")
+
+
+@dataclass(frozen=True)
+class CovariateOption:
+    """How one covariate enters the regression.
+
+    transform: "identity" | "log" (numeric covariates, applied before centring);
+    centre / scale: subtract the mean / divide by the SD over the arms used;
+    reference: reference level of a categorical covariate (None = first level in sorted order).
+    """
+
+    transform: str = "identity"
+    centre: bool = False
+    scale: bool = False
+    reference: str | int | None = None
+
+    def to_dict(self) -> dict:
+        d: dict[str, Any] = {"transform": self.transform, "centre": self.centre, "scale": self.scale}
+        if self.reference is not None:
+            d["reference"] = self.reference
+        return d
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    draws: int = 1000
+    tune: int = 1000
+    chains: int = 4
+    target_accept: float = 0.9
+    seed: int = 20261121
+
+    def to_dict(self) -> dict:
+        return {
+            "draws": self.draws, "tune": self.tune, "chains": self.chains,
+            "target_accept": self.target_accept, "seed": self.seed,
+        }  # fmt: skip
+
+
+_TOP_KEYS = ("name", "outcome", "covariates", "covariate_options", "priors", "options", "sampler")
+_COVOPT_KEYS = ("transform", "centre", "scale", "reference")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated model spec. Build with :func:`load_spec`, :func:`spec_from_dict` or :meth:`replace`.
+
+    ``priors``, ``options`` and ``covariate_options`` are complete (defaults filled in)
+    and immutable. ``path`` is provenance only: it is not part of equality or ``to_dict``.
+    """
+
+    path: str | None = field(compare=False)
+    name: str
+    outcome: str
+    covariates: tuple[str, ...]
+    covariate_options: Mapping[str, CovariateOption]
+    priors: Mapping[str, Prior]
+    options: Mapping[str, object]
+    sampler: SamplerSettings
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "covariates", tuple(self.covariates))
+        for f in ("covariate_options", "priors", "options"):
+            value = getattr(self, f)
+            if not isinstance(value, MappingProxyType):
+                object.__setattr__(self, f, MappingProxyType(dict(value)))
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.to_dict(), sort_keys=True))
+
+    def __reduce__(self):
+        return (_rebuild, (self.to_dict(), self.path))
+
+    @property
+    def outcome_info(self) -> OutcomeInfo:
+        return OUTCOMES[self.outcome]
+
+    def to_dict(self) -> dict:
+        """Complete, JSON-serialisable form; itself a valid spec (``spec_from_dict`` inverts it)."""
+        return {
+            "name": self.name,
+            "outcome": self.outcome,
+            "covariates": list(self.covariates),
+            "covariate_options": {k: v.to_dict() for k, v in self.covariate_options.items()},
+            "priors": {k: p.to_dict() for k, p in self.priors.items()},
+            "options": {k: list(v) if isinstance(v, tuple) else v for k, v in self.options.items()},
+            "sampler": self.sampler.to_dict(),
+        }
+
+    def replace(
+        self,
+        *,
+        name: str | None = None,
+        covariates=None,
+        covariate_options: Mapping[str, Any] | None = None,
+        priors: Mapping[str, Prior | Mapping[str, Any]] | None = None,
+        options: Mapping[str, Any] | None = None,
+        sampler: SamplerSettings | Mapping[str, Any] | None = None,
+    ) -> Spec:
+        """A new validated Spec with some fields changed.
+
+        ``priors``, ``options``, ``sampler`` and ``covariate_options`` are merged into the
+        current values (only the keys given change; a covariate's option table is
+        merged key by key). ``covariates`` replaces the list; option tables of
+        covariates no longer listed are dropped. Raises SpecError like loading does.
+        """
+        d = self.to_dict()
+        if name is not None:
+            d["name"] = name
+        if covariates is not None:
+            d["covariates"] = list(covariates) if isinstance(covariates, (list, tuple)) else covariates
+            if isinstance(covariates, (list, tuple)):
+                d["covariate_options"] = {k: v for k, v in d["covariate_options"].items() if k in covariates}
+        if covariate_options is not None:
+            for k, v in dict(covariate_options).items():
+                v = v.to_dict() if isinstance(v, CovariateOption) else v
+                old = d["covariate_options"].get(k, {})
+                d["covariate_options"][k] = {**old, **v} if isinstance(v, Mapping) else v
+        if priors is not None:
+            for k, p in dict(priors).items():
+                d["priors"][k] = p.to_dict() if isinstance(p, Prior) else p
+        if options is not None:
+            d["options"].update(dict(options))
+        if sampler is not None:
+            d["sampler"].update(sampler.to_dict() if isinstance(sampler, SamplerSettings) else dict(sampler))
+        return _build(d, file=self.path or "<dict>", path=self.path, default_name=self.name)
+
+
+def _rebuild(d: dict, path: str | None) -> Spec:
+    return _build(d, file=path or "<dict>", path=path, default_name=d.get("name", "spec"))
+
+
+# --------------------------------------------------------------------------------------
+# Loading and validation
+# --------------------------------------------------------------------------------------
+
+_HEADER_RE = re.compile(r"^\s*\[\[?\s*([^\[\]]+?)\s*\]\]?\s*(?:#.*)?$")
+_BARE_OR_QUOTED = r"""(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')"""
+_KEYVAL_RE = re.compile(rf"^\s*({_BARE_OR_QUOTED}(?:\s*\.\s*{_BARE_OR_QUOTED})*)\s*=")
+_INLINE_KEY_RE = re.compile(r"""[{,]\s*([A-Za-z0-9_-]+|"[^"]*"|'[^']*')\s*=""")
+_TOML_LINE_RE = re.compile(r"at line (\d+)")
+
+
+def _split_key(key: str) -> tuple[str, ...]:
+    parts = re.findall(r""""[^"]*"|'[^']*'|[^.\s]+""", key)
+    return tuple(p[1:-1] if p[:1] in "\"'" else p for p in parts)
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """Best-effort map dotted key -> first 1-based line defining it (a cheap scan, not a parser)."""
+    lines: dict[str, int] = {}
+    table: tuple[str, ...] = ()
+    for i, line in enumerate(text.splitlines(), 1):
+        m = _HEADER_RE.match(line)
+        if m:
+            table = _split_key(m.group(1))
+            lines.setdefault(".".join(table), i)
+            continue
+        m = _KEYVAL_RE.match(line)
+        if m:
+            key = table + _split_key(m.group(1))
+            lines.setdefault(".".join(key), i)
+            for sub in _INLINE_KEY_RE.findall(line[m.end() :]):
+                lines.setdefault(".".join(key + _split_key(sub)), i)
+    return lines
+
+
+class _Collector:
+    def __init__(self, file: str, text: str | None = None):
+        self.file = file
+        self.problems: list[Problem] = []
+        self._lines = _key_lines(text) if text else {}
+
+    def row(self, column: str | None) -> int | None:
+        parts = re.sub(r"\[\d+\]", "", column).split(".") if column else []
+        while parts:
+            line = self._lines.get(".".join(parts))
+            if line is not None:
+                return line
+            parts.pop()
+        return None
+
+    def add(self, column: str | None, value: object, expected: str) -> None:
+        self.problems.append(Problem(self.file, self.row(column), column, value, expected))
+
+
+def _table(c: _Collector, d: dict, key: str) -> dict | None:
+    """d[key] as a dict with string keys, or None (problem added) / {} when absent."""
+    v = d.get(key, {})
+    if not isinstance(v, Mapping):
+        c.add(key, v, f"a table [{key}]")
+        return None
+    out = {}
+    for k, x in v.items():
+        if isinstance(k, str):
+            out[k] = x
+        else:
+            c.add(f"{key}.{k}", k, "a string key")
+    return out
+
+
+def _check_prior(c: _Collector, column: str, body: object) -> Prior | None:
+    if not isinstance(body, Mapping):
+        c.add(column, body, 'an inline table like { dist = "Normal", mu = 0, sigma = 1 }')
+        return None
+    params = {k: v for k, v in body.items() if k != "dist"}
+    if "dist" not in body:
+        c.add(f"{column}.dist", None, 'a distribution name, e.g. dist = "Normal"')
+        for k, v in params.items():
+            if _finite_float(v) is None:
+                c.add(f"{column}.{k}", v, "a finite number")
+        return None
+    normalised, issues = _validate_prior(body["dist"], params)
+    for sub, value, expected in issues:
+        c.add(f"{column}.{sub}", value, expected)
+    return None if normalised is None else Prior(body["dist"], normalised)
+
+
+def _check_option(c: _Collector, column: str, value: object, info: OptionInfo) -> tuple[bool, object]:
+    kind, choices = info.kind, info.choices
+    if kind == "bool":
+        if isinstance(value, (bool, np.bool_)):
+            return True, bool(value)
+        c.add(column, value, "true or false")
+    elif kind == "positive_float":
+        f = _finite_float(value)
+        if f is not None and f > 0:
+            return True, f
+        c.add(column, value, "a finite number > 0")
+    elif kind == "choice":
+        if isinstance(value, str) and value in choices:
+            return True, value
+        c.add(column, value, "one of " + ", ".join(repr(x) for x in choices) + did_you_mean(value, choices))
+    elif kind in ("subset", "strings"):
+        if not isinstance(value, (list, tuple)):
+            what = "a list of " + ("strings from " + ", ".join(repr(x) for x in choices) if choices else "strings")
+            c.add(column, value, what)
+            return False, None
+        ok = True
+        seen: set[str] = set()
+        for i, x in enumerate(value):
+            if not isinstance(x, str) or not x:
+                c.add(f"{column}[{i}]", x, "a non-empty string")
+                ok = False
+            elif kind == "subset" and x not in choices:
+                c.add(f"{column}[{i}]", x, "one of " + ", ".join(repr(y) for y in choices) + did_you_mean(x, choices))
+                ok = False
+            elif x in seen:
+                c.add(f"{column}[{i}]", x, "no duplicates")
+                ok = False
+            else:
+                seen.add(x)
+        if kind == "subset" and not value:
+            c.add(column, value, "at least one of " + ", ".join(repr(y) for y in choices))
+            ok = False
+        if ok:
+            return True, tuple(value)
+    else:  # pragma: no cover - registry bug
+        raise AssertionError(kind)
+    return False, None
+
+
+def _check_int(c: _Collector, column: str, value: object, minimum: int) -> int | None:
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) and value >= minimum:
+        return int(value)
+    c.add(column, value, f"an integer >= {minimum}")
+    return None
+
+
+def _build(d: object, *, file: str, path: str | None, default_name: str, text: str | None = None) -> Spec:
+    c = _Collector(file, text)
+    if not isinstance(d, Mapping):
+        c.add(None, d, "a table of spec keys (outcome, covariates, priors, ...)")
+        raise SpecError(c.problems)
+    d = dict(d)
+    for k in d:
+        if not isinstance(k, str) or k not in _TOP_KEYS:
+            c.add(str(k), d[k], "a top-level key: one of " + ", ".join(_TOP_KEYS) + did_you_mean(k, _TOP_KEYS))
+
+    # name
+    name = d.get("name", default_name)
+    if not isinstance(name, str) or not name.strip():
+        c.add("name", name, "a non-empty string")
+
+    # outcome
+    info: OutcomeInfo | None = None
+    if "outcome" not in d:
+        c.add("outcome", None, "outcome = one of " + ", ".join(repr(o) for o in OUTCOMES))
+    else:
+        outcome = d["outcome"]
+        if isinstance(outcome, str) and outcome in OUTCOMES:
+            info = OUTCOMES[outcome]
+        else:
+            expected = "one of " + ", ".join(repr(o) for o in OUTCOMES)
+            c.add("outcome", outcome, expected + did_you_mean(outcome, OUTCOMES))
+
+    # covariates
+    covariates: list[str] = []
+    if "covariates" not in d:
+        c.add("covariates", None, "covariates = a list of column names ([] for none)")
+    elif not isinstance(d["covariates"], (list, tuple)):
+        c.add("covariates", d["covariates"], "a list of column names ([] for none)")
+    else:
+        for i, cov in enumerate(d["covariates"]):
+            if not isinstance(cov, str) or not cov.strip():
+                c.add(f"covariates[{i}]", cov, "a non-empty string (a column of the arms table)")
+            elif cov in covariates:
+                c.add(f"covariates[{i}]", cov, "no duplicate covariates")
+            else:
+                covariates.append(cov)
+
+    # covariate options
+    cov_options: dict[str, CovariateOption] = {}
+    table = _table(c, d, "covariate_options")
+    for cov, body in (table or {}).items():
+        col = f"covariate_options.{cov}"
+        if cov not in covariates:
+            c.add(col, cov, "a covariate listed in covariates: " + (", ".join(covariates) or "(none)")
+                  + did_you_mean(cov, covariates))  # fmt: skip
+            continue
+        if not isinstance(body, Mapping):
+            c.add(col, body, f"a table [{col}] with keys " + ", ".join(_COVOPT_KEYS))
+            continue
+        ok = True
+        for k, v in body.items():
+            kcol = f"{col}.{k}"
+            if k not in _COVOPT_KEYS:
+                c.add(kcol, v, "one of " + ", ".join(_COVOPT_KEYS) + did_you_mean(k, _COVOPT_KEYS))
+                ok = False
+            elif k == "transform" and not (isinstance(v, str) and v in _TRANSFORMS):
+                c.add(kcol, v, "one of " + ", ".join(repr(t) for t in _TRANSFORMS) + did_you_mean(v, _TRANSFORMS))
+                ok = False
+            elif k in ("centre", "scale") and not isinstance(v, (bool, np.bool_)):
+                c.add(kcol, v, "true or false")
+                ok = False
+            elif k == "reference" and not (
+                (isinstance(v, str) and v != "")
+                or (isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)))
+            ):
+                c.add(kcol, v, "a level of the covariate (a non-empty string or an integer)")
+                ok = False
+        if ok:
+            ref = body.get("reference")
+            cov_options[cov] = CovariateOption(
+                transform=body.get("transform", "identity"),
+                centre=bool(body.get("centre", False)),
+                scale=bool(body.get("scale", False)),
+                reference=int(ref) if isinstance(ref, numbers.Integral) else ref,
+            )
+    for cov in covariates:
+        cov_options.setdefault(cov, CovariateOption())
+    cov_options = {cov: cov_options[cov] for cov in covariates}
+
+    # priors
+    priors: dict[str, Prior] = {}
+    table = _table(c, d, "priors")
+    for key, body in (table or {}).items():
+        col = f"priors.{key}"
+        if info is not None and key not in info.priors:
+            expected = f"a prior of {d['outcome']}: one of " + ", ".join(info.priors)
+            c.add(col, key, expected + did_you_mean(key, info.priors))
+        prior = _check_prior(c, col, body)
+        if prior is None or info is None or key not in info.priors:
+            continue
+        lo, hi = prior.support
+        domain = info.priors[key].domain
+        if domain == "positive" and lo < 0:
+            c.add(f"{col}.dist", str(prior), f"a distribution on positive values for '{key}' (e.g. HalfNormal)")
+        elif domain == "correlation" and (lo < -1 or hi > 1):
+            c.add(f"{col}.dist", str(prior),
+                  f"a distribution with support within [-1, 1] for '{key}' (e.g. Beta, Uniform(-1, 1))")  # fmt: skip
+        else:
+            priors[key] = prior
+    if info is not None:
+        priors = {k: priors.get(k, slot.default) for k, slot in info.priors.items()}
+
+    # options
+    options: dict[str, object] = {}
+    table = _table(c, d, "options")
+    for key, value in (table or {}).items():
+        col = f"options.{key}"
+        if info is None:
+            continue  # cannot judge without a valid outcome
+        if key not in info.options:
+            expected = f"an option of {d['outcome']}: one of " + ", ".join(info.options)
+            c.add(col, value, expected + did_you_mean(key, info.options))
+            continue
+        ok, v = _check_option(c, col, value, info.options[key])
+        if ok:
+            options[key] = v
+    if info is not None:
+        options = {k: options.get(k, oi.default) for k, oi in info.options.items()}
+
+    # sampler
+    sampler_kw: dict[str, Any] = {}
+    table = _table(c, d, "sampler")
+    defaults = SamplerSettings()
+    for key, value in (table or {}).items():
+        col = f"sampler.{key}"
+        if key in ("draws", "chains"):
+            sampler_kw[key] = _check_int(c, col, value, 1)
+        elif key == "tune":
+            sampler_kw[key] = _check_int(c, col, value, 0)
+        elif key == "seed":
+            sampler_kw[key] = _check_int(c, col, value, 0)
+        elif key == "target_accept":
+            f = _finite_float(value)
+            if f is None or not 0 < f < 1:
+                c.add(col, value, "a number strictly between 0 and 1")
+            sampler_kw[key] = f
+        else:
+            keys = list(defaults.to_dict())
+            c.add(col, value, "one of " + ", ".join(keys) + did_you_mean(key, keys))
+
+    if c.problems:
+        raise SpecError(c.problems)
+    assert info is not None
+    return Spec(
+        path=path,
+        name=name,
+        outcome=d["outcome"],
+        covariates=tuple(covariates),
+        covariate_options=MappingProxyType(cov_options),
+        priors=MappingProxyType(priors),
+        options=MappingProxyType(options),
+        sampler=SamplerSettings(**sampler_kw),
+    )
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a TOML spec file; raises SpecError listing every problem found."""
+    p = Path(path)
+    file = str(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        expected = f"a readable TOML file ({exc.strerror or exc})"
+        raise SpecError([Problem(file, None, None, str(path), expected)]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError([Problem(file, None, None, raw[max(exc.start - 10, 0) : exc.end + 10], "UTF-8 text")]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = _TOML_LINE_RE.search(str(exc))
+        row = int(m.group(1)) if m else None
+        line = text.splitlines()[row - 1] if row and row <= len(text.splitlines()) else None
+        raise SpecError([Problem(file, row, None, line, f"valid TOML ({exc})")]) from None
+    return _build(data, file=file, path=file, default_name=p.stem, text=text)
+
+
+def spec_from_dict(d: Mapping[str, Any], *, source: str = "<dict>") -> Spec:
+    """Validate a spec given as a dict (same rules as :func:`load_spec`).
+
+    ``source`` names the origin in error messages. The default name is the outcome.
+    """
+    default = d.get("outcome") if isinstance(d, Mapping) else None
+    return _build(d, file=source, path=None, default_name=default if isinstance(default, str) else "spec")
