@@ -21,7 +21,18 @@ def _parser() -> argparse.ArgumentParser:
                         ("describe", "per-study table of what the evidence says")):
         p = sub.add_parser(name, help=help_)
         p.add_argument("--data", default="data", help="folder of evidence CSV files (default: data)")
+    p = sub.add_parser("fit", help="fit one model spec; write OUT/posterior.nc and OUT/summary.csv")
+    p.add_argument("spec", help="a model spec (TOML), e.g. models/edss_change.toml")
+    p.add_argument("--data", default="data", help="folder of evidence CSV files (default: data)")
+    p.add_argument("--out", default=None, help="output folder (default: reports/fit-<spec name>)")
+    _sampler_args(p)
     return parser
+
+
+def _sampler_args(p: argparse.ArgumentParser) -> None:
+    for flag, help_ in (("--draws", "draws per chain"), ("--tune", "tuning steps per chain"),
+                        ("--chains", "number of chains"), ("--seed", "random seed")):
+        p.add_argument(flag, type=int, default=None, help=f"{help_} (default: the spec's)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,4 +74,25 @@ def _describe(args) -> int:
     return 0
 
 
-_COMMANDS = {"validate": _validate, "describe": _describe}
+def _fit(args) -> int:
+    from pathlib import Path
+
+    from msc_bayes.evidence import load_evidence
+    from msc_bayes.fitting import fit
+    from msc_bayes.output import atomic_folder
+    from msc_bayes.spec import load_spec
+
+    spec = load_spec(args.spec)
+    evidence = load_evidence(args.data)
+    out = Path(args.out or Path("reports") / f"fit-{Path(args.spec).stem}")
+    result = fit(spec, evidence, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed)
+    with atomic_folder(out) as tmp:
+        result.to_netcdf(tmp / "posterior.nc")
+        result.summary().to_csv(tmp / "summary.csv", index=False)
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"wrote {out / 'posterior.nc'} and {out / 'summary.csv'}")
+    return 0
+
+
+_COMMANDS = {"validate": _validate, "describe": _describe, "fit": _fit}
