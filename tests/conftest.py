@@ -1,0 +1,67 @@
+"""Shared fixtures: a scratch copy of the bundled evidence tables and a CSV cell editor."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "data"
+
+
+def read_csv_table(path: Path) -> tuple[list[str], list[list[str]]]:
+    """(header, data rows) of a CSV file, read with the csv module."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    return rows[0], rows[1:]
+
+
+def write_csv_table(path: Path, header: list[str], rows: list[list[str]]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def edit_csv_cell(path: Path, match: dict[str, str], column: str, value: str, *, occurrence: int = 0) -> int:
+    """Set `column` to `value` in the row whose cells equal `match` (e.g. {"study": "petrou2021", "arm": "all"}).
+
+    `occurrence` picks among several matching rows (0 = first). Returns the 1-based data
+    row number (header excluded) of the edited row, as `Problem.row` reports it.
+    """
+    header, rows = read_csv_table(path)
+    for key in (*match, column):
+        if key not in header:
+            raise KeyError(f"{path.name} has no column {key!r}")
+    hits = [i for i, r in enumerate(rows) if all(r[header.index(k)] == v for k, v in match.items())]
+    if len(hits) <= occurrence:
+        raise LookupError(f"no row #{occurrence} matching {match} in {path.name} ({len(hits)} matches)")
+    i = hits[occurrence]
+    rows[i][header.index(column)] = value
+    write_csv_table(path, header, rows)
+    return i + 1
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    """The bundled (read-only) evidence folder."""
+    return DATA
+
+
+@pytest.fixture
+def data_copy(tmp_path: Path) -> Path:
+    """A scratch copy of data/*.csv that a test may corrupt."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for file in sorted(DATA.glob("*.csv")):
+        shutil.copy(file, folder / file.name)
+    return folder
+
+
+@pytest.fixture
+def edit_cell():
+    """`edit_cell(csv_path, {"study": ..., "arm": ..., ...}, column, value) -> 1-based row`."""
+    return edit_csv_cell
