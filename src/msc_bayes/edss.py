@@ -34,6 +34,7 @@ from scipy import special, stats
 from msc_bayes.covariates import Design, design, tensor
 from msc_bayes.errors import EvidenceError, Problem
 from msc_bayes.evidence import COUNT_COLUMNS, EDSS_STEP, Evidence
+from msc_bayes.likelihood import observe
 from msc_bayes.selection import count_once, pick_timepoints
 
 FORMATS = ("patient", "change", "baseline_followup", "counts", "means_only")
@@ -212,8 +213,8 @@ def build(spec, evidence: Evidence):
             idx = np.flatnonzero(bf)
             model.add_coord("arm_bf", [units["label"][i] for i in idx])
             rho = spec.priors["rho"].create("rho")
-            sd_b = spec.priors["sigma_edss"].create("sd_baseline", dims="arm_bf")
-            sd_f = spec.priors["sigma_edss"].create("sd_followup", dims="arm_bf")
+            sd_b = spec.priors["sigma_edss"].create("sd_baseline", dims="arm_bf", key="sigma_edss")
+            sd_f = spec.priors["sigma_edss"].create("sd_followup", dims="arm_bf", key="sigma_edss")
             sigma = pt.set_subtensor(sigma[idx], pt.sqrt(sd_b**2 + sd_f**2 - 2 * rho * sd_b * sd_f))
             nb = n[idx]
             for col, sd in (("baseline_sd", sd_b), ("followup_sd", sd_f)):
@@ -240,8 +241,7 @@ def build(spec, evidence: Evidence):
         if use["patient"].any():
             idx = np.flatnonzero(use["patient"])
             ll = pt.inc_subtensor(ll[idx], _patient_logp(units.iloc[idx], evidence, theta[idx], sigma[idx], spec))
-        pm.Deterministic("loglik", ll, dims="arm")
-        pm.Potential("likelihood", ll.sum())
+        observe(ll)
     return model, prep
 
 
@@ -314,8 +314,6 @@ def derive(posterior, prepared: Prepared, spec):
     shape = mu.shape
     new = mu + tau * rng.standard_normal(shape)
     out = {"theta_new": (("chain", "draw"), new)}
-    if "msc_effect" in posterior:
-        out["msc_effect"] = (("chain", "draw"), posterior["msc_effect"].values)
     below = np.stack([new < t for t in CHANGE_THRESHOLDS], axis=-1).astype(float)
     out["p_new_below"] = (("chain", "draw", "threshold"), below)
     coords = {"threshold": list(CHANGE_THRESHOLDS)}

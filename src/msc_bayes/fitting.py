@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -76,32 +77,77 @@ def build(spec, evidence: Evidence):
     return _module(spec.outcome).build(spec, evidence)
 
 
+#: Compiled models kept in this process: a refit with other prior values (same families),
+#: other unit weights or another seed reuses the compiled model instead of recompiling.
+_COMPILED: OrderedDict = OrderedDict()
+_COMPILED_MAX = 16
+
+
+def _structure_key(spec, evidence: Evidence) -> str:
+    """What fixes a model's compiled form: everything but prior values and sampler settings."""
+    d = spec.to_dict()
+    d.pop("sampler", None)
+    d["priors"] = {k: v["dist"] for k, v in d.get("priors", {}).items()}
+    return json.dumps(d, sort_keys=True, default=str) + "|" + evidence.data_hash
+
+
+def compiled(spec, evidence: Evidence):
+    """(nutpie compiled model, pm.Model, prepared) for this spec's structure, compiled once per process."""
+    import nutpie
+
+    key = _structure_key(spec, evidence)
+    if key in _COMPILED:
+        _COMPILED.move_to_end(key)
+        return _COMPILED[key]
+    model, prepared = build(spec, evidence)
+    entry = (nutpie.compile_pymc_model(model), model, prepared)
+    _COMPILED[key] = entry
+    while len(_COMPILED) > _COMPILED_MAX:
+        _COMPILED.popitem(last=False)
+    return entry
+
+
 def fit(spec, evidence: Evidence, *, draws: int | None = None, tune: int | None = None, chains: int | None = None,
-        seed: int | None = None, target_accept: float | None = None, progress: bool = False) -> Fit:
-    """Sample the posterior of `spec` on `evidence` with nutpie; settings default to the spec's."""
-    import pymc as pm
+        seed: int | None = None, target_accept: float | None = None, exclude_studies=(),
+        progress: bool = False) -> Fit:
+    """Sample the posterior of `spec` on `evidence` with nutpie; settings default to the spec's.
+
+    `exclude_studies` gives those studies' arms zero likelihood weight: an exact
+    leave-out refit of the same compiled model (their arms stay in `loglik`, so the
+    left-out study's predictive density can be read off the draws).
+    """
+    import nutpie
+
+    from msc_bayes.spec import prior_data_name
 
     s = spec.sampler
     draws, tune, chains = draws or s.draws, tune or s.tune, chains or s.chains
     seed = s.seed if seed is None else seed
     target_accept = target_accept or s.target_accept
-    model, prepared = build(spec, evidence)
+    model_c, model, prepared = compiled(spec, evidence)
+    data_names = {d.name for d in model.data_vars}
+    updates = {prior_data_name(k, p): v for k, prior in spec.priors.items() for p, v in prior.params.items()
+               if prior_data_name(k, p) in data_names}
+    unknown = set(exclude_studies) - set(prepared.units["study"])
+    if unknown:
+        raise ValueError(f"exclude_studies: {sorted(unknown)} not among the modelled studies")
+    updates["unit_weight"] = (~prepared.units["study"].isin(list(exclude_studies))).to_numpy(dtype=float)
     start = time.perf_counter()
-    with model:
-        tree = pm.sample(draws=draws, tune=tune, chains=chains, random_seed=seed, target_accept=target_accept,
-                         nuts_sampler="nutpie", progressbar=progress, compute_convergence_checks=False)
+    tree = nutpie.sample(model_c.with_data(**updates), draws=draws, tune=tune, chains=chains, seed=int(seed),
+                         target_accept=target_accept, progress_bar=progress, save_warmup=False)
     elapsed = time.perf_counter() - start
     posterior = tree["posterior"].to_dataset()
     if "loglik" in posterior:  # the per-arm log likelihood belongs in its own group (for LOO)
         tree["log_likelihood"] = xr.DataTree(posterior[["loglik"]].rename({"loglik": spec.outcome}))
-        tree["posterior"] = xr.DataTree(posterior.drop_vars("loglik"))
         posterior = posterior.drop_vars("loglik")
+        tree["posterior"] = xr.DataTree(posterior)
     tree["derived"] = xr.DataTree(_module(spec.outcome).derive(posterior, prepared, spec))
     tree.attrs.update({
         "spec": json.dumps(spec.to_dict()),
         "priors": json.dumps({k: str(v) for k, v in spec.priors.items()}),
         "seed": int(seed), "draws": int(draws), "tune": int(tune), "chains": int(chains),
         "target_accept": float(target_accept), "data_hash": evidence.data_hash, "data_path": str(evidence.path),
+        "excluded_studies": json.dumps(sorted(exclude_studies)),
         "versions": json.dumps(versions()), "sampling_seconds": float(elapsed),
         "interval": f"{INTERVAL_PROB:.0%} {INTERVAL_KIND}", "notes": json.dumps(list(prepared.notes)),
         "design": json.dumps(prepared.design.to_dict()),

@@ -256,6 +256,11 @@ def _logp_function(dist: str, items: tuple[tuple[str, float], ...]):
         return pytensor.function([x], pm.logp(rv, x))
 
 
+def prior_data_name(key: str, param: str) -> str:
+    """Name of the ``pm.Data`` holding one prior parameter, e.g. ``prior_tau_sigma``."""
+    return f"prior_{key}_{param}"
+
+
 @dataclass(frozen=True)
 class Prior:
     """A prior: a PyMC distribution name and scalar parameters, e.g. ``HalfNormal(sigma=0.5)``.
@@ -296,13 +301,22 @@ class Prior:
         # constant (exactly representable), computing log(sigma) etc. in single precision.
         return {k: np.float64(v) for k, v in self.params.items()}
 
-    def create(self, name: str, dims=None, model: pm.Model | None = None):
-        """Create the random variable ``name`` in ``model`` (default: the current model context)."""
-        cls = getattr(pm, self.dist)
-        if model is None:
-            return cls(name, **self._pm_kwargs(), dims=dims)
+    def create(self, name: str, dims=None, model: pm.Model | None = None, key: str | None = None):
+        """Create the random variable ``name`` in ``model`` (default: the current model context).
+
+        Each parameter is a scalar ``pm.Data`` named ``prior_<key>_<param>`` (``key`` defaults
+        to ``name``; variables sharing a prior key share the data), so a compiled model can be
+        refitted under other parameter values of the same family without recompiling.
+        """
+        model = pm.modelcontext(model)
         with model:
-            return cls(name, **self._pm_kwargs(), dims=dims)
+            params = {}
+            for param, value in self._pm_kwargs().items():
+                data_name = prior_data_name(key or name, param)
+                if data_name not in model.named_vars:
+                    pm.Data(data_name, value)
+                params[param] = model[data_name]
+            return getattr(pm, self.dist)(name, **params, dims=dims)
 
     def dist_rv(self):
         """The unregistered PyMC distribution, ``pm.<dist>.dist(**params)`` (float64 parameters)."""
