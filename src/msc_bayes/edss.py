@@ -67,7 +67,8 @@ def _available(row, patients_at: set) -> list[str]:
         out.append("baseline_followup")
     if any(pd.notna(getattr(row, c)) for c in COUNT_COLUMNS):
         out.append("counts")
-    if (has("change_mean") and not spread) or has("baseline_mean", "followup_mean"):
+    # means without a usable spread; not when the same means already enter with their SDs
+    if (has("change_mean") and not spread) or (has("baseline_mean", "followup_mean") and "baseline_followup" not in out):
         out.append("means_only")
     return out
 
@@ -306,7 +307,13 @@ PREDICTION_MONTHS = 12.0
 
 
 def derive(posterior, prepared: Prepared, spec):
-    """Quantities computed from the draws (dims chain, draw, ...)."""
+    """Quantities computed from the draws (dims chain, draw, ...).
+
+    Predictions are for a new study's MSC arm at the covariates' zero on the model's scale
+    (the reference level; for numeric covariates 0, or the mean when the spec centres them);
+    `*_by_design` gives them over a grid of route levels and numbers of courses. Random
+    draws (a new study's effect) use `spec.sampler.seed`, which `fit` sets to its seed.
+    """
     import xarray as xr
 
     rng = np.random.default_rng(spec.sampler.seed)

@@ -141,7 +141,8 @@ def fit(spec, evidence: Evidence, *, draws: int | None = None, tune: int | None 
         tree["log_likelihood"] = xr.DataTree(posterior[["loglik"]].rename({"loglik": spec.outcome}))
         posterior = posterior.drop_vars("loglik")
         tree["posterior"] = xr.DataTree(posterior)
-    tree["derived"] = xr.DataTree(_module(spec.outcome).derive(posterior, prepared, spec))
+    seeded = spec if spec.sampler.seed == seed else spec.replace(sampler={"seed": int(seed)})
+    tree["derived"] = xr.DataTree(_module(spec.outcome).derive(posterior, prepared, seeded))
     tree.attrs.update({
         "spec": json.dumps(spec.to_dict()),
         "priors": json.dumps({k: str(v) for k, v in spec.priors.items()}),
