@@ -301,12 +301,14 @@ class Prior:
         # constant (exactly representable), computing log(sigma) etc. in single precision.
         return {k: np.float64(v) for k, v in self.params.items()}
 
-    def create(self, name: str, dims=None, model: pm.Model | None = None, key: str | None = None):
+    def create(self, name: str, dims=None, model: pm.Model | None = None, key: str | None = None,
+               transform=None):
         """Create the random variable ``name`` in ``model`` (default: the current model context).
 
         Each parameter is a scalar ``pm.Data`` named ``prior_<key>_<param>`` (``key`` defaults
         to ``name``; variables sharing a prior key share the data), so a compiled model can be
         refitted under other parameter values of the same family without recompiling.
+        ``transform`` replaces PyMC's default transform (the sampler's coordinates only).
         """
         model = pm.modelcontext(model)
         with model:
@@ -316,7 +318,8 @@ class Prior:
                 if data_name not in model.named_vars:
                     pm.Data(data_name, value)
                 params[param] = model[data_name]
-            return getattr(pm, self.dist)(name, **params, dims=dims)
+            extra = {"default_transform": transform} if transform is not None else {}
+            return getattr(pm, self.dist)(name, **params, dims=dims, **extra)
 
     def dist_rv(self):
         """The unregistered PyMC distribution, ``pm.<dist>.dist(**params)`` (float64 parameters)."""
