@@ -26,6 +26,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="data", help="folder of evidence CSV files (default: data)")
     p.add_argument("--out", default=None, help="output folder (default: reports/fit-<spec name>)")
     _sampler_args(p)
+    p = sub.add_parser("report", help="fit every model spec; write a self-contained report folder")
+    p.add_argument("--data", default="data", help="folder of evidence CSV files (default: data)")
+    p.add_argument("--models", nargs="+", default=["models"], metavar="DIR|SPEC",
+                   help="folders of specs (every *.toml) and/or spec files (default: models)")
+    p.add_argument("--out", default=None, help="output folder (default: reports/run-<UTC timestamp>)")
+    _sampler_args(p)
+    p.add_argument("--allow-unconverged", action="store_true",
+                   help="exit 0 even if a model fails the convergence gate (the report says so at the top)")
     return parser
 
 
@@ -95,4 +103,23 @@ def _fit(args) -> int:
     return 0
 
 
-_COMMANDS = {"validate": _validate, "describe": _describe, "fit": _fit}
+def _report(args) -> int:
+    import os
+
+    from msc_bayes.errors import ConvergenceError
+    from msc_bayes.report import run_report
+
+    ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+    result = run_report(data=args.data, models=args.models, out=args.out, draws=args.draws, tune=args.tune,
+                        chains=args.chains, seed=args.seed, allow_unconverged=args.allow_unconverged,
+                        progress=sys.stdout.isatty() and not ci, log=lambda line: print(line, flush=True))
+    failed = result.unconverged
+    if failed and not args.allow_unconverged:
+        names = ", ".join(m.key for m in failed)
+        raise ConvergenceError(f"{names} did not pass the convergence gate after a refit; see {result.out / 'index.html'}"
+                               " (use --allow-unconverged to accept)")
+    print(f"report: {result.out / 'index.html'}")
+    return 0
+
+
+_COMMANDS = {"validate": _validate, "describe": _describe, "fit": _fit, "report": _report}

@@ -1,0 +1,303 @@
+"""Tests for the `report` command: self-contained HTML, escaping, files, the convergence gate, atomicity.
+
+Fast tests replace `fitting.fit` by `fake_fit` (numpy draws in a real fit's layout, see
+tests/test_diagnostics.py) and run the whole command through `main`; one slow test samples.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import arviz as az
+import pandas as pd
+import pytest
+
+from msc_bayes import fitting, plots, report
+from msc_bayes.cli import main
+from test_diagnostics import HOSTILE, fake_fit, write_fixture
+
+
+class _Collector(HTMLParser):
+    """Every start tag with its attributes, every text node, and the text of <p class=...>."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict]] = []
+        self.text: list[str] = []
+        self.paragraphs: dict[str, list[str]] = {}
+        self._p: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.append((tag, attrs))
+        if tag == "p" and attrs.get("class"):
+            self._p = attrs["class"]
+            self.paragraphs.setdefault(self._p, []).append("")
+
+    def handle_endtag(self, tag):
+        if tag == "p":
+            self._p = None
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._p:
+            self.paragraphs[self._p][-1] += data
+
+
+def parse(html: str) -> _Collector:
+    c = _Collector()
+    c.feed(html)
+    c.close()
+    return c
+
+
+@pytest.fixture
+def files(tmp_path):
+    return write_fixture(tmp_path)
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    """Replace sampling by `fake_fit`; `fake.options` sets its keywords per call number, `fake.calls` records."""
+
+    class Fake:
+        calls: list[dict] = []
+        options = {}  # call index (0-based) or "all" -> fake_fit keywords
+
+        def __call__(self, spec, evidence, *, draws=None, tune=None, chains=None, seed=None, target_accept=None,
+                     progress=False):
+            kw = dict(self.options.get(len(self.calls), self.options.get("all", {})))
+            self.calls.append({"spec": spec.name, "tune": tune, "target_accept": target_accept, "draws": draws})
+            return fake_fit(spec, evidence, draws=draws, tune=tune, chains=chains, seed=seed,
+                            target_accept=target_accept, progress=progress, **kw)
+
+    f = Fake()
+    f.calls, f.options = [], {}
+    monkeypatch.setattr(fitting, "fit", f)
+    return f
+
+
+def run(files, out, *extra, both: bool = True) -> int:
+    """`report` on the fixture: both specs (EDSS, then AE) or only the EDSS spec."""
+    data, edss_spec, ae_spec = files
+    specs = [str(edss_spec), str(ae_spec)] if both else [str(edss_spec)]
+    return main(["report", "--data", str(data), "--models", *specs, "--out", str(out), *extra])
+
+
+# --------------------------------------------------------------------------------------
+# Content
+# --------------------------------------------------------------------------------------
+
+
+def test_html_is_self_contained_escaped_and_complete(files, fake, tmp_path, capsys):
+    out = tmp_path / "reports" / "run-a"
+    assert run(files, out) == 0
+    html = (out / "index.html").read_text(encoding="utf-8")
+    doc = parse(html)
+
+    images = [a for t, a in doc.tags if t == "img"]
+    assert len(images) >= 10
+    for a in images:
+        assert a["src"].startswith("data:image/png;base64,")
+        assert base64.b64decode(a["src"].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [t for t, _ in doc.tags if t in ("script", "link", "iframe", "object", "embed")]
+    for tag, attrs in doc.tags:
+        for name in ("src", "href"):
+            value = attrs.get(name)
+            if value is not None:
+                assert value.startswith("data:") or value.startswith("#"), (tag, name, value)
+    assert "http://" not in html and "https://" not in html and "url(" not in html and "@import" not in html
+
+    assert HOSTILE not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert any(HOSTILE in t for t in doc.text)  # shown as text
+    assert "b" not in {t for t, _ in doc.tags}  # the spec name "EDSS <b>plain</b>" is text, not markup
+
+    assert len(doc.paragraphs["methods"]) == 2 and len(doc.paragraphs["results"]) == 2
+    for text in doc.paragraphs["methods"] + doc.paragraphs["results"]:
+        assert "95%" in text and "ETI" in text
+    edss_results = doc.paragraphs["results"][0]
+    assert "The pooled mean EDSS change in MSC arms (no covariates) was " in edss_results
+    assert "P(new-study change < −0.5) = " in edss_results
+    assert "MSC minus control difference" in edss_results
+    ae_results = doc.paragraphs["results"][1]
+    assert "Prediction for a new study's MSC arm (no covariates), typical event type: risk " in ae_results
+    assert "P(new-study risk > 5%) = " in ae_results
+    assert "mu ~ Normal(mu=0, sigma=1)" in doc.paragraphs["methods"][0]
+    assert "All 2 model(s) passed the convergence gate" in html
+    assert "@media print" in html
+    stdout = capsys.readouterr().out
+    assert "[1/2] fitting edss_plain" in stdout and "[2/2] ae_plain: done in" in stdout
+
+
+def test_run_folder_holds_tables_markdown_posteriors_and_provenance(files, fake, tmp_path):
+    out = tmp_path / "run"
+    assert run(files, out) == 0
+    for key, n_units in (("edss_plain", 5), ("ae_plain", 5)):
+        summary = pd.read_csv(out / f"{key}_summary.csv")
+        assert {"quantity", "median", "eti95_lower", "eti95_upper", "r_hat", "ess_bulk"} <= set(summary.columns)
+        diag = pd.read_csv(out / f"{key}_diagnostics.csv")
+        assert {"r_hat", "ess_bulk", "ess_tail", "mcse_mean"} <= set(diag.columns)
+        est = pd.read_csv(out / f"{key}_study_estimates.csv")
+        assert len(est) == n_units and {"observed", "shrunken_median", "shrunken_eti95_lower"} <= set(est.columns)
+        assert (out / f"{key}_ppc.csv").exists()
+        tree = az.from_netcdf(out / f"{key}.nc")
+        assert {"posterior", "derived", "sample_stats"} <= set(tree.children)
+
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert HOSTILE not in md and "&lt;script&gt;alert(1)&lt;/script&gt;" in md
+    figures = [line.split("](", 1)[1].rstrip(")") for line in md.splitlines() if line.startswith("![")]
+    assert figures and all((out / f).is_file() for f in figures)
+    assert "95% ETI" in md
+
+    meta = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert meta["versions"]["pymc"] and meta["data"]["hash"] and meta["interval"] == "95% ETI"
+    assert [m["key"] for m in meta["models"]] == ["edss_plain", "ae_plain"]
+    for m in meta["models"]:
+        assert m["seed"] == 20261121 and m["spec"]["outcome"] in ("edss_change", "adverse_events")
+        assert m["timings"]["fit_seconds"] >= 0 and "report_seconds" in m["timings"]
+        assert m["convergence"]["passed"] is True and len(m["attempts"]) == 1
+
+
+def test_models_folder_is_expanded(files, fake, tmp_path):
+    data, edss_spec, _ = files
+    out = tmp_path / "run"
+    assert main(["report", "--data", str(data), "--models", str(edss_spec.parent), "--out", str(out)]) == 0
+    assert [c["spec"] for c in fake.calls] == ["Adverse events", "EDSS <b>plain</b>"]  # sorted file names
+
+
+def test_default_out_is_a_timestamped_run_folder(files, fake, tmp_path, monkeypatch):
+    data, edss_spec, _ = files
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "--data", str(data), "--models", str(edss_spec)]) == 0
+    runs = list((tmp_path / "reports").iterdir())
+    assert len(runs) == 1 and runs[0].name.startswith("run-") and runs[0].name.endswith("Z")
+
+
+def test_bad_models_argument_is_one_clean_error(files, tmp_path, capsys):
+    data, _, _ = files
+    assert main(["report", "--data", str(data), "--models", str(tmp_path / "nope.toml")]) == 2
+    assert "expected a model spec file or a folder of specs" in capsys.readouterr().err
+
+
+def test_a_spec_that_does_not_fit_the_evidence_fails_before_any_sampling(files, fake, tmp_path, capsys):
+    data, edss_spec, _ = files
+    bad = tmp_path / "bad.toml"
+    bad.write_text('outcome = "edss_change"\ncovariates = ["no_such_column"]\n', encoding="utf-8")
+    out = tmp_path / "reports" / "run"
+    assert main(["report", "--data", str(data), "--models", str(edss_spec), str(bad), "--out", str(out)]) == 2
+    assert fake.calls == [] and not out.parent.exists()
+    assert capsys.readouterr().err.startswith("error: ")
+
+
+# --------------------------------------------------------------------------------------
+# Convergence gate
+# --------------------------------------------------------------------------------------
+
+
+def test_refit_settings():
+    assert report.raised_target_accept(0.9) == 0.99
+    assert report.raised_target_accept(0.99) == 0.995
+
+
+def test_unconverged_model_fails_the_command_but_the_report_says_why(files, fake, tmp_path, capsys):
+    fake.options = {"all": {"shift": 1.0}}
+    out = tmp_path / "run"
+    assert run(files, out, both=False) == 2
+    err = capsys.readouterr().err
+    assert "did not pass the convergence gate" in err and "--allow-unconverged" in err
+    # refit once: tune doubled (the spec's 100), target acceptance raised (the spec's 0.9)
+    assert len(fake.calls) == 2
+    first, second = fake.calls
+    assert first["tune"] is None and second["tune"] == 200 and second["target_accept"] == 0.99
+    html = (out / "index.html").read_text(encoding="utf-8")
+    top = html[: html.index("<section")]
+    assert "NOT CONVERGED" in top and "R-hat above 1.01" in top
+    assert "EDSS &lt;b&gt;plain&lt;/b&gt; (edss_plain) did not pass the convergence gate" in top
+    assert "NOT CONVERGED" in (out / "report.md").read_text(encoding="utf-8").split("## ", 1)[0]
+    meta = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert [len(m["attempts"]) for m in meta["models"]] == [2]
+    assert meta["models"][0]["convergence"]["passed"] is False
+
+
+def test_allow_unconverged_exits_zero(files, fake, tmp_path):
+    fake.options = {"all": {"divergences": 2}}
+    out = tmp_path / "run"
+    assert run(files, out, "--allow-unconverged", both=False) == 0
+    top = (out / "index.html").read_text(encoding="utf-8").split("<section", 1)[0]
+    assert "NOT CONVERGED" in top and "2 divergent transitions" in top and "--allow-unconverged" in top
+
+
+def test_a_refit_that_converges_passes(files, fake, tmp_path):
+    fake.options = {0: {"divergences": 1}}  # only the very first fit fails
+    out = tmp_path / "run"
+    assert run(files, out) == 0
+    meta = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert [len(m["attempts"]) for m in meta["models"]] == [2, 1]
+    assert meta["models"][0]["attempts"][0]["reasons"] == ["1 divergent transition (of 1000 draws)"]
+    methods = parse((out / "index.html").read_text(encoding="utf-8")).paragraphs["methods"][0]
+    assert "failed the convergence gate (1 divergent transition" in methods
+
+
+# --------------------------------------------------------------------------------------
+# Atomicity
+# --------------------------------------------------------------------------------------
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_failed_figure_leaves_the_earlier_report_untouched_and_keeps_the_posteriors(files, fake, tmp_path,
+                                                                                    monkeypatch):
+    out = tmp_path / "reports" / "run-a"
+    assert run(files, out) == 0
+    before = _snapshot(out)
+
+    def broken(fit, *, estimates=None, evidence=None):
+        raise RuntimeError("figure broke")
+
+    monkeypatch.setattr(plots, "forest", broken)
+    with pytest.raises(RuntimeError, match="figure broke"):
+        run(files, out)
+    assert _snapshot(out) == before
+    siblings = sorted(p.name for p in out.parent.iterdir())
+    assert siblings == ["run-a", "run-a.failed"]  # no partial folder
+    failed = out.parent / "run-a.failed"
+    assert sorted(p.name for p in failed.glob("*.nc")) == ["ae_plain.nc", "edss_plain.nc"]
+    tree = az.from_netcdf(failed / "edss_plain.nc")  # sampled before plotting: not lost
+    assert "posterior" in tree.children
+    assert "figure broke" in (failed / "README.txt").read_text(encoding="utf-8")
+
+
+def test_failure_before_any_sampling_leaves_nothing(files, fake, tmp_path, monkeypatch):
+    def broken(spec, evidence, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fitting, "fit", broken)
+    out = tmp_path / "reports" / "run-b"
+    with pytest.raises(KeyboardInterrupt):
+        run(files, out)
+    assert list(out.parent.iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------
+# End to end, with sampling
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_report_end_to_end_with_sampling(tmp_path):
+    data, edss_spec, _ = write_fixture(tmp_path)
+    out = tmp_path / "run"
+    code = main(["report", "--data", str(data), "--models", str(edss_spec), "--out", str(out), "--draws", "100",
+                 "--tune", "100", "--chains", "2", "--allow-unconverged"])
+    assert code == 0
+    doc = parse((out / "index.html").read_text(encoding="utf-8"))
+    assert len([t for t, _ in doc.tags if t == "img"]) >= 4
+    tree = az.from_netcdf(out / "edss_plain.nc")
+    assert tree["posterior"].sizes["chain"] == 2 and tree["posterior"].sizes["draw"] == 100
+    meta = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert meta["models"][0]["attempts"][0]["draws"] == 100
