@@ -665,3 +665,30 @@ def test_simulation_based_calibration_of_mu_and_tau():
         observed = np.bincount(bin_of[np.array(rk)], minlength=SBC_BINS)
         p = stats.chisquare(observed, expected).pvalue
         assert p > 1e-3, (name, observed, expected, p)
+
+
+def test_follow_up_centred_at_12_months_makes_mu_the_12_month_change():
+    """With follow-up centred at 12, the design is 0 at 12 months, so `change_by_design`
+    (predictions by route x courses) is mu + route + courses effects at 12 months exactly."""
+    import xarray as xr
+
+    from msc_bayes.evidence import load_evidence
+    from msc_bayes.spec import load_spec
+
+    spec = load_spec(REPO / "models" / "edss_change.toml")
+    prep = edss.prepare(spec, load_evidence(REPO / "data"))
+    term = next(t for t in prep.design.terms if t.name == "timepoint_months")
+    assert term.centre == 12.0 and term.encode(12.0).tolist() == [0.0]
+    col = prep.design.columns.index("timepoint_months")
+    assert np.allclose(prep.design.X[:, col], prep.units["timepoint_months"].to_numpy(dtype=float) - 12.0)
+    rng = np.random.default_rng(SEED)
+    beta = rng.normal(size=(2, 5, len(prep.design.columns)))
+    post = xr.Dataset({"mu": (("chain", "draw"), rng.normal(size=(2, 5))),
+                       "tau": (("chain", "draw"), rng.uniform(size=(2, 5))),
+                       "beta": (("chain", "draw", "covariate"), beta)},
+                      coords={"chain": [0, 1], "draw": np.arange(5), "covariate": list(prep.design.columns)})
+    out = edss.derive(post, prep, spec)
+    assert out.attrs["prediction_months"] == 12.0
+    it, courses = prep.design.columns.index("route[IT]"), prep.design.columns.index("courses")
+    expected = post["mu"].values + beta[..., it] + beta[..., courses] * np.log(3)
+    assert np.allclose(out["change_by_design"].sel(route="IT", courses=3).values, expected)

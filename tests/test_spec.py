@@ -51,8 +51,9 @@ MINIMAL = {"outcome": "edss_change", "covariates": []}
 def test_bundled_edss_change():
     s = load_spec(MODELS / "edss_change.toml")
     assert s.outcome == "edss_change"
-    assert s.covariates == ("route", "courses")
+    assert s.covariates == ("route", "courses", "timepoint_months")
     assert s.covariate_options["courses"].transform == "log"
+    assert s.covariate_options["timepoint_months"].centre == 12.0  # mu is the 12-month change
     assert s.covariate_options["route"].reference == "IV"
     assert s.covariate_options["route"].transform == "identity"
     assert s.priors["mu"] == Prior("Normal", {"mu": 0, "sigma": 1})
@@ -609,3 +610,14 @@ def test_spec_from_dict_never_raises_anything_but_spec_error(d):
     assert isinstance(s, Spec)
     assert spec_from_dict(s.to_dict()) == s
     json.dumps(s.to_dict())
+
+
+def test_centre_may_be_a_value_to_subtract():
+    base = {"outcome": "edss_change", "covariates": ["timepoint_months"]}
+    s = spec_from_dict(base | {"covariate_options": {"timepoint_months": {"centre": 12}}})
+    assert s.covariate_options["timepoint_months"].centre == 12.0
+    assert spec_from_dict(s.to_dict()) == s
+    assert spec_from_dict(base | {"covariate_options": {"timepoint_months": {"centre": True}}}).covariate_options[
+        "timepoint_months"].centre is True
+    with pytest.raises(SpecError, match="true, false, or a number"):
+        spec_from_dict(base | {"covariate_options": {"timepoint_months": {"centre": "twelve"}}})

@@ -5,8 +5,8 @@ Rules (documented in ARCHITECTURE.md):
   describe the MSC given, so they act on `msc` arms only; a control arm's row is 0.
   Every other covariate (disease, follow-up, baseline EDSS, a user's column) acts on all arms.
 - Categorical covariates get one column per non-reference level (`route[IT]`).
-- Numeric covariates enter on the scale given; the spec may ask for `log`, centring and
-  scaling (constants computed over the arms used). Priors refer to that final scale.
+- Numeric covariates enter on the scale given; the spec may ask for `log`, centring (on the
+  mean over the arms used, or on a value it names) and scaling. Priors refer to that final scale.
 - `courses` reported only as a range (courses_min..courses_max) is an unknown: a latent
   parameter, uniform over the range, not an imputed number.
 - An arm lacking a value the model needs is left out, with a note saying so.
@@ -130,7 +130,10 @@ def design(units: pd.DataFrame, spec, label: pd.Series) -> Design:
             # centring/scaling constants over the arms used; latent values at their range midpoint
             ref_vals = np.where(np.isnan(x) & (lo is not None), (t(lo) + t(hi)) / 2 if lo is not None else np.nan, t(x))
             ref_vals = ref_vals[active & ~np.isnan(ref_vals)]
-            centre = float(ref_vals.mean()) if opts and opts.centre and len(ref_vals) else 0.0
+            if opts and not isinstance(opts.centre, bool):
+                centre = float(opts.centre)  # a value the spec names, e.g. 12 months
+            else:
+                centre = float(ref_vals.mean()) if opts and opts.centre and len(ref_vals) else 0.0
             scale = float(ref_vals.std(ddof=1)) if opts and opts.scale and len(ref_vals) > 1 else 1.0
             scale = scale if scale > 0 else 1.0
             block = np.where(active, (t(x) - centre) / scale, 0.0)[:, None]

@@ -18,7 +18,7 @@ Optional, with defaults (see :data:`OUTCOMES` for the per-outcome ones)::
     name = "EDSS change"             # default: file stem (spec_from_dict: the outcome)
     [covariate_options.courses]      # one table per covariate, all keys optional
     transform = "log"                # "identity" (default) | "log"
-    centre = false                   # subtract the mean over the arms used (default false)
+    centre = false                   # true: subtract the mean over the arms used; a number: subtract it (default false)
     scale = false                    # divide by the SD over the arms used (default false)
     reference = "IV"                 # categorical reference level (default: first sorted level)
     [options]                        # outcome-specific, see OUTCOMES[outcome].options
@@ -460,17 +460,23 @@ OUTCOMES: Mapping[str, OutcomeInfo] = MappingProxyType({
 _TRANSFORMS = ("identity", "log")
 
 
+def _centre(value) -> bool | float:
+    return bool(value) if isinstance(value, (bool, np.bool_)) else float(value)
+
+
 @dataclass(frozen=True)
 class CovariateOption:
     """How one covariate enters the regression.
 
     transform: "identity" | "log" (numeric covariates, applied before centring);
-    centre / scale: subtract the mean / divide by the SD over the arms used;
+    centre: false, true (subtract the mean over the arms used) or a number (subtract that
+    value, on the transformed scale: e.g. 12 for follow-up in months, so the intercept is
+    the 12-month value); scale: divide by the SD over the arms used;
     reference: reference level of a categorical covariate (None = first level in sorted order).
     """
 
     transform: str = "identity"
-    centre: bool = False
+    centre: bool | float = False
     scale: bool = False
     reference: str | int | None = None
 
@@ -789,8 +795,11 @@ def _build(d: object, *, file: str, path: str | None, default_name: str, text: s
             elif k == "transform" and not (isinstance(v, str) and v in _TRANSFORMS):
                 c.add(kcol, v, "one of " + ", ".join(repr(t) for t in _TRANSFORMS) + did_you_mean(v, _TRANSFORMS))
                 ok = False
-            elif k in ("centre", "scale") and not isinstance(v, (bool, np.bool_)):
+            elif k == "scale" and not isinstance(v, (bool, np.bool_)):
                 c.add(kcol, v, "true or false")
+                ok = False
+            elif k == "centre" and not (isinstance(v, (bool, np.bool_)) or _finite_float(v) is not None):
+                c.add(kcol, v, "true, false, or a number to subtract")
                 ok = False
             elif k == "reference" and not (
                 (isinstance(v, str) and v != "")
@@ -802,7 +811,7 @@ def _build(d: object, *, file: str, path: str | None, default_name: str, text: s
             ref = body.get("reference")
             cov_options[cov] = CovariateOption(
                 transform=body.get("transform", "identity"),
-                centre=bool(body.get("centre", False)),
+                centre=_centre(body.get("centre", False)),
                 scale=bool(body.get("scale", False)),
                 reference=int(ref) if isinstance(ref, numbers.Integral) else ref,
             )
