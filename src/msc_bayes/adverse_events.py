@@ -168,7 +168,7 @@ def prepare(spec, evidence: Evidence) -> Prepared:
         filters.append(f"attribution={attribution!r}")
     # 4. serious events only
     if opts["serious_only"]:
-        rows = rows[_col(rows, "serious").fillna(False).to_numpy(dtype=bool)]
+        rows = rows[_col(rows, "serious").astype("boolean").fillna(False).to_numpy(dtype=bool)]
         filters.append("serious_only=true")
     if rows.empty:
         raise _no_rows(file, "no rows match " + ", ".join(filters),
