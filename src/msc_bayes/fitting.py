@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -81,6 +82,9 @@ def build(spec, evidence: Evidence):
 #: other unit weights or another seed reuses the compiled model instead of recompiling.
 _COMPILED: OrderedDict = OrderedDict()
 _COMPILED_MAX = 16
+#: One fit at a time per process (nutpie already uses every core): the cached models' data
+#: are set for the fit in hand.
+_FIT_LOCK = threading.RLock()
 
 
 def _structure_key(spec, evidence: Evidence) -> str:
@@ -132,10 +136,17 @@ def fit(spec, evidence: Evidence, *, draws: int | None = None, tune: int | None 
     if unknown:
         raise ValueError(f"exclude_studies: {sorted(unknown)} not among the modelled studies")
     updates["unit_weight"] = (~prepared.units["study"].isin(list(exclude_studies))).to_numpy(dtype=float)
-    start = time.perf_counter()
-    tree = nutpie.sample(model_c.with_data(**updates), draws=draws, tune=tune, chains=chains, seed=int(seed),
-                         target_accept=target_accept, progress_bar=progress, save_warmup=False)
-    elapsed = time.perf_counter() - start
+    # nutpie's initial point (support point + jitter) is computed from the PyMC model's own
+    # pm.Data, while with_data only reaches the sampler's logp: set both, so the draws depend
+    # only on (spec, evidence, settings), never on which spec compiled the cached model.
+    with _FIT_LOCK:
+        for name, value in updates.items():
+            model[name].set_value(np.asarray(value, dtype=model[name].dtype))
+        sampler = model_c.with_data(**updates)
+        start = time.perf_counter()
+        tree = nutpie.sample(sampler, draws=draws, tune=tune, chains=chains, seed=int(seed),
+                             target_accept=target_accept, progress_bar=progress, save_warmup=False)
+        elapsed = time.perf_counter() - start
     posterior = tree["posterior"].to_dataset()
     if "loglik" in posterior:  # the per-arm log likelihood belongs in its own group (for LOO)
         tree["log_likelihood"] = xr.DataTree(posterior[["loglik"]].rename({"loglik": spec.outcome}))
