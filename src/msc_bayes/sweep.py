@@ -1,0 +1,419 @@
+"""Sweeps: many fits of one analysis, run in this process or on a Dask cluster.
+
+A sweep is a list of :class:`Scenario` (spec, evidence, fit settings, and what to keep of
+the fit). :func:`run_sweep` runs it through one runner and returns one tidy
+``pandas.DataFrame`` (one block of rows per scenario, in scenario order):
+
+- ``scheduler=None`` (default): in this process, one scenario after the other. Compiled
+  models are cached per process by structure (:func:`msc_bayes.fitting.compiled`), so a
+  sweep over prior *values*, seeds or left-out studies compiles once and then only
+  samples; nutpie already runs the chains on the machine's cores.
+- ``scheduler="tcp://host:8786"`` (or a ``distributed.Client`` / ``LocalCluster``): one
+  Dask task per scenario on that cluster (the workers need ``msc_bayes`` installed). Each worker process keeps its own cache of
+  compiled models; a task returns only its small result (the summary rows), never a
+  DataTree. Results are identical to the local run for the same seeds: the sampler is
+  seeded per scenario (``fit_kwargs["seed"]``, default the spec's seed) and nothing
+  depends on which worker runs what.
+
+Every MCMC fit goes through :func:`fit_cached`: it remembers recent fits in the process
+(a sweep that asks for the same fit twice samples it once) and sets the cached PyMC model's
+prior-parameter data before sampling, so that nutpie's initial points, and hence the draws,
+depend only on the scenario and not on which spec first compiled the model.
+
+Where the plain normal-normal model applies (an EDSS effect-size table: outcome
+``edss_change``, no covariates, one ``change`` unit per study, no control arm, a Normal
+prior on ``mu``) and a scenario asks for summaries only, ``method="auto"`` answers with the
+exact posterior of :func:`msc_bayes.oracle.normal_normal` (~5 ms) instead of MCMC.
+
+Summary rows (:func:`summarise`) have the columns ``quantity, mean, sd, median,
+eti95_lower, eti95_upper, prob_below_0, mcse_mean, ess_bulk, r_hat``: the interval is the
+package's one interval, ``INTERVAL_PROB`` equal-tailed (the column names come from
+:func:`msc_bayes.diagnostics.interval_columns`). :func:`run_sweep` adds ``scenario``, the
+scenario's ``meta`` entries, ``method`` ("mcmc" / "oracle" / "error"), ``notes`` and
+``seconds`` (wall time of the task; the only column that differs between runs).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import threading
+import time
+import uuid
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from msc_bayes import INTERVAL_KIND, INTERVAL_PROB
+from msc_bayes.diagnostics import interval_columns
+
+__all__ = [
+    "DEFAULT_QUANTITIES",
+    "fit_cached",
+    "SUMMARY_COLUMNS",
+    "Scenario",
+    "oracle_posterior",
+    "run_scenario",
+    "run_scenarios",
+    "run_sweep",
+    "summarise",
+    "summarise_draws",
+]
+
+LOWER, UPPER = interval_columns()
+#: Columns of a summary row, in order.
+SUMMARY_COLUMNS = ("quantity", "mean", "sd", "median", LOWER, UPPER, "prob_below_0", "mcse_mean", "ess_bulk", "r_hat")
+#: Quantities summarised when a scenario names none (those the fit has): the pooled mean,
+#: heterogeneity, MSC minus control, a new study's mean, and the IT-vs-IV route contrast.
+DEFAULT_QUANTITIES = ("mu", "tau", "msc_effect", "theta_new", "route_contrast[IT vs IV]")
+#: Fit settings a scenario may carry (passed to :func:`msc_bayes.fitting.fit`).
+FIT_KEYS = ("draws", "tune", "chains", "seed", "target_accept", "exclude_studies")
+
+
+# --------------------------------------------------------------------------------------
+# Scenarios
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One fit of a sweep.
+
+    name: the scenario label (the ``scenario`` column).
+    spec, evidence: what to fit.
+    fit_kwargs: settings for :func:`~msc_bayes.fitting.fit` (draws, tune, chains, seed,
+        target_accept, exclude_studies); missing ones default to the spec's.
+    quantities: what :func:`summarise` reports (default :data:`DEFAULT_QUANTITIES`).
+    extract: ``extract(fit, scenario) -> DataFrame | dict[str, DataFrame]`` computes the
+        scenario's (small) result from the fit; default :func:`summarise`. It must be a
+        module-level function (it is pickled to Dask workers).
+    extract_args: parameters for ``extract`` (not shown as columns).
+    method: "auto" (the exact oracle when it applies and ``extract`` is the default,
+        else MCMC), "mcmc", or "oracle" (raise if it does not apply).
+    meta: extra columns for the scenario's rows (e.g. ``{"family": "prior"}``); an
+        extract may read them too (e.g. which study is held out).
+    """
+
+    name: str
+    spec: Any
+    evidence: Any
+    fit_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    quantities: tuple[str, ...] | None = None
+    extract: Callable | None = None
+    extract_args: Mapping[str, Any] = field(default_factory=dict)
+    method: str = "auto"
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.fit_kwargs) - set(FIT_KEYS)
+        if unknown:
+            raise ValueError(f"Scenario {self.name!r}: unknown fit settings {sorted(unknown)}; allowed {FIT_KEYS}")
+        if self.method not in ("auto", "mcmc", "oracle"):
+            raise ValueError(f"Scenario {self.name!r}: method must be 'auto', 'mcmc' or 'oracle', not {self.method!r}")
+        if self.quantities is not None:
+            object.__setattr__(self, "quantities", tuple(self.quantities))
+        kw = dict(self.fit_kwargs)
+        if "exclude_studies" in kw:
+            kw["exclude_studies"] = tuple(kw["exclude_studies"])
+        object.__setattr__(self, "fit_kwargs", kw)
+        object.__setattr__(self, "meta", dict(self.meta))
+        object.__setattr__(self, "extract_args", dict(self.extract_args))
+
+    def fit(self):
+        """Fit this scenario with MCMC in this process (:func:`fit_cached`)."""
+        return fit_cached(self.spec, self.evidence, **self.fit_kwargs)
+
+
+_FIT_LOCK = threading.RLock()
+#: Fits kept in this process, keyed by everything that determines them (read-only!): a
+#: sweep that needs the same fit twice (the base of several analyses, an exact refit that a
+#: leave-one-out analysis already made) samples it once.
+_FITS: OrderedDict = OrderedDict()
+_FITS_MAX = 24
+
+
+def _fit_key(spec, evidence, fit_kwargs: Mapping) -> str:
+    s = spec.sampler
+    kw = {"draws": fit_kwargs.get("draws") or s.draws, "tune": fit_kwargs.get("tune") or s.tune,
+          "chains": fit_kwargs.get("chains") or s.chains,
+          "seed": s.seed if fit_kwargs.get("seed") is None else int(fit_kwargs["seed"]),
+          "target_accept": fit_kwargs.get("target_accept") or s.target_accept,
+          "exclude_studies": sorted(fit_kwargs.get("exclude_studies", ()))}
+    return json.dumps([spec.to_dict(), evidence.data_hash, kw], sort_keys=True, default=str)
+
+
+def fit_cached(spec, evidence, **fit_kwargs):
+    """:func:`msc_bayes.fitting.fit`, made independent of the order of fits and remembered.
+
+    The draws depend only on (spec, evidence, settings) (`fit` sets the cached model's data
+    before sampling), and the same request in this process
+    returns the same ``Fit`` object (the last ``_FITS_MAX`` are kept; treat them as
+    read-only). Fits in one process are serialised (nutpie already uses every core).
+    """
+    from msc_bayes.fitting import fit
+
+    key = _fit_key(spec, evidence, fit_kwargs)
+    with _FIT_LOCK:
+        if key in _FITS:
+            _FITS.move_to_end(key)
+            return _FITS[key]
+        result = fit(spec, evidence, **fit_kwargs)
+        _FITS[key] = result
+        while len(_FITS) > _FITS_MAX:
+            _FITS.popitem(last=False)
+        return result
+
+
+def summarise_draws(x: np.ndarray, *, prob: float = INTERVAL_PROB) -> dict[str, float]:
+    """Summary of the (chain, draw) draws of one scalar: mean, sd, median, ETI, P(< 0), MCSE, ESS, R-hat."""
+    import arviz_stats as azs
+
+    x = np.asarray(x, dtype=float)
+    if x.ndim == 1:
+        x = x[None, :]
+    flat = x.ravel()
+    lo, med, hi = np.quantile(flat, [(1 - prob) / 2, 0.5, 1 - (1 - prob) / 2])
+    constant = np.ptp(flat) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ess = float("nan") if constant else float(azs.ess(x, method="bulk"))
+        rhat = float("nan") if constant else float(azs.rhat(x))
+        mcse = 0.0 if constant else float(azs.mcse(x, method="mean"))
+    return {"mean": float(flat.mean()), "sd": float(flat.std(ddof=1)) if flat.size > 1 else float("nan"),
+            "median": float(med), LOWER: float(lo), UPPER: float(hi), "prob_below_0": float(np.mean(flat < 0)),
+            "mcse_mean": mcse, "ess_bulk": ess, "r_hat": rhat}
+
+
+def _cells(ds, name: str) -> dict[str, np.ndarray]:
+    """Every scalar cell of a variable as (chain, draw) draws, labelled `name` or `name[c1,c2]`."""
+    da = ds[name]
+    extra = [d for d in da.dims if d not in ("chain", "draw")]
+    if not extra:
+        return {name: da.transpose("chain", "draw").values}
+    da = da.transpose("chain", "draw", *extra)
+    out = {}
+    for idx in itertools.product(*[range(da.sizes[d]) for d in extra]):
+        label = ",".join(str(da[d].values[i]) for d, i in zip(extra, idx))
+        out[f"{name}[{label}]"] = da.values[(slice(None), slice(None), *idx)]
+    return out
+
+
+def quantity_draws(fit, quantities: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """(chain, draw) draws of each requested quantity the fit has (posterior, then derived group).
+
+    A quantity is a variable name (every cell of it: ``route_contrast[IT vs IV]``, ...) or
+    one cell label (``route_contrast[IT vs IV]``). Quantities the fit lacks are skipped.
+    """
+    groups = [fit.tree[g].to_dataset() for g in ("posterior", "derived") if g in fit.tree.children]
+    out: dict[str, np.ndarray] = {}
+    for q in DEFAULT_QUANTITIES if quantities is None else quantities:
+        name = q.split("[", 1)[0]
+        for ds in groups:
+            if name in ds:
+                cells = _cells(ds, name)
+                out.update(cells if q == name else {k: v for k, v in cells.items() if k == q})
+                break
+    return out
+
+
+def summarise(fit, scenario: Scenario | None = None, *, quantities: Sequence[str] | None = None,
+              prob: float = INTERVAL_PROB) -> pd.DataFrame:
+    """Summary rows (:data:`SUMMARY_COLUMNS`) of the requested quantities of a fit."""
+    if quantities is None and scenario is not None:
+        quantities = scenario.quantities
+    rows = [{"quantity": k, **summarise_draws(v, prob=prob)} for k, v in quantity_draws(fit, quantities).items()]
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+
+# --------------------------------------------------------------------------------------
+# The exact fast path
+# --------------------------------------------------------------------------------------
+
+
+def oracle_posterior(spec, evidence, *, exclude_studies=()):
+    """The exact posterior (:func:`~msc_bayes.oracle.normal_normal`) when the model is the plain
+    normal-normal one, else None.
+
+    It applies when the outcome is ``edss_change``, there are no covariates, every modelled
+    unit reports ``change`` (a mean with SD, SE or CI), each study has one unit, no unit is a
+    control arm, and the prior on ``mu`` is Normal. Left-out studies are dropped exactly.
+    """
+    if spec.outcome != "edss_change" or spec.covariates or spec.priors["mu"].dist != "Normal":
+        return None
+    from msc_bayes import edss
+    from msc_bayes.oracle import normal_normal
+
+    units = edss.prepare(spec, evidence).units
+    plain = (all(list(f) == ["change"] for f in units["formats"]) and units["study"].is_unique
+             and not (units["group"].fillna("msc") == "control").any())
+    if not plain:
+        return None
+    units = units[~units["study"].isin(list(exclude_studies))]
+    if units.empty:
+        return None
+    y, se = edss._change_mean_se(units)
+    mu = spec.priors["mu"].params
+    return normal_normal(y, se, prior_mean=mu["mu"], prior_sd=mu["sigma"], tau_logpdf=spec.priors["tau"].logpdf)
+
+
+def _oracle_summary(post, quantities, prob: float = INTERVAL_PROB) -> pd.DataFrame:
+    """Summary rows of mu, tau and theta_new from the exact posterior (MCSE 0: no sampling)."""
+    from msc_bayes.oracle import _mixture_cdf
+
+    qs = [(1 - prob) / 2, 0.5, 1 - (1 - prob) / 2]
+    x_new = np.array([1.0])
+    m, s = post._predictive_components(x_new)
+    exact = {
+        "mu": (post.mu_mean, post.mu_sd, post.mu_quantile(qs), float(post.cdf(0, 0.0))),
+        "tau": (post.tau_mean, post.tau_sd, post.tau_quantile(qs), 0.0),
+        "theta_new": (post.predictive_mean(x_new), post.predictive_sd(x_new), post.predictive_quantile(x_new, qs),
+                      _mixture_cdf(0.0, post.tau_weights, m, s)),
+    }
+    rows = []
+    for q in DEFAULT_QUANTITIES if quantities is None else quantities:
+        if q in exact:
+            mean, sd, (lo, med, hi), below = exact[q]
+            rows.append({"quantity": q, "mean": float(mean), "sd": float(sd), "median": float(med), LOWER: float(lo),
+                         UPPER: float(hi), "prob_below_0": float(below), "mcse_mean": 0.0, "ess_bulk": np.inf,
+                         "r_hat": np.nan})
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+
+# --------------------------------------------------------------------------------------
+# Running
+# --------------------------------------------------------------------------------------
+
+
+def _tag(result, scenario: Scenario, method: str, notes: str, seconds: float):
+    """Add scenario, meta, method, notes and seconds columns to a result (or each of a dict's)."""
+    if isinstance(result, Mapping):
+        return {k: _tag(v, scenario, method, notes, seconds) for k, v in result.items()}
+    df = result.copy()
+    if "scenario" not in df:
+        df.insert(0, "scenario", scenario.name)
+    pos = 1
+    for k, v in scenario.meta.items():
+        if k not in df:
+            df.insert(pos, k, [v] * len(df))
+            pos += 1
+    if "method" not in df:
+        df["method"] = method
+    if "notes" not in df:
+        df["notes"] = ""
+    # rows computed from this fit's draws by reweighting carry its notes as the base fit's
+    own = [f"base fit: {notes}" if notes and m == "reweight" else notes for m in df["method"]]
+    df["notes"] = [";  ".join(x for x in (n, o) if isinstance(x, str) and x) for n, o in zip(df["notes"], own)]
+    df["seconds"] = seconds
+    return df
+
+
+def _sampler_notes(fit) -> str:
+    """'N divergences' when the sampler reported any (the rows are then less trustworthy)."""
+    if "sample_stats" not in fit.tree.children or "diverging" not in fit.tree["sample_stats"]:
+        return ""
+    n = int(fit.tree["sample_stats"]["diverging"].values.sum())
+    return f"{n} divergent transitions" if n else ""
+
+
+def run_scenario(scenario: Scenario, *, on_error: str = "record"):
+    """Run one scenario here and return its small, tagged result (a DataFrame or dict of them).
+
+    on_error: "record" (a row with the error in ``notes`` and NaN numbers) or "raise".
+    """
+    start = time.perf_counter()
+    try:
+        if scenario.method != "mcmc" and scenario.extract in (None, summarise):
+            post = oracle_posterior(scenario.spec, scenario.evidence,
+                                    exclude_studies=scenario.fit_kwargs.get("exclude_studies", ()))
+            if post is not None:
+                out = _oracle_summary(post, scenario.quantities)
+                return _tag(out, scenario, "oracle", "", time.perf_counter() - start)
+        if scenario.method == "oracle":
+            raise ValueError("the exact normal-normal posterior does not apply to this spec and evidence")
+        f = scenario.fit()
+        out = (scenario.extract or summarise)(f, scenario)
+        notes = _sampler_notes(f)
+        return _tag(out, scenario, "mcmc", notes, time.perf_counter() - start)
+    except Exception as exc:  # noqa: BLE001 - a sweep records a failed scenario and goes on
+        if on_error == "raise":
+            raise
+        row = pd.DataFrame([{"quantity": None}], columns=list(SUMMARY_COLUMNS))
+        return _tag(row, scenario, "error", f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
+
+
+def _client(scheduler):
+    """(client, close_when_done) for a scheduler address, Client or cluster."""
+    from distributed import Client
+
+    if isinstance(scheduler, Client):
+        return scheduler, False
+    if isinstance(scheduler, str):
+        return Client(scheduler), True
+    if hasattr(scheduler, "scheduler_address"):  # a LocalCluster or other cluster object
+        return Client(scheduler), True
+    raise TypeError(f"scheduler must be an address like 'tcp://host:8786', a distributed.Client or a cluster, "
+                    f"not {type(scheduler).__name__}")
+
+
+def run_scenarios(scenarios: Sequence[Scenario], *, scheduler=None, on_error: str = "record",
+                  progress: bool = False) -> list:
+    """Run scenarios and return their results in order (each a DataFrame or a dict of them).
+
+    scheduler: None (this process) or a Dask scheduler address / ``distributed.Client`` /
+    cluster (one task per scenario; each worker caches its compiled models).
+    """
+    scenarios = list(scenarios)
+    if on_error not in ("record", "raise"):
+        raise ValueError("on_error must be 'record' or 'raise'")
+    if scheduler is None:
+        out = []
+        for i, sc in enumerate(scenarios, 1):
+            out.append(run_scenario(sc, on_error=on_error))
+            if progress:
+                print(f"[{i}/{len(scenarios)}] {sc.name}", flush=True)
+        return out
+    client, close = _client(scheduler)
+    try:
+        token = uuid.uuid4().hex[:8]
+        futures = [client.submit(run_scenario, sc, on_error=on_error, key=f"msc-sweep-{token}-{i}", pure=False)
+                   for i, sc in enumerate(scenarios)]
+        if progress:
+            from distributed import as_completed
+
+            for i, _ in enumerate(as_completed(futures), 1):
+                print(f"[{i}/{len(futures)}] done", flush=True)
+        return client.gather(futures)
+    finally:
+        if close:
+            client.close()
+
+
+def concat(results: Sequence, key: str | None = None) -> pd.DataFrame:
+    """One DataFrame from scenario results (taking ``result[key]`` of dict results)."""
+    frames = [r[key] if isinstance(r, Mapping) else r for r in results]
+    frames = [f for f in frames if f is not None and len(f.columns)]
+    if not frames:
+        return pd.DataFrame()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # concat of all-NA error rows
+        df = pd.concat(frames, ignore_index=True)
+    return df
+
+
+def run_sweep(scenarios: Sequence[Scenario], *, scheduler=None, on_error: str = "record",
+              progress: bool = False) -> pd.DataFrame:
+    """Run a sweep and return its rows as one tidy DataFrame (see the module docs for columns)."""
+    df = concat(run_scenarios(scenarios, scheduler=scheduler, on_error=on_error, progress=progress))
+    df.attrs["interval"] = f"{INTERVAL_PROB:.0%} {INTERVAL_KIND}"
+    return df
+
+
+def default_scheduler():
+    """The scheduler address in the environment variable ``MSC_BAYES_SCHEDULER``, or None (local)."""
+    return os.environ.get("MSC_BAYES_SCHEDULER") or None

@@ -1,0 +1,108 @@
+"""Tests of msc_bayes.sweep: scenarios, the local runner, the oracle fast path, and Dask.
+
+The Dask test starts a local multi-process cluster (two worker processes, one thread each):
+each worker compiles the small plain model once, so it is marked slow.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from msc_bayes.evidence import load_evidence
+from msc_bayes.oracle import normal_normal
+from msc_bayes.spec import Prior, spec_from_dict
+from msc_bayes.sweep import LOWER, SUMMARY_COLUMNS, UPPER, Scenario, oracle_posterior, run_sweep
+
+SEED = 20261121
+Y = [-0.35, -0.25, -0.4, -0.2, -0.3, -0.45, -0.3, -0.15, 1.2]
+SE = [0.1, 0.12, 0.15, 0.1, 0.12, 0.15, 0.1, 0.12, 0.12]
+STUDIES = [f"s{i + 1}" for i in range(len(Y))]
+TINY = {"draws": 200, "tune": 200, "chains": 2}
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory) -> object:
+    folder = tmp_path_factory.mktemp("plain")
+    pd.DataFrame({"study": STUDIES, "arm": "a", "timepoint_months": 6.0, "n": 30, "change_mean": Y,
+                  "change_se": SE}).to_csv(folder / "edss.csv", index=False)
+    return load_evidence(folder)
+
+
+def spec(**priors):
+    return spec_from_dict({"outcome": "edss_change", "covariates": [], "sampler": {"seed": SEED},
+                           "priors": {k: v.to_dict() for k, v in priors.items()}})
+
+
+def test_scenario_validates_its_settings(plain):
+    with pytest.raises(ValueError, match="unknown fit settings"):
+        Scenario("x", spec(), plain, {"draw": 10})
+    with pytest.raises(ValueError, match="method"):
+        Scenario("x", spec(), plain, method="exact")
+    sc = Scenario("x", spec(), plain, {"exclude_studies": ["s1"]})
+    assert sc.fit_kwargs["exclude_studies"] == ("s1",)
+
+
+def test_scenarios_pickle_for_the_workers(plain):
+    sc = Scenario("x", spec(tau=Prior("HalfCauchy", {"beta": 0.3})), plain, TINY, meta={"family": "prior"})
+    back = pickle.loads(pickle.dumps(sc))
+    assert back.spec == sc.spec and back.evidence.data_hash == plain.data_hash
+    pd.testing.assert_frame_equal(back.evidence.edss, plain.edss)
+
+
+def test_oracle_path_is_exact_and_tagged(plain):
+    post = oracle_posterior(spec(), plain)
+    y, se = plain.edss["change_mean"].to_numpy(), plain.edss["change_se"].to_numpy()
+    ref = normal_normal(y, se, prior_mean=0.0, prior_sd=1.0, tau_logpdf=spec().priors["tau"].logpdf)
+    assert post.mu_mean == pytest.approx(ref.mu_mean, rel=1e-12)
+    df = run_sweep([Scenario("a", spec(), plain, quantities=("mu", "tau"), meta={"family": "test"}),
+                    Scenario("b", spec(), plain, {"exclude_studies": ["s9"]}, quantities=("mu",))])
+    assert list(df.columns[:3]) == ["scenario", "family", "quantity"]
+    assert set(SUMMARY_COLUMNS) <= set(df.columns) and {"method", "notes", "seconds"} <= set(df.columns)
+    assert list(df["method"]) == ["oracle"] * 3
+    a = df[(df["scenario"] == "a") & (df["quantity"] == "mu")].iloc[0]
+    assert [a[LOWER], a["median"], a[UPPER]] == pytest.approx(list(ref.mu_quantile([0.025, 0.5, 0.975])), rel=1e-9)
+    assert a["prob_below_0"] == pytest.approx(ref.cdf(0, 0.0), rel=1e-9)
+    b = df[df["scenario"] == "b"].iloc[0]
+    ref_b = normal_normal(y[:-1], se[:-1], prior_mean=0.0, prior_sd=1.0, tau_logpdf=spec().priors["tau"].logpdf)
+    assert b["mean"] == pytest.approx(ref_b.mu_mean, rel=1e-12)
+
+
+def test_oracle_does_not_apply_with_covariates_or_another_mu_prior(plain):
+    assert oracle_posterior(spec(mu=Prior("StudentT", {"nu": 3, "mu": 0, "sigma": 1})), plain) is None
+    bundled = load_evidence(Path(__file__).resolve().parents[1] / "data")
+    assert oracle_posterior(spec(), bundled) is None  # several formats and a control arm
+
+
+def test_failed_scenarios_are_recorded_or_raised(plain):
+    bad = Scenario("bad", spec(mu=Prior("StudentT", {"nu": 3, "mu": 0, "sigma": 1})), plain, method="oracle")
+    df = run_sweep([bad])
+    assert list(df["method"]) == ["error"] and "does not apply" in df["notes"].iloc[0]
+    assert np.isnan(df["mean"].iloc[0])
+    with pytest.raises(ValueError, match="does not apply"):
+        run_sweep([bad], on_error="raise")
+
+
+@pytest.mark.slow
+def test_dask_cluster_gives_the_local_numbers(plain):
+    LocalCluster = pytest.importorskip("distributed").LocalCluster
+
+    scenarios = [
+        Scenario("base", spec(), plain, TINY, method="mcmc"),
+        Scenario("wide tau", spec(tau=Prior("HalfNormal", {"sigma": 1.0})), plain, TINY, method="mcmc"),
+        Scenario("without s9", spec(), plain, {**TINY, "exclude_studies": ["s9"]}, method="mcmc"),
+        Scenario("other seed", spec(), plain, {**TINY, "seed": 7}, method="mcmc"),
+        Scenario("exact", spec(), plain),
+    ]
+    local = run_sweep(scenarios)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        remote = run_sweep(scenarios, scheduler=cluster.scheduler_address)
+    assert list(local["method"]) == ["mcmc"] * 12 + ["oracle"] * 3  # mu, tau, theta_new each
+    pd.testing.assert_frame_equal(local.drop(columns="seconds"), remote.drop(columns="seconds"), check_exact=True)
+    # and the scenarios did differ
+    mu = local[local["quantity"] == "mu"].set_index("scenario")["mean"]
+    assert mu["without s9"] < mu["base"] - 0.1 and mu["other seed"] != mu["base"]
