@@ -17,6 +17,7 @@ import pytest
 
 from msc_bayes import fitting, plots, report
 from msc_bayes.cli import main
+from msc_bayes.sensitivity import ReportSensitivity
 from test_diagnostics import HOSTILE, fake_fit, write_fixture
 
 
@@ -77,7 +78,32 @@ def fake(monkeypatch):
     f = Fake()
     f.calls, f.options = [], {}
     monkeypatch.setattr(fitting, "fit", f)
+    f.sensitivity_calls = []
+
+    def fake_sensitivity(spec, evidence, **kw):
+        f.sensitivity_calls.append({"spec": spec.name, **kw})
+        return fake_report_sensitivity()
+
+    monkeypatch.setattr(report, "sensitivity_for_report", fake_sensitivity)
     return f
+
+
+def fake_report_sensitivity() -> ReportSensitivity:
+    """A small result in the documented layout, with a hostile scenario name."""
+    rows = []
+    for family, scenario, shift in (("base", "base", 0.0), ("prior", "tau ~ HalfNormal(sigma=0.5)", 0.05),
+                                    ("leave-one-out", f"without {HOSTILE}", -0.2)):
+        for q, label in (("msc_effect", "pooled MSC effect (MSC minus control)"),
+                         ("route_contrast[IT vs IV]", "IT vs IV contrast")):
+            rows.append({"family": family, "scenario": scenario, "quantity": q, "label": label,
+                         "median": -0.3 + shift, "eti95_lower": -0.9 + shift, "eti95_upper": 0.3 + shift,
+                         "prob_below_0": 0.8, "shift": shift, "method": "reweight" if family == "prior" else "mcmc",
+                         "notes": ""})
+    psense = pd.DataFrame({"scenario": "base", "quantity": ["mu", "tau"], "prior_sensitivity": [0.01, 0.08],
+                           "likelihood_sensitivity": [0.09, 0.07],
+                           "diagnosis": ["✓", "potential prior-data conflict"], "threshold": 0.05,
+                           "power_scaled": "mu, tau"})
+    return ReportSensitivity(pd.DataFrame(rows), psense)
 
 
 def run(files, out, *extra, both: bool = True) -> int:
@@ -283,6 +309,49 @@ def test_failure_before_any_sampling_leaves_nothing(files, fake, tmp_path, monke
     assert list(out.parent.iterdir()) == []
 
 
+def test_sensitivity_section_for_the_edss_model(files, fake, tmp_path):
+    out = tmp_path / "run"
+    assert run(files, out) == 0
+    assert [c["spec"] for c in fake.sensitivity_calls] == ["EDSS <b>plain</b>"]  # EDSS only, not AE
+    call = fake.sensitivity_calls[0]
+    assert call["prior_method"] == "reweight" and call["refit_unreliable"] == "same-family"
+    assert "threshold" not in call["families"]
+    html = (out / "index.html").read_text(encoding="utf-8")
+    doc = parse(html)
+    assert "Sensitivity analyses" in doc.text
+    figure = [a for t, a in doc.tags if t == "img" and a["alt"].startswith("Sensitivity")]
+    assert len(figure) == 1 and figure[0]["src"].startswith("data:image/png;base64,")
+    assert f"without {HOSTILE}" in " ".join(doc.text) and HOSTILE not in html  # escaped, shown as text
+    assert "potential prior-data conflict" in html and "95% ETI lower" in html
+    assert "Varied, each with the base fit" in doc.paragraphs["sensitivity"][0]
+    assert len(pd.read_csv(out / "edss_plain_sensitivity.csv")) == 6
+    assert list(pd.read_csv(out / "edss_plain_psense.csv")["quantity"]) == ["mu", "tau"]
+    assert (out / "figures" / "edss_plain_sensitivity.png").exists()
+    assert not (out / "ae_plain_sensitivity.csv").exists()
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "### Sensitivity analyses" in md and "(figures/edss_plain_sensitivity.png)" in md and HOSTILE not in md
+
+
+def test_no_sensitivity_omits_the_section(files, fake, tmp_path):
+    out = tmp_path / "run"
+    assert run(files, out, "--no-sensitivity") == 0
+    assert fake.sensitivity_calls == []
+    assert "Sensitivity analyses" not in (out / "index.html").read_text(encoding="utf-8")
+    assert "Sensitivity analyses" not in (out / "report.md").read_text(encoding="utf-8")
+    assert not (out / "edss_plain_sensitivity.csv").exists()
+
+
+def test_failed_sensitivity_fails_the_report(files, fake, tmp_path, monkeypatch):
+    def broken(*a, **k):
+        raise RuntimeError("sensitivity broke")
+
+    monkeypatch.setattr(report, "sensitivity_for_report", broken)
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="sensitivity broke"):
+        run(files, out)
+    assert not out.exists() and (tmp_path / "run.failed" / "edss_plain.nc").exists()
+
+
 # --------------------------------------------------------------------------------------
 # End to end, with sampling
 # --------------------------------------------------------------------------------------
@@ -301,3 +370,8 @@ def test_report_end_to_end_with_sampling(tmp_path):
     assert tree["posterior"].sizes["chain"] == 2 and tree["posterior"].sizes["draw"] == 100
     meta = json.loads((out / "run.json").read_text(encoding="utf-8"))
     assert meta["models"][0]["attempts"][0]["draws"] == 100
+    # the real sensitivity section (no compile: reweighting and refits of the base model)
+    sens = pd.read_csv(out / "edss_plain_sensitivity.csv")
+    assert {"base", "prior", "leave-one-out"} <= set(sens["family"]) and "threshold" not in set(sens["family"])
+    assert (sens.loc[sens["family"] == "prior", "method"] == "reweight").any()
+    assert (out / "edss_plain_psense.csv").exists() and "sensitivity_seconds" in meta["models"][0]["timings"]

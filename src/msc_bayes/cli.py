@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     _sampler_args(p)
     p.add_argument("--allow-unconverged", action="store_true",
                    help="exit 0 even if a model fails the convergence gate (the report says so at the top)")
+    p.add_argument("--no-sensitivity", dest="sensitivity", action="store_false",
+                   help="skip the sensitivity analyses of the EDSS model(s) (default: included; they only refit "
+                        "or reweight the already compiled base model)")
     return parser
 
 
@@ -112,6 +115,7 @@ def _report(args) -> int:
     ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
     result = run_report(data=args.data, models=args.models, out=args.out, draws=args.draws, tune=args.tune,
                         chains=args.chains, seed=args.seed, allow_unconverged=args.allow_unconverged,
+                        sensitivity=args.sensitivity,
                         progress=sys.stdout.isatty() and not ci, log=lambda line: print(line, flush=True))
     failed = result.unconverged
     if failed and not args.allow_unconverged:

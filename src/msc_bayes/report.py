@@ -10,7 +10,11 @@ acceptance, a fit that fails the gate of :mod:`msc_bayes.diagnostics`), and writ
 - ``figures/<key>_<figure>.png``, ``index.html`` (self-contained: figures embedded as
   base64 PNG, inline CSS, no scripts; rendered with autoescaping), ``report.md`` (same
   content, figures referenced in ``figures/``) and ``run.json`` (versions, seeds, specs,
-  data hash, timings, convergence).
+  data hash, timings, convergence);
+- for EDSS models (unless ``sensitivity=False``, CLI ``--no-sensitivity``): a sensitivity
+  section (:func:`msc_bayes.sensitivity.sensitivity_for_report`, restricted to scenarios that
+  reuse the compiled base model, see ``SENSITIVITY_*``) with ``<key>_sensitivity.csv``,
+  ``<key>_psense.csv`` and ``figures/<key>_sensitivity.png``, run after every posterior is saved.
 
 If anything fails after a model was sampled, the posteriors written so far are moved to
 ``<out>.failed/`` before the error propagates (the report folder itself is never partial).
@@ -46,12 +50,35 @@ from msc_bayes.diagnostics import (
     thresholds,
 )
 from msc_bayes.errors import Problem, SpecError
+from msc_bayes.sensitivity import EVIDENCE_SCENARIOS, K_THRESHOLD, _as_exclusion, sensitivity_for_report
 
 #: Target acceptance of the one refit after a failed gate: at least this.
 REFIT_TARGET_ACCEPT = 0.99
 #: Variables with any of these dims are per arm/study: in the CSV tables, not in the key table.
 UNIT_DIMS = frozenset({"arm", "arm_sd", "arm_bf", "arm_admin", "study", "study_event"})
 TITLE = "MSC therapy in multiple sclerosis: Bayesian evidence synthesis"
+
+# Sensitivity section (EDSS models only; skipped with --no-sensitivity). Only scenarios that
+# reuse the report's compiled base model are run, so the section costs sampling, never a
+# compile: a change of prior family, of the EDSS threshold or of the data/structure would
+# compile one new model per scenario (tens of seconds each). The base fit itself is reused
+# (sweep.remember_fit), and every refit uses the sampler settings of the report's final fit.
+#: Outcomes that get a sensitivity section.
+SENSITIVITY_OUTCOMES = ("edss_change",)
+#: Families run: hyperpriors, rho held near fixed values, evidence subgroups, leave-one-study-out
+#: ("threshold" is left out: each threshold compiles its own model).
+SENSITIVITY_FAMILIES = ("prior", "rho", "evidence", "leave-one-out")
+#: Alternative hyperpriors by PSIS importance reweighting of the base fit (no refit at all) ...
+SENSITIVITY_PRIOR_METHOD = "reweight"
+#: ... and where Pareto k is too high, exact refits only of alternatives keeping the base prior
+#: family (sampling only); the others stay reweighted, flagged in their notes.
+SENSITIVITY_REFIT_UNRELIABLE = "same-family"
+#: rho held (almost) fixed at these values: a tight Beta, the family of the spec's rho prior
+#: (run only when that prior is Beta, else it would compile).
+SENSITIVITY_RHO_VALUES = (0.2, 0.5, 0.8)
+#: Evidence scenarios run: only those that are exact zero-weight refits of the base model
+#: (whole studies left out; checked per spec, others are skipped).
+SENSITIVITY_EVIDENCE = ("progressive MS only",)
 
 
 # --------------------------------------------------------------------------------------
@@ -194,7 +221,7 @@ def default_out(now: dt.datetime, root: Path = Path("reports")) -> Path:
 
 def run_report(*, data: str | Path = "data", models: list[str] | None = None, out: str | Path | None = None,
                draws: int | None = None, tune: int | None = None, chains: int | None = None, seed: int | None = None,
-               allow_unconverged: bool = False, progress: bool = False,
+               allow_unconverged: bool = False, sensitivity: bool = True, progress: bool = False,
                log: Callable[[str], None] = print) -> ReportResult:
     """Fit every spec and write the report folder (atomically); see the module docstring."""
     from msc_bayes.evidence import load_evidence
@@ -228,7 +255,8 @@ def run_report(*, data: str | Path = "data", models: list[str] | None = None, ou
                 log(f"[{i}/{len(specs)}] {key}: done in {seconds:.1f} s ({status})")
             log("writing tables, figures and report ...")
             write_outputs(tmp, runs, evidence, created=now, run_name=out.name, settings=settings,
-                          allow_unconverged=allow_unconverged, timings=timings, started=started)
+                          allow_unconverged=allow_unconverged, timings=timings, started=started,
+                          sensitivity=sensitivity, log=log)
         except BaseException as exc:
             salvage(tmp, out, exc, log=log)
             raise
@@ -256,7 +284,8 @@ def salvage(tmp: Path, out: Path, exc: BaseException, *, log: Callable[[str], No
 
 
 def write_outputs(folder: Path, runs: list[ModelRun], evidence, *, created: dt.datetime, run_name: str,
-                  settings: dict, allow_unconverged: bool, timings: dict, started: float) -> None:
+                  settings: dict, allow_unconverged: bool, timings: dict, started: float,
+                  sensitivity: bool = True, log: Callable[[str], None] = print) -> None:
     """Every file of the report except the posteriors (already written)."""
     from msc_bayes.describe import describe
 
@@ -264,8 +293,17 @@ def write_outputs(folder: Path, runs: list[ModelRun], evidence, *, created: dt.d
     sections = []
     for run in runs:
         start = time.perf_counter()
-        sections.append(model_section(folder, run, evidence))
+        section = model_section(folder, run, evidence)
         timings[run.key]["report_seconds"] = round(time.perf_counter() - start, 3)
+        section["sensitivity"] = None
+        if sensitivity and run.fit.spec.outcome in SENSITIVITY_OUTCOMES:
+            log(f"    {run.key}: sensitivity analyses ...")
+            start = time.perf_counter()
+            section["sensitivity"] = sensitivity_section(folder, run, evidence)
+            section["files"] += section["sensitivity"]["files"]
+            timings[run.key]["sensitivity_seconds"] = round(time.perf_counter() - start, 3)
+            log(f"    {run.key}: sensitivity analyses done in {timings[run.key]['sensitivity_seconds']:.1f} s")
+        sections.append(section)
     context = {
         "title": TITLE, "run_name": run_name, "created": f"{created:%Y-%m-%d %H:%M:%S} UTC",
         "data_path": str(evidence.path), "data_hash": evidence.data_hash, "interval": interval_text(),
@@ -279,6 +317,7 @@ def write_outputs(folder: Path, runs: list[ModelRun], evidence, *, created: dt.d
         "run": run_name, "created_utc": created.isoformat(), "interval": interval_text(),
         "data": {"path": str(evidence.path), "hash": evidence.data_hash},
         "versions": fitting.versions(), "overrides": settings, "allow_unconverged": allow_unconverged,
+        "sensitivity": sensitivity_settings() if sensitivity else None,
         "gate": thresholds(),
         "models": [model_json(run, timings[run.key]) for run in runs],
         "total_seconds": round(time.perf_counter() - started, 3),
@@ -345,6 +384,119 @@ def model_section(folder: Path, run: ModelRun, evidence) -> dict:
         "key_estimates": key_estimates(summary, fit.tree), "study_estimates": estimates_view(estimates),
         "diagnostics": diagnostics_view(conv), "figures": figures, "notes": fit.notes,
         "files": [f"{key}.nc", *files],
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Sensitivity
+# --------------------------------------------------------------------------------------
+
+
+def sensitivity_settings() -> dict:
+    return {"outcomes": list(SENSITIVITY_OUTCOMES), "families": list(SENSITIVITY_FAMILIES),
+            "prior_method": SENSITIVITY_PRIOR_METHOD, "refit_unreliable": SENSITIVITY_REFIT_UNRELIABLE,
+            "rho_values": list(SENSITIVITY_RHO_VALUES), "evidence": list(SENSITIVITY_EVIDENCE)}
+
+
+def _exclusion_scenarios(spec, evidence) -> list[str]:
+    """The SENSITIVITY_EVIDENCE scenarios that are exact zero-weight refits of the base model."""
+    keep = []
+    for name in SENSITIVITY_EVIDENCE:
+        try:
+            spec2, evidence2, _ = EVIDENCE_SCENARIOS[name](spec, evidence)
+        except Exception:  # noqa: BLE001 - e.g. no such arms: nothing to refit
+            continue
+        if _as_exclusion(spec, evidence, spec2, evidence2):
+            keep.append(name)
+    return keep
+
+
+def _families(spec, evidence) -> tuple[tuple[str, ...], list[str]]:
+    families, names = list(SENSITIVITY_FAMILIES), []
+    if "rho" in families and getattr(spec.priors.get("rho"), "dist", None) != "Beta":
+        families.remove("rho")  # a tight non-Beta rho prior would compile a new model
+    if "evidence" in families:
+        names = _exclusion_scenarios(spec, evidence)
+        if not names:
+            families.remove("evidence")
+    return tuple(families), names
+
+
+def varied_text(table: pd.DataFrame, names: list[str]) -> str:
+    """One sentence: what the sensitivity section varied (from the families in the table)."""
+    rows = table.drop_duplicates(["family", "scenario"])
+    count = rows["family"].value_counts()
+    parts = []
+    if count.get("prior"):
+        parts.append(f"the hyperpriors ({count['prior']} alternatives, by importance reweighting of the base fit; "
+                     f"where Pareto k > {K_THRESHOLD:g}, alternatives keeping the prior family were refitted)")
+    if count.get("rho"):
+        parts.append("the pre–post correlation rho held near " + ", ".join(f"{v:g}" for v in SENSITIVITY_RHO_VALUES))
+    if count.get("evidence"):
+        parts.append("the evidence (" + ", ".join(names) + ", as exact zero-weight refits of the base model)")
+    if count.get("leave-one-out"):
+        parts.append(f"each of {count['leave-one-out']} studies left out in turn")
+    varied = "; ".join(parts) if parts else "nothing (no scenario applied)"
+    return (f"Varied, each with the base fit's sampler settings: {varied}. Scenarios that would compile a new "
+            "model (other prior families refitted, the EDSS category threshold, other evidence readings) are not "
+            "run here; see msc_bayes.sensitivity.")
+
+
+def sensitivity_view(table: pd.DataFrame) -> dict:
+    lower, upper = interval_columns()
+    rows = [[r["family"], r["scenario"], r["label"], _num(r["median"]), _num(r[lower]), _num(r[upper]),
+             "" if r["scenario"] == "base" else _num(r["shift"]), r["method"], r["notes"]]
+            for r in table.to_dict("records")]
+    return {"columns": ["family", "scenario", "quantity", "median", f"{interval_text()} lower",
+                        f"{interval_text()} upper", "shift from base (median)", "method", "notes"], "rows": rows}
+
+
+def psense_view(psense: pd.DataFrame) -> dict:
+    rows = [[r["quantity"], _num(r["prior_sensitivity"]), _num(r["likelihood_sensitivity"]), r["diagnosis"]]
+            for r in psense.to_dict("records")]
+    return {"columns": ["quantity", "prior sensitivity", "likelihood sensitivity", "diagnosis"], "rows": rows}
+
+
+def sensitivity_section(folder: Path, run: ModelRun, evidence) -> dict:
+    """Run the report's sensitivity analyses of one model; write its CSVs and figure; return its section.
+
+    The base fit is the report's own (put into the sweep cache, so it is not sampled again);
+    refits use its final settings. Errors propagate (the report fails, like a figure).
+    """
+    from msc_bayes.plots import to_png
+    from msc_bayes.sensitivity import plot_sensitivity_grid
+    from msc_bayes.sweep import remember_fit
+
+    fit, key = run.fit, run.key
+    a = fit.tree.attrs
+    settings = {"draws": int(a["draws"]), "tune": int(a["tune"]), "chains": int(a["chains"]), "seed": int(a["seed"]),
+                "target_accept": float(a["target_accept"])}
+    remember_fit(fit, evidence, **settings)
+    families, names = _families(fit.spec, evidence)
+    result = sensitivity_for_report(fit.spec, evidence, families=families, prior_method=SENSITIVITY_PRIOR_METHOD,
+                                    refit_unreliable=SENSITIVITY_REFIT_UNRELIABLE, rho_values=SENSITIVITY_RHO_VALUES,
+                                    evidence_names=names, **settings)
+    table, psense = result.table, result.psense
+    files = {f"{key}_sensitivity.csv": table, f"{key}_psense.csv": psense}
+    for name, df in files.items():
+        df.to_csv(folder / name, index=False)
+    png = to_png(plot_sensitivity_grid(table))
+    file = f"figures/{key}_sensitivity.png"
+    (folder / file).write_bytes(png)
+    threshold = psense["threshold"].iloc[0] if "threshold" in psense and len(psense) else 0.05
+    scaled = psense["power_scaled"].iloc[0] if "power_scaled" in psense and len(psense) else ""
+    return {
+        "varied": varied_text(table, names),
+        "figure": {"title": "Sensitivity of the headline estimates", "file": file,
+                   "png_b64": base64.b64encode(png).decode("ascii"),
+                   "caption": (f"Median and {interval_text()} of each headline quantity per scenario, grouped by "
+                               "family (rows sorted by how far they move the first quantity); the shaded band and "
+                               "dashed line are the base fit. Open circles: importance reweighting of the base fit.")},
+        "table": sensitivity_view(table), "psense": psense_view(psense),
+        "psense_text": (f"Power-scaling sensitivity (ArviZ psense) of the base fit: the priors of "
+                        f"{scaled or 'the hyperparameters'} and the likelihood are power-scaled; a sensitivity of at "
+                        f"least {threshold:g} is flagged in the diagnosis."),
+        "files": list(files) + [file],
     }
 
 
@@ -747,6 +899,12 @@ def render_markdown(context: dict) -> str:
         for f in m["figures"]:
             out += [f"### {e(f['title'])}", "", f"![{e(f['title'])}]({f['file']})", "", e(f["caption"]), ""]
         out += ["### Study estimates", ""] + _md_table(m["study_estimates"])
+        if m.get("sensitivity"):
+            sens = m["sensitivity"]
+            f = sens["figure"]
+            out += ["### Sensitivity analyses", "", e(sens["varied"]), "",
+                    f"![{e(f['title'])}]({f['file']})", "", e(f["caption"]), ""]
+            out += _md_table(sens["table"]) + [e(sens["psense_text"]), ""] + _md_table(sens["psense"])
         out += ["### Methods", "", e(m["methods"]), ""]
         out += ["### Diagnostics", ""] + [f"- {e(k)}: {e(v)}" for k, v in m["diagnostics"]]
         out += [f"- attempt {i}: {e(a)}" for i, a in enumerate(m["attempts"], 1)]

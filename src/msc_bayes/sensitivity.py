@@ -941,7 +941,7 @@ REPORT_FAMILIES = ("prior", "rho", "threshold", "evidence", "leave-one-out")
 
 
 def sensitivity_for_report(spec, evidence, *, families: Sequence[str] = REPORT_FAMILIES, prior_method: str = "auto",
-                           thresholds: Sequence[float] = (0.5, 1.0), rho_values: Sequence[float] = (0.2, 0.5, 0.8),
+                           refit_unreliable: bool | str = True, thresholds: Sequence[float] = (0.5, 1.0), rho_values: Sequence[float] = (0.2, 0.5, 0.8),
                            evidence_names: Sequence[str] | None = None, draws: int | None = None,
                            tune: int | None = None, chains: int | None = None, seed: int | None = None,
                            target_accept: float | None = None, scheduler=None, progress: bool = False
@@ -954,7 +954,9 @@ def sensitivity_for_report(spec, evidence, *, families: Sequence[str] = REPORT_F
     IT-vs-IV route contrast (when route is a covariate): median, 95% ETI, P(< 0) and shift
     from the base. ``psense`` (:func:`power_scaling`) of the base fit. Families that change
     the model's structure (other prior families, thresholds, most evidence scenarios)
-    compile a model each; the rest reuse the base model.
+    compile a model each; the rest reuse the base model. ``prior_method`` and
+    ``refit_unreliable`` are passed to :func:`prior_sensitivity` (with ``prior_method="reweight"``
+    and ``refit_unreliable="same-family"`` the prior family compiles nothing).
     """
     pooled, contrast = headline_quantities(spec, evidence)
     quantities = [pooled] + ([contrast] if contrast else [])
@@ -970,7 +972,7 @@ def sensitivity_for_report(spec, evidence, *, families: Sequence[str] = REPORT_F
     for fam in families:
         if fam == "prior":
             frames.append(prior_sensitivity(spec, evidence, quantities=quantities, method=prior_method,
-                                            include_base=False, **kw))
+                                            refit_unreliable=refit_unreliable, include_base=False, **kw))
         elif fam == "rho" and has_rho:
             frames.append(rho_sensitivity(spec, evidence, values=rho_values, quantities=quantities,
                                           include_base=False, **kw))

@@ -56,6 +56,7 @@ from msc_bayes.diagnostics import interval_columns
 __all__ = [
     "DEFAULT_QUANTITIES",
     "fit_cached",
+    "remember_fit",
     "SUMMARY_COLUMNS",
     "Scenario",
     "oracle_posterior",
@@ -168,6 +169,21 @@ def fit_cached(spec, evidence, **fit_kwargs):
         while len(_FITS) > _FITS_MAX:
             _FITS.popitem(last=False)
         return result
+
+
+def remember_fit(fit, evidence, **fit_kwargs) -> None:
+    """Put an existing ``Fit`` of ``fit.spec`` on ``evidence`` with these settings into the cache of
+    :func:`fit_cached`, so that sweeps asking for that fit reuse it instead of sampling it again.
+
+    Only for a fit made by :func:`msc_bayes.fitting.fit` with exactly these settings (its draws
+    depend only on spec, evidence and settings, as for a fit made here).
+    """
+    key = _fit_key(fit.spec, evidence, fit_kwargs)
+    with _FIT_LOCK:
+        _FITS[key] = fit
+        _FITS.move_to_end(key)
+        while len(_FITS) > _FITS_MAX:
+            _FITS.popitem(last=False)
 
 
 def summarise_draws(x: np.ndarray, *, prob: float = INTERVAL_PROB) -> dict[str, float]:
