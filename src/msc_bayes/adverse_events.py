@@ -73,7 +73,7 @@ import pandas as pd
 import xarray as xr
 from scipy import special
 
-from msc_bayes.covariates import Design, design, tensor
+from msc_bayes.covariates import Design, design, with_effects
 from msc_bayes.errors import EvidenceError, Problem, did_you_mean
 from msc_bayes.evidence import Evidence
 from msc_bayes.likelihood import observe
@@ -316,13 +316,7 @@ def build(spec, evidence: Evidence):
             event_offset = pm.Normal("event_offset", 0.0, 1.0, dims="event")
             event_effect = pm.Deterministic("event_effect", tau_event * event_offset, dims="event")
             eta = eta + event_effect[ev_idx]
-        if d.columns:
-            beta = spec.priors["beta"].create("beta", dims="covariate")
-            eta = eta + pt.dot(tensor(d), beta)
-        if control.any():
-            msc_effect = spec.priors["msc_effect"].create("msc_effect")
-            eta = eta - msc_effect * control
-        theta = pm.Deterministic("theta", eta, dims="arm")
+        theta = pm.Deterministic("theta", with_effects(eta, spec, d, control), dims="arm")
 
         if binom.all():
             ll = binomial_logit_logp(y, n, theta)

@@ -189,3 +189,15 @@ def tensor(design_: Design, transforms: dict[str, str] | None = None):
         rows = np.array([lt.row for lt in items])
         Xt = pt.set_subtensor(Xt[rows, column], (value - term.centre) / term.scale)
     return Xt
+
+
+def with_effects(eta, spec, design_: Design, control: np.ndarray):
+    """`eta + X @ beta - msc_effect * control`, creating `beta` (dims "covariate") only when
+    there are covariates and `msc_effect` only when there are control arms."""
+    import pytensor.tensor as pt
+
+    if design_.columns:
+        eta = eta + pt.dot(tensor(design_), spec.priors["beta"].create("beta", dims="covariate"))
+    if control.any():
+        eta = eta - spec.priors["msc_effect"].create("msc_effect") * control
+    return eta

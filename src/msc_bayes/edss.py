@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from msc_bayes.covariates import Design, design, tensor
+from msc_bayes.covariates import Design, design, with_effects
 from msc_bayes.errors import EvidenceError, Problem
 from msc_bayes.evidence import COUNT_COLUMNS, EDSS_STEP, Evidence
 from msc_bayes.likelihood import observe
@@ -193,13 +193,7 @@ def build(spec, evidence: Evidence):
         tau = spec.priors["tau"].create("tau")
         offset = pm.Normal("study_offset", 0.0, 1.0, dims="study")
         eta = mu + tau * offset[study_idx]
-        if d.columns:
-            beta = spec.priors["beta"].create("beta", dims="covariate")
-            eta = eta + pt.dot(tensor(d), beta)
-        if control.any():
-            msc_effect = spec.priors["msc_effect"].create("msc_effect")
-            eta = eta - msc_effect * control
-        theta = pm.Deterministic("theta", eta, dims="arm")
+        theta = pm.Deterministic("theta", with_effects(eta, spec, d, control), dims="arm")
 
         sigma = pt.zeros(U)
         if hier.any():
