@@ -96,15 +96,16 @@ def _structure_key(spec, evidence: Evidence) -> str:
 
 
 def compiled(spec, evidence: Evidence):
-    """(nutpie compiled model, pm.Model, prepared) for this spec's structure, compiled once per process."""
-    import nutpie
+    """(nutpie compiled model, pm.Model, prepared) for this spec's structure, compiled once per process
+    (and loaded from :mod:`msc_bayes.compile_cache` when another process compiled the same graph)."""
+    from msc_bayes.compile_cache import compile_model
 
     key = _structure_key(spec, evidence)
     if key in _COMPILED:
         _COMPILED.move_to_end(key)
         return _COMPILED[key]
     model, prepared = build(spec, evidence)
-    entry = (nutpie.compile_pymc_model(model), model, prepared)
+    entry = (compile_model(model), model, prepared)
     _COMPILED[key] = entry
     while len(_COMPILED) > _COMPILED_MAX:
         _COMPILED.popitem(last=False)

@@ -1,0 +1,304 @@
+"""An on-disk cache of nutpie's compiled models: a new process loads machine code instead of compiling.
+
+``nutpie.compile_pymc_model`` costs ~20 s per model in every new process even when PyTensor's
+and numba's caches are warm: PyTensor rewrites the graphs (~5 s) and numba compiles nutpie's
+two ``cfunc`` wrappers, which link and re-optimise the whole logp+gradient function. nutpie
+cannot cache those wrappers itself (``cache=True`` never hits: their closures hold
+``uuid4`` keys, so each process computes a new cache key).
+
+:func:`compile_model` does what ``compile_pymc_model(model)`` (numba backend, default
+initialisation) does, with two changes: the shared-data keys are deterministic (``k000``,
+``k001``, ...) and the wrappers are stored through numba's own cache under a key that is a
+**fingerprint of the model graph** (every op, constant, shared variable's name, type and
+shape, the free variables and transforms) plus the library versions, Python, the CPU and
+the compiler settings. A later process with the same fingerprint loads the machine code
+(well under a second). What is rebuilt from the live model every time: the initial-point
+function, dims and coords, and the shared data (prior values, study weights) — runtime
+inputs of the compiled code, so ``with_data`` works as before.
+
+Safety: anything the fingerprint cannot capture exactly (an op that cannot be pickled), a
+nutpie other than the 0.16 series this mirrors, or any failure while loading falls back to
+nutpie's own compile; a failure while saving only costs the cache entry. A layout check
+compares the stored variable names and shapes with the live model before a hit is used.
+``MSC_BAYES_COMPILE_CACHE=0`` turns the cache off. Files live in PyTensor's compile
+directory (``<base_compiledir>/msc_bayes`` and numba's files in ``<base_compiledir>/numba``),
+so clearing PyTensor's cache clears this one too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import sys
+import threading
+import warnings
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+#: Layout version of the cache entries (bump when the stored metadata changes).
+VERSION = 1
+#: The nutpie series whose internals this mirrors; any other version compiles the stock way.
+NUTPIE_SERIES = "0.16."
+ENV_SWITCH = "MSC_BAYES_COMPILE_CACHE"
+
+#: Counts since the process started: "hit" (loaded from disk), "miss" (compiled and stored),
+#: "reused" (wrappers already loaded in this process), "stock" (nutpie's own compile).
+STATS = {"hit": 0, "miss": 0, "reused": 0, "stock": 0}
+
+_LOCK = threading.Lock()
+#: fingerprint -> (logp cfunc, expand cfunc): each stored library is loaded once per process.
+_LOADED: dict[str, tuple] = {}
+
+
+class Uncacheable(Exception):
+    """The model cannot be fingerprinted exactly; it is compiled without the cache."""
+
+
+def enabled() -> bool:
+    if os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    try:
+        return metadata.version("nutpie").startswith(NUTPIE_SERIES)
+    except metadata.PackageNotFoundError:  # pragma: no cover - nutpie is a dependency
+        return False
+
+
+def cache_dir() -> Path:
+    import pytensor
+
+    return Path(pytensor.config.base_compiledir) / "msc_bayes"
+
+
+def compile_model(model):
+    """``nutpie.compile_pymc_model(model)``, loaded from the on-disk cache when this graph was compiled before."""
+    import nutpie
+
+    if enabled():
+        try:
+            key = fingerprint(model)
+        except Uncacheable:
+            key = None
+        if key is not None:
+            with _LOCK:
+                return _cached(model, key)
+    STATS["stock"] += 1
+    return nutpie.compile_pymc_model(model)
+
+
+# --------------------------------------------------------------------------------------
+# The fingerprint
+# --------------------------------------------------------------------------------------
+
+
+def _environment() -> list:
+    import llvmlite.binding as ll
+    import numba
+    import pytensor
+
+    versions = [metadata.version(p) for p in ("pymc", "pytensor", "nutpie", "numba", "llvmlite", "numpy")]
+    cfg = pytensor.config
+    return [VERSION, versions, sys.version, ll.get_host_cpu_name(), ll.get_host_cpu_features().flatten(),
+            str(numba.config.OPT), bool(cfg.numba__fastmath), cfg.floatX,
+            *[str(getattr(cfg, k, "")) for k in ("optimizer_excluding", "optimizer_including", "optimizer_requiring")]]
+
+
+def _pickled(obj) -> str:
+    try:
+        return hashlib.sha256(pickle.dumps(obj, protocol=4)).hexdigest()
+    except Exception as exc:  # noqa: BLE001 - an op we cannot identify exactly: no cache
+        raise Uncacheable(f"{type(obj).__name__}: {exc}") from exc
+
+
+def fingerprint(model) -> str:
+    """sha256 of everything nutpie compiles from `model`: the logp graph and the traced variables
+    (ops, constants' values, shared variables' names, types and shapes), the free variables'
+    order, types and transforms, and the environment. Raises :class:`Uncacheable`."""
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.basic import Constant
+    from pytensor.graph.traversal import io_toposort
+
+    outputs = [model.logp(), *model.unobserved_value_vars]
+    h = hashlib.sha256(json.dumps(_environment()).encode())
+    for rv in model.free_RVs:  # (what a transform computes is in the logp graph; its class names it here)
+        transform = type(model.rvs_to_transforms.get(rv))
+        h.update(f"{rv.name}|{model.rvs_to_values[rv].type}|{transform.__module__}.{transform.__qualname__}".encode())
+    names: dict = {}
+
+    def token(v) -> str:
+        if v not in names:
+            if isinstance(v, Constant):
+                data = np.ascontiguousarray(v.data)
+                names[v] = f"C{v.type}:{data.dtype.str}:{data.shape}:{hashlib.sha256(data.tobytes()).hexdigest()}"
+            elif isinstance(v, SharedVariable):
+                value = np.asarray(v.get_value())
+                names[v] = f"S{v.name}:{v.type}:{value.dtype.str}:{value.shape}"
+            elif v.owner is None:
+                names[v] = f"I{v.name}:{v.type}"
+            else:
+                names[v] = f"V{len(names)}:{v.type}"
+        return names[v]
+
+    for node in io_toposort([], outputs):
+        h.update(_pickled(node.op).encode())
+        h.update(("|".join(map(token, node.inputs)) + ">" + "|".join(map(token, node.outputs))).encode())
+    h.update("|".join(map(token, outputs)).encode())
+    return h.hexdigest()[:40]
+
+
+# --------------------------------------------------------------------------------------
+# numba wrappers stored under our key
+# --------------------------------------------------------------------------------------
+
+
+def _keyed_cache(py_func, key: str):
+    """numba's FunctionCache with its index key replaced by `key` (numba's own key hashes the
+    closure, which for nutpie's wrappers differs in every process); files go to PyTensor's
+    numba cache folder through PyTensor's locator."""
+    from numba.core.caching import FunctionCache
+    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
+
+    CACHED_SRC_FUNCTIONS[py_func] = f"msc_bayes_{key}"
+
+    class Keyed(FunctionCache):
+        def _index_key(self, sig, codegen):
+            return (sig, codegen.magic_tuple(), ("msc_bayes", key))
+
+    return Keyed(py_func)
+
+
+def _cfunc(py_func, sig, key: str, *, load: bool):
+    """A numba CFunc of `py_func` under `key`: loaded from disk (None when absent) or compiled and stored."""
+    from numba.core import sigutils
+    from numba.core.ccallback import CFunc
+    from numba.core.compiler_lock import global_compiler_lock
+
+    cf = CFunc(py_func, sigutils.normalize_signature(sig), locals={}, options={})
+    cf._cache = _keyed_cache(py_func, key)
+    if not load:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Cannot cache compiled function")
+            cf.compile()  # compiles, then stores through cf._cache
+        return cf
+    with global_compiler_lock:
+        cres = cf._cache.load_overload(cf._sig, cf._targetdescr.target_context)
+        if cres is None:
+            return None
+        cf._library = cres.library
+        cf._wrapper_name = cres.fndesc.llvm_cfunc_wrapper_name
+        cf._wrapper_address = cf._library.get_pointer_to_function(cf._wrapper_name)
+    return cf
+
+
+# --------------------------------------------------------------------------------------
+# Hit or miss
+# --------------------------------------------------------------------------------------
+
+
+def _initial_point_fn(model):
+    from nutpie import compile_pymc as cp
+    from pymc.initial_point import make_initial_point_fn
+
+    return cp._wrap_with_lock(make_initial_point_fn(model=model, return_transformed=True,
+                                                    jitter_rvs=set(model.free_RVs)))
+
+
+def _shared_data(shared_vars: dict) -> dict:
+    data = {k: np.array(v.get_value(), order="C", copy=True) for v, k in shared_vars.items()}
+    for a in data.values():
+        a.flags.writeable = False
+    return data
+
+
+def _cached(model, key: str):
+    meta_file = cache_dir() / f"{key}.pkl"
+    if key in _LOADED or meta_file.exists():
+        try:
+            compiled = _from_meta(model, key, pickle.loads(meta_file.read_bytes()))
+        except Exception:  # noqa: BLE001 - a damaged or foreign entry: compile afresh
+            compiled = None
+        if compiled is not None:
+            return compiled
+    return _compile_and_store(model, key, meta_file)
+
+
+def _from_meta(model, key: str, meta: dict):
+    from nutpie import compile_pymc as cp
+
+    if meta.get("version") != VERSION or meta["free"] != [(v.name, model.rvs_to_values[v].type.ndim)
+                                                         for v in model.free_RVs]:
+        return None
+    by_name = {v.name: v for v in model.data_vars}
+    if any(n not in by_name for n in meta["shared_names"]):
+        return None
+    shared_var_keys = {by_name[n]: k for n, k in zip(meta["shared_names"], meta["shared_keys"])}
+    shared_data = _shared_data(shared_var_keys)
+    user_data = cp.make_user_data(shared_var_keys, shared_data)
+    if key in _LOADED:
+        logp_cf, expand_cf = _LOADED[key]
+        STATS["reused"] += 1
+    else:
+        raw_l, sig_l = cp._make_c_logp_func(meta["n_dim"], None, user_data, meta["logp_keys"], shared_data)
+        raw_e, sig_e = cp._make_c_expand_func(meta["n_dim"], meta["n_expanded"], None, user_data,
+                                              meta["expand_keys"], shared_data)
+        logp_cf = _cfunc(raw_l, sig_l, key + "_logp", load=True)
+        expand_cf = _cfunc(raw_e, sig_e, key + "_expand", load=True) if logp_cf is not None else None
+        if expand_cf is None:
+            return None
+        _LOADED[key] = (logp_cf, expand_cf)
+        STATS["hit"] += 1
+    names, _, shapes = meta["shape_info"]
+    n_free = meta["n_free"]
+    init = cp._rv_dict_to_flat_array_wrapper(_initial_point_fn(model), names=names[:n_free], shapes=shapes[:n_free])
+    dims, coords = cp._prepare_dims_and_coords(model, meta["shape_info"], meta["reparameterized_names"])
+    return cp.CompiledPyMCModel(
+        _n_dim=meta["n_dim"], dims=dims, _coords=coords, _shapes={n: tuple(s) for n, s in zip(names, shapes)},
+        compiled_logp_func=logp_cf, compiled_expand_func=expand_cf, initial_point_func=init,
+        shared_data=shared_data, shared_var_keys=shared_var_keys, user_data=user_data,
+        n_expanded=meta["n_expanded"], shape_info=meta["shape_info"], logp_func=None, expand_func=None,
+        reparameterized_names=meta["reparameterized_names"])
+
+
+def _compile_and_store(model, key: str, meta_file: Path):
+    """nutpie's numba compile (``_compile_pymc_model_numba``) with deterministic shared-data keys
+    and wrappers stored under `key`; then the metadata a later process needs."""
+    from nutpie import compile_pymc as cp
+
+    n_dim, n_expanded, logp_pt, expand_pt, init, shape_info, reparameterized = cp._make_functions(
+        model, mode="NUMBA", compute_grad=True, join_expanded=True, pymc_initial_point_fn=_initial_point_fn(model))
+    shared_var_keys: dict = {}
+    for var in [*logp_pt.get_shared(), *expand_pt.get_shared()]:
+        shared_var_keys.setdefault(var, f"k{len(shared_var_keys):03d}")
+    shared_data = _shared_data(shared_var_keys)
+    user_data = cp.make_user_data(shared_var_keys, shared_data)
+    logp_keys = [shared_var_keys[v] for v in logp_pt.get_shared()]
+    expand_keys = [shared_var_keys[v] for v in expand_pt.get_shared()]
+    raw_l, sig_l = cp._make_c_logp_func(n_dim, logp_pt.vm.jit_fn, user_data, logp_keys, shared_data)
+    raw_e, sig_e = cp._make_c_expand_func(n_dim, n_expanded, expand_pt.vm.jit_fn, user_data, expand_keys, shared_data)
+    logp_cf = _cfunc(raw_l, sig_l, key + "_logp", load=False)
+    expand_cf = _cfunc(raw_e, sig_e, key + "_expand", load=False)
+    _LOADED[key] = (logp_cf, expand_cf)
+    STATS["miss"] += 1
+    dims, coords = cp._prepare_dims_and_coords(model, shape_info, reparameterized)
+    value_names = {v.name for v in model.value_vars}
+    meta = {"version": VERSION, "free": [(v.name, model.rvs_to_values[v].type.ndim) for v in model.free_RVs],
+            "n_dim": n_dim, "n_expanded": n_expanded, "shape_info": shape_info,
+            "n_free": sum(n in value_names for n in shape_info[0]),
+            "reparameterized_names": list(reparameterized or []),
+            "shared_names": [v.name for v in shared_var_keys], "shared_keys": list(shared_var_keys.values()),
+            "logp_keys": logp_keys, "expand_keys": expand_keys}
+    try:
+        meta_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = meta_file.with_name(f"{meta_file.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(pickle.dumps(meta))
+        os.replace(tmp, meta_file)
+    except OSError:  # a read-only or full disk: this process still has the compiled model
+        pass
+    return cp.CompiledPyMCModel(
+        _n_dim=n_dim, dims=dims, _coords=coords, _shapes={n: tuple(s) for n, _, s in zip(*shape_info)},
+        compiled_logp_func=logp_cf, compiled_expand_func=expand_cf, initial_point_func=init,
+        shared_data=shared_data, shared_var_keys=shared_var_keys, user_data=user_data, n_expanded=n_expanded,
+        shape_info=shape_info, logp_func=logp_pt, expand_func=expand_pt, reparameterized_names=reparameterized)

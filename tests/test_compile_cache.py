@@ -1,0 +1,117 @@
+"""The on-disk compiled-model cache: right key, identical machine code across processes, safe fallbacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from msc_bayes import compile_cache, fitting
+from msc_bayes.evidence import load_evidence
+from msc_bayes.spec import Prior, spec_from_dict
+
+PLAIN = spec_from_dict({"outcome": "edss_change", "covariates": []})
+
+
+def _evidence(tmp_path, values=(-0.3, 0.1, -0.5, -0.1)):
+    folder = tmp_path / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = "".join(f"s{i},a,12,{20 + 5 * i},{v!r},0.15\n" for i, v in enumerate(values))
+    (folder / "edss.csv").write_text("study,arm,timepoint_months,n,change_mean,change_se\n" + rows)
+    return load_evidence(folder)
+
+
+def _key(spec, evidence) -> str:
+    return compile_cache.fingerprint(fitting.build(spec, evidence)[0])
+
+
+def test_fingerprint_is_stable_and_ignores_values_that_are_runtime_data(tmp_path):
+    ev = _evidence(tmp_path)
+    key = _key(PLAIN, ev)
+    assert _key(PLAIN, ev) == key  # a rebuilt model
+    # prior values and study weights are pm.Data: the compiled code is the same
+    assert _key(PLAIN.replace(priors={"tau": Prior("HalfNormal", {"sigma": 2.0})}), ev) == key
+
+
+def test_fingerprint_changes_with_anything_compiled_into_the_model(tmp_path):
+    ev = _evidence(tmp_path)
+    key = _key(PLAIN, ev)
+    assert _key(PLAIN.replace(priors={"tau": Prior("HalfCauchy", {"beta": 0.5})}), ev) != key  # another family
+    assert _key(PLAIN, _evidence(tmp_path / "x", values=(-0.3, 0.1, -0.5, -0.2))) != key  # another data value
+    assert _key(PLAIN, _evidence(tmp_path / "y", values=(-0.3, 0.1, -0.5))) != key  # another number of arms
+
+
+def _sentinel(monkeypatch):
+    calls = []
+    monkeypatch.setattr("nutpie.compile_pymc_model", lambda model: calls.append(model) or "stock")
+    return calls
+
+
+def test_switched_off_or_unfingerprintable_models_compile_the_stock_way(tmp_path, monkeypatch):
+    model = fitting.build(PLAIN, _evidence(tmp_path))[0]
+    calls = _sentinel(monkeypatch)
+    monkeypatch.setenv(compile_cache.ENV_SWITCH, "0")
+    assert compile_cache.compile_model(model) == "stock"
+    monkeypatch.delenv(compile_cache.ENV_SWITCH)
+
+    def unpicklable(model):
+        raise compile_cache.Uncacheable("an op without pickle")
+
+    monkeypatch.setattr(compile_cache, "fingerprint", unpicklable)
+    assert compile_cache.compile_model(model) == "stock"
+    assert len(calls) == 2
+
+
+def test_a_damaged_entry_is_compiled_afresh(tmp_path, monkeypatch):
+    model = fitting.build(PLAIN, _evidence(tmp_path))[0]
+    monkeypatch.setattr(compile_cache, "cache_dir", lambda: tmp_path)
+    compiled = []
+    monkeypatch.setattr(compile_cache, "_compile_and_store", lambda m, k, f: compiled.append(k) or "fresh")
+    (tmp_path / "deadbeef.pkl").write_bytes(b"not a pickle")
+    assert compile_cache._cached(model, "deadbeef") == "fresh"
+    assert compiled == ["deadbeef"]
+
+
+_CHILD = textwrap.dedent("""
+    import ctypes, json, sys
+    import numpy as np
+    import nutpie
+    from msc_bayes import compile_cache, fitting
+    from msc_bayes.evidence import load_evidence
+    from msc_bayes.spec import spec_from_dict
+
+    spec = spec_from_dict({"outcome": "edss_change", "covariates": []})
+    compiled, model, _ = fitting.compiled(spec, load_evidence(sys.argv[1]))
+    P = ctypes.POINTER(ctypes.c_double)
+    points = []
+    for x in np.random.default_rng(1).normal(0, 0.5, size=(3, compiled.n_dim)):
+        grad, logp = np.zeros(compiled.n_dim), np.zeros(())
+        rc = compiled.compiled_logp_func.ctypes(compiled.n_dim, x.ctypes.data_as(P), grad.ctypes.data_as(P),
+                                                logp.ctypes.data_as(P), ctypes.c_void_p(compiled.user_data.ctypes.data))
+        points.append([int(rc), float(logp), grad.tolist()])
+    fit = fitting.fit(spec, load_evidence(sys.argv[1]), draws=50, tune=50, chains=2, seed=3)
+    print(json.dumps({"stats": compile_cache.STATS, "points": points,
+                      "mu": fit.posterior["mu"].values.tolist()}))
+""")
+
+
+@pytest.mark.slow
+def test_a_second_process_loads_the_same_machine_code(tmp_path):
+    # data values no earlier run has compiled: the first process misses, the second must hit
+    values = tuple(round(float(v), 6) for v in np.random.default_rng().normal(0, 0.3, 4))
+    folder = _evidence(tmp_path, values).path
+
+    def child() -> dict:
+        out = subprocess.run([sys.executable, "-c", _CHILD, str(folder)], capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    first, second = child(), child()
+    assert first["stats"]["miss"] == 1 and first["stats"]["hit"] == 0
+    assert second["stats"]["hit"] == 1 and second["stats"]["miss"] == 0
+    assert all(p[0] == 0 for p in first["points"])
+    assert second["points"] == first["points"]  # logp and gradient, bit for bit
+    assert second["mu"] == first["mu"]  # and so the draws
