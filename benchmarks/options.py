@@ -11,12 +11,12 @@ spec's seed). Recorded per process: import, compile, sampling, bulk-ESS/s of mu 
 logp+gradient cost, peak RSS and a digest of the mu draws (same digest = identical draws).
 
 Variants:
-  numba         nutpie.compile_pymc_model(model), what msc_bayes.fitting.compiled() does
+  numba         nutpie.compile_pymc_model(model): stock nutpie (MSC_BAYES_COMPILE_CACHE=0)
   numba_opt1    the same with NUMBA_OPT=1 (LLVM -O1 instead of -O3)
   freeze        compile_pymc_model(model, freeze_model=True) (data baked in as constants)
   nutpie_cache  compile_pymc_model(model, cache=True): numba's on-disk cache of nutpie's cfuncs
-  persistent    benchmarks/persistent_cache.py: nutpie's cfuncs cached on disk under a
-                fingerprint of the model graph (prototype)
+  persistent    msc_bayes.compile_cache.compile_model(model), what msc_bayes.fitting.compiled()
+                does: nutpie's cfuncs cached on disk under a fingerprint of the model graph
   jax           compile_pymc_model(model, backend="jax", gradient_backend="jax") with JAX's
                 persistent compilation cache (needs jax; --jax-path adds a folder to sys.path)
   pymc_c        pm.sample(nuts_sampler="pymc", chains=4, cores=2) with the C backend (cvm)
@@ -80,11 +80,10 @@ def _work(params: dict, t_start: float) -> dict:
         c = nutpie.compile_pymc_model(model, cache=True)
         res["cfunc_cache_hits"] = [c.compiled_logp_func.cache_hits, c.compiled_expand_func.cache_hits]
     elif variant == "persistent":
-        import persistent_cache
+        from msc_bayes import compile_cache
 
-        stats = {}
-        c = persistent_cache.compile_cached(model, stats)
-        res["persistent"] = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in stats.items()}
+        c = compile_cache.compile_model(model)
+        res["persistent"] = dict(compile_cache.STATS)
     elif variant == "jax":
         c = nutpie.compile_pymc_model(model, backend="jax", gradient_backend="jax")
     elif variant == "pymc_c":

@@ -43,8 +43,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 MARK = "BENCH_JSON "
 EDSS_SPEC = ROOT / "models" / "edss_change.toml"
-#: How the msc_bayes CLI is started ([PY, "-m", "msc_bayes"], or through the persistent-cache prototype).
 CLI = [PY, "-m", "msc_bayes"]
+#: Extra environment of every child (``--no-compile-cache`` sets MSC_BAYES_COMPILE_CACHE=0).
+CHILD_ENV: dict[str, str] = {}
 
 
 # ======================================================================================
@@ -60,6 +61,7 @@ def cache_env(cache: Path | None) -> dict:
         env["PYTENSOR_FLAGS"] = f"base_compiledir={cache}"
         env["NUMBA_CACHE_DIR"] = str(cache / "numba_user")
     env["PYTHONUNBUFFERED"] = "1"
+    env.update(CHILD_ENV)
     return env
 
 
@@ -94,8 +96,7 @@ def run_child(cmd: list[str], *, cache: Path | None, cwd: Path = ROOT, timeout: 
 
 
 def worker(kind: str, params: dict, *, cache: Path | None, timeout: float = 3600) -> dict:
-    extra = ["--persistent-cache"] if CLI[1] != "-m" else []
-    return run_child([PY, str(Path(__file__).resolve()), "--worker", kind, "--params", json.dumps(params), *extra],
+    return run_child([PY, str(Path(__file__).resolve()), "--worker", kind, "--params", json.dumps(params)],
                      cache=cache, timeout=timeout)
 
 
@@ -545,23 +546,18 @@ def main(argv=None) -> int:
     ap.add_argument("--scaling-draws", type=int, default=None, help="draws = tune per chain (4 chains) in the "
                     "scaling runs (default 300; --quick 100); 0: the spec's 1000/1000")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (data, caches, reports)")
-    ap.add_argument("--persistent-cache", action="store_true",
-                    help="EXPERIMENT: run every fit through benchmarks/persistent_cache.py (nutpie's compiled "
-                         "model cached on disk), to measure that proposal")
+    ap.add_argument("--no-compile-cache", action="store_true",
+                    help="switch off msc_bayes.compile_cache in every child (MSC_BAYES_COMPILE_CACHE=0): "
+                         "the 'before' figures")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--params", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    global CLI
-    if args.persistent_cache:
-        CLI = [PY, str(Path(__file__).resolve().parent / "persistent_cache.py")]
+    if args.no_compile_cache:
+        CHILD_ENV["MSC_BAYES_COMPILE_CACHE"] = "0"
 
     if args.worker:
         t_start = time.perf_counter()
         sys.path.insert(0, str(ROOT / "src"))
-        if args.persistent_cache:
-            sys.path.insert(0, str(Path(__file__).resolve().parent))
-            import persistent_cache
-            persistent_cache.install()
         result = WORKERS[args.worker](json.loads(args.params or "{}"), t_start)
         import resource
         result["_self_peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -575,7 +571,7 @@ def main(argv=None) -> int:
     sections = set(args.sections.split(","))
     tmp = Path(tempfile.mkdtemp(prefix="msc_bench_"))
     res = {"env": environment(), "settings": {"quick": args.quick, "repeats": repeats, "arms": arms,
-                                              "persistent_cache_experiment": args.persistent_cache,
+                                              "compile_cache": not args.no_compile_cache,
                                               "sections": sorted(sections), "tmp": str(tmp)}}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
