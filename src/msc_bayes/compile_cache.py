@@ -34,6 +34,7 @@ import pickle
 import sys
 import threading
 import warnings
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 
@@ -106,11 +107,41 @@ def _environment() -> list:
             *[str(getattr(cfg, k, "")) for k in ("optimizer_excluding", "optimizer_including", "optimizer_requiring")]]
 
 
-def _pickled(obj) -> str:
-    try:
-        return hashlib.sha256(pickle.dumps(obj, protocol=4)).hexdigest()
+_PLAIN = (str, int, float, bool, complex, bytes, type(None))
+
+
+def _identity(obj):
+    """A deterministic, complete description of an op: its type and ``__props__`` (PyTensor's
+    own definition of op equality, used for its numba cache keys), recursively (an Elemwise's
+    scalar op by its props). Not the op's pickle: ops with inner graphs (LogSumExp) pickle
+    auto-numbered variables, and pickle's memo depends on which equal strings happen to be the
+    same object — both differ between builds of the same model."""
+    props = getattr(obj, "__props__", None)
+    if props is not None:
+        return (type(obj).__module__, type(obj).__qualname__, tuple((p, _identity(getattr(obj, p))) for p in props))
+    if isinstance(obj, _PLAIN):
+        return obj
+    if isinstance(obj, (tuple, list)):
+        return (type(obj).__name__, tuple(_identity(x) for x in obj))
+    if isinstance(obj, (frozenset, set)):
+        return ("set", tuple(sorted((_identity(x) for x in obj), key=repr)))
+    if isinstance(obj, Mapping):
+        return ("dict", tuple(sorted(((_identity(k), _identity(v)) for k, v in obj.items()), key=repr)))
+    if isinstance(obj, type):
+        return ("type", obj.__module__, obj.__qualname__)
+    if isinstance(obj, (np.ndarray, np.generic)):
+        a = np.ascontiguousarray(obj)
+        return ("array", a.dtype.str, a.shape, hashlib.sha256(a.tobytes()).hexdigest())
+    if isinstance(obj, np.dtype):
+        return ("dtype", obj.str)
+    try:  # anything else by its pickle (complete; at worst not reproducible: a cache miss)
+        return ("pickle", type(obj).__qualname__, hashlib.sha256(pickle.dumps(obj, protocol=4)).hexdigest())
     except Exception as exc:  # noqa: BLE001 - an op we cannot identify exactly: no cache
         raise Uncacheable(f"{type(obj).__name__}: {exc}") from exc
+
+
+def _op_token(op) -> str:
+    return repr(_identity(op))
 
 
 def fingerprint(model) -> str:
@@ -143,7 +174,7 @@ def fingerprint(model) -> str:
         return names[v]
 
     for node in io_toposort([], outputs):
-        h.update(_pickled(node.op).encode())
+        h.update(_op_token(node.op).encode())
         h.update(("|".join(map(token, node.inputs)) + ">" + "|".join(map(token, node.outputs))).encode())
     h.update("|".join(map(token, outputs)).encode())
     return h.hexdigest()[:40]
