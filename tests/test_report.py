@@ -315,6 +315,7 @@ def test_sensitivity_section_for_the_edss_model(files, fake, tmp_path):
     assert [c["spec"] for c in fake.sensitivity_calls] == ["EDSS <b>plain</b>"]  # EDSS only, not AE
     call = fake.sensitivity_calls[0]
     assert call["prior_method"] == "reweight" and call["refit_unreliable"] == "same-family"
+    assert call["loo_method"] == "reweight"
     assert "threshold" not in call["families"]
     html = (out / "index.html").read_text(encoding="utf-8")
     doc = parse(html)
@@ -330,6 +331,18 @@ def test_sensitivity_section_for_the_edss_model(files, fake, tmp_path):
     assert not (out / "ae_plain_sensitivity.csv").exists()
     md = (out / "report.md").read_text(encoding="utf-8")
     assert "### Sensitivity analyses" in md and "(figures/edss_plain_sensitivity.png)" in md and HOSTILE not in md
+
+
+def test_varied_text_says_how_studies_were_left_out():
+    def table(methods):
+        return pd.DataFrame({"family": ["base"] + ["leave-one-out"] * len(methods),
+                             "scenario": ["base"] + [f"without s{i}" for i in range(len(methods))],
+                             "method": ["mcmc", *methods]})
+
+    text = report.varied_text(table(["reweight", "mcmc", "reweight"]), [])
+    assert "each of 3 studies left out in turn (by importance reweighting of the base fit" in text
+    assert "with an exact zero-weight refit where Pareto k > 0.7: 1 study)" in text
+    assert "(exact zero-weight refits)" in report.varied_text(table(["mcmc", "mcmc"]), [])
 
 
 def test_no_sensitivity_omits_the_section(files, fake, tmp_path):

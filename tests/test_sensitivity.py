@@ -35,6 +35,10 @@ Y = [-0.35, -0.25, -0.4, -0.2, -0.3, -0.45, -0.3, -0.15, 1.2]
 SE = [0.1, 0.12, 0.15, 0.1, 0.12, 0.15, 0.1, 0.12, 0.12]
 X = [0.0, 0.2, 0.1, 0.3, 0.5, 0.4, 0.1, 0.2, 1.0]
 STUDIES = [f"s{i + 1}" for i in range(len(Y))]
+#: Eight imprecise, similar studies: none moves the posterior much (low Pareto k when left out).
+WEAK_Y = [-0.35, -0.1, -0.5, -0.2, -0.4, 0.0, -0.3, -0.25]
+WEAK_SE = [0.4, 0.45, 0.5, 0.4, 0.45, 0.5, 0.4, 0.45]
+WEAK = [f"w{i + 1}" for i in range(len(WEAK_Y))]
 FAST = {"draws": 1000, "tune": 500, "chains": 2}
 
 
@@ -62,8 +66,8 @@ def plain_spec(**priors):
     return spec_from_dict(d)
 
 
-def exact(spec, ev, exclude=()):
-    keep = [i for i, s in enumerate(STUDIES) if s not in exclude]
+def exact(spec, ev, exclude=(), studies=STUDIES):
+    keep = [i for i, s in enumerate(studies) if s not in exclude]
     y, se = ev.edss["change_mean"].to_numpy()[keep], ev.edss["change_se"].to_numpy()[keep]
     mu = spec.priors["mu"].params
     return normal_normal(y, se, prior_mean=mu["mu"], prior_sd=mu["sigma"], tau_logpdf=spec.priors["tau"].logpdf)
@@ -207,6 +211,56 @@ def test_reweighting_agrees_with_a_refit(plain):
     assert alt["method"] == "reweight" and alt["pareto_k"] < S.K_THRESHOLD
     truth = exact(plain_spec(mu=Prior("Normal", {"mu": 0.0, "sigma": 0.3})), plain).mu_mean
     assert abs(alt["mean"] - truth) < MCSE_MULTIPLIER * alt["mcse_mean"] + 0.02
+
+
+@pytest.fixture(scope="module")
+def weak(tmp_path_factory):
+    """A plain effect-size table of imprecise, similar studies (WEAK): leaving one out is a small
+    change that importance reweighting handles."""
+    folder = write(tmp_path_factory.mktemp("weak"),
+                   edss={"study": WEAK, "arm": "a", "timepoint_months": 6.0, "n": 30, "change_mean": WEAK_Y,
+                         "change_se": WEAK_SE},
+                   arms={"study": WEAK, "arm": "a", "group": "msc", "n": 30})
+    return load_evidence(folder)
+
+
+@pytest.mark.slow
+def test_reweighted_leave_one_out_matches_exact_refits_where_pareto_k_is_low(weak):
+    spec, studies, q = plain_spec(), ["w1", "w8"], ("mu", "tau")
+    rw = S.leave_one_out(spec, weak, studies=studies, quantities=q, method="reweight", **FAST)
+    mc = S.leave_one_out(spec, weak, studies=studies, quantities=q, method="mcmc", **FAST)
+    assert list(dict.fromkeys(rw["scenario"])) == ["base", "without w1", "without w8"]
+    assert row(rw, "base", "mu")["mean"] == row(mc, "base", "mu")["mean"]  # the same (cached) base fit
+    for s in studies:
+        truth = exact(spec, weak, [s], studies=WEAK)
+        for quantity, true_mean in (("mu", truth.mu_mean), ("tau", truth.tau_mean)):
+            r, m = row(rw, f"without {s}", quantity), row(mc, f"without {s}", quantity)
+            assert r["method"] == "reweight" and r["pareto_k"] < S.K_THRESHOLD and m["method"] == "mcmc"
+            # the reweighted and the refitted posterior mean agree within their Monte Carlo error, and
+            # both with the exact posterior mean without the study
+            tol = MCSE_MULTIPLIER * math.hypot(r["mcse_mean"], m["mcse_mean"])
+            assert abs(r["mean"] - m["mean"]) < tol, (s, quantity, r["mean"], m["mean"], tol)
+            assert abs(r["mean"] - true_mean) < MCSE_MULTIPLIER * r["mcse_mean"], (s, quantity, r["mean"], true_mean)
+            assert abs(r["shift"] - m["shift"]) < tol
+    # a threshold below every k refits every study: the rows are then the exact refits themselves
+    forced = S.leave_one_out(spec, weak, studies=studies, quantities=q, method="reweight", k_threshold=-math.inf,
+                             **FAST)
+    assert list(forced["method"]) == ["mcmc"] * 6 and list(forced["left_out"]) == ["", "", "w1", "w1", "w8", "w8"]
+    assert np.array_equal(forced["mean"], mc["mean"]) and forced["pareto_k"].iloc[2:].notna().all()
+    assert forced["notes"].iloc[2:].str.contains("refitted: Pareto k").all()
+
+
+@pytest.mark.slow
+def test_reweighted_leave_one_out_refits_a_study_with_high_pareto_k(plain):
+    # the outlier moves the posterior too far for importance sampling: its k is high, so it is refitted
+    spec = plain_spec()
+    rw = S.leave_one_out(spec, plain, studies=["s9"], quantities=("mu",), method="reweight", **FAST)
+    mc = S.leave_one_out(spec, plain, studies=["s9"], quantities=("mu",), method="mcmc", **FAST)
+    s9 = row(rw, "without s9", "mu")
+    assert s9["method"] == "mcmc" and s9["pareto_k"] > S.K_THRESHOLD and "refitted: Pareto k" in s9["notes"]
+    assert s9["mean"] == row(mc, "without s9", "mu")["mean"]  # the exact refit itself
+    assert s9["shift"] == pytest.approx(row(mc, "without s9", "mu")["shift"])
+    assert abs(s9["mean"] - exact(spec, plain, ["s9"]).mu_mean) < MCSE_MULTIPLIER * s9["mcse_mean"]
 
 
 @pytest.mark.slow

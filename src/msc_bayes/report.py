@@ -73,6 +73,9 @@ SENSITIVITY_PRIOR_METHOD = "reweight"
 #: ... and where Pareto k is too high, exact refits only of alternatives keeping the base prior
 #: family (sampling only); the others stay reweighted, flagged in their notes.
 SENSITIVITY_REFIT_UNRELIABLE = "same-family"
+#: Leave-one-study-out by PSIS importance reweighting of the base fit (weights: minus the left-out
+#: study's log likelihood), with an exact zero-weight refit of each study whose Pareto k is too high.
+SENSITIVITY_LOO_METHOD = "reweight"
 #: rho held (almost) fixed at these values: a tight Beta, the family of the spec's rho prior
 #: (run only when that prior is Beta, else it would compile).
 SENSITIVITY_RHO_VALUES = (0.2, 0.5, 0.8)
@@ -395,7 +398,8 @@ def model_section(folder: Path, run: ModelRun, evidence) -> dict:
 def sensitivity_settings() -> dict:
     return {"outcomes": list(SENSITIVITY_OUTCOMES), "families": list(SENSITIVITY_FAMILIES),
             "prior_method": SENSITIVITY_PRIOR_METHOD, "refit_unreliable": SENSITIVITY_REFIT_UNRELIABLE,
-            "rho_values": list(SENSITIVITY_RHO_VALUES), "evidence": list(SENSITIVITY_EVIDENCE)}
+            "loo_method": SENSITIVITY_LOO_METHOD, "rho_values": list(SENSITIVITY_RHO_VALUES),
+            "evidence": list(SENSITIVITY_EVIDENCE)}
 
 
 def _exclusion_scenarios(spec, evidence) -> list[str]:
@@ -435,7 +439,14 @@ def varied_text(table: pd.DataFrame, names: list[str]) -> str:
     if count.get("evidence"):
         parts.append("the evidence (" + ", ".join(names) + ", as exact zero-weight refits of the base model)")
     if count.get("leave-one-out"):
-        parts.append(f"each of {count['leave-one-out']} studies left out in turn")
+        loo = rows[rows["family"] == "leave-one-out"]
+        n_refit = int((loo["method"] != "reweight").sum())
+        if (loo["method"] == "reweight").any():
+            parts.append(f"each of {count['leave-one-out']} studies left out in turn (by importance reweighting of "
+                         f"the base fit, with an exact zero-weight refit where Pareto k > {K_THRESHOLD:g}: "
+                         f"{n_refit} {'study' if n_refit == 1 else 'studies'})")
+        else:
+            parts.append(f"each of {count['leave-one-out']} studies left out in turn (exact zero-weight refits)")
     varied = "; ".join(parts) if parts else "nothing (no scenario applied)"
     return (f"Varied, each with the base fit's sampler settings: {varied}. Scenarios that would compile a new "
             "model (other prior families refitted, the EDSS category threshold, other evidence readings) are not "
@@ -474,8 +485,8 @@ def sensitivity_section(folder: Path, run: ModelRun, evidence) -> dict:
     remember_fit(fit, evidence, **settings)
     families, names = _families(fit.spec, evidence)
     result = sensitivity_for_report(fit.spec, evidence, families=families, prior_method=SENSITIVITY_PRIOR_METHOD,
-                                    refit_unreliable=SENSITIVITY_REFIT_UNRELIABLE, rho_values=SENSITIVITY_RHO_VALUES,
-                                    evidence_names=names, **settings)
+                                    refit_unreliable=SENSITIVITY_REFIT_UNRELIABLE, loo_method=SENSITIVITY_LOO_METHOD,
+                                    rho_values=SENSITIVITY_RHO_VALUES, evidence_names=names, **settings)
     table, psense = result.table, result.psense
     files = {f"{key}_sensitivity.csv": table, f"{key}_psense.csv": psense}
     for name, df in files.items():

@@ -24,7 +24,8 @@ Analyses (all keyword options after spec and evidence; sampler settings default 
 - :func:`power_scaling`: ArviZ's power-scaling sensitivity (``psense``) of the hyperpriors.
 - :func:`rho_sensitivity`: the pre-post correlation held near fixed values vs its prior.
 - :func:`threshold_sensitivity`: the EDSS threshold of improved/worsened category counts.
-- :func:`leave_one_out`: exact leave-one-study-out refits and each study's influence.
+- :func:`leave_one_out`: leave-one-study-out (exact zero-weight refits, or PSIS importance
+  reweighting of the base fit with exact refits where Pareto k is high) and each study's influence.
 - :func:`evidence_scenarios`: secondary sources, overlapping cohorts, timepoints, subgroups.
 - :func:`compare_models`: covariate sets by leave-one-study-out PSIS-LOO, with exact refits
   for studies whose Pareto k is too high.
@@ -167,7 +168,23 @@ def headline_quantities(spec, evidence) -> tuple[str, str | None]:
 # ======================================================================================
 
 
-def _weighted_summary(x: np.ndarray, w: np.ndarray, prob: float = INTERVAL_PROB) -> dict[str, float]:
+def _r_eff(x: np.ndarray) -> float:
+    """Relative efficiency of the (chain, draw) draws of a quantity for its mean: ESS / draws, at most 1."""
+    import arviz_stats as azs
+
+    x = np.asarray(x, dtype=float)
+    if np.ptp(x) == 0:
+        return 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(min(1.0, azs.ess(x, method="mean") / x.size))
+
+
+def _weighted_summary(x: np.ndarray, w: np.ndarray, prob: float = INTERVAL_PROB, r_eff: float = 1.0
+                      ) -> dict[str, float]:
+    """Summary of draws ``x`` with normalised importance weights ``w``. The ESS and the MCSE of
+    the weighted mean (sum of w^2 (x - mean)^2) are those of independent draws divided by
+    ``r_eff`` (:func:`_r_eff` of the unweighted draws: their autocorrelation)."""
     x = np.asarray(x, dtype=float).ravel()
     order = np.argsort(x)
     xs, ws = x[order], w[order]
@@ -175,10 +192,10 @@ def _weighted_summary(x: np.ndarray, w: np.ndarray, prob: float = INTERVAL_PROB)
     lo, med, hi = np.interp([(1 - prob) / 2, 0.5, 1 - (1 - prob) / 2], cw, xs)
     mean = float(np.dot(w, x))
     sd = float(np.sqrt(np.dot(w, (x - mean) ** 2)))
-    ess = float(1.0 / np.sum(w**2))
+    ess = float(r_eff / np.sum(w**2))
+    mcse = float(math.sqrt(np.dot(w**2, (x - mean) ** 2) / r_eff))
     return {"mean": mean, "sd": sd, "median": float(med), LOWER: float(lo), UPPER: float(hi),
-            "prob_below_0": float(np.dot(w, x < 0)), "mcse_mean": sd / math.sqrt(ess), "ess_bulk": ess,
-            "r_hat": np.nan}
+            "prob_below_0": float(np.dot(w, x < 0)), "mcse_mean": mcse, "ess_bulk": ess, "r_hat": np.nan}
 
 
 def _log_ratio(fit, changes: Mapping[str, Prior]) -> np.ndarray:
@@ -195,11 +212,24 @@ def _log_ratio(fit, changes: Mapping[str, Prior]) -> np.ndarray:
     return out
 
 
-def _reweight_extract(fit, sc: Scenario) -> pd.DataFrame:
-    """Base summary plus each alternative prior by PSIS importance reweighting of the base draws."""
+def _psis_weights(log_ratio: np.ndarray) -> tuple[np.ndarray, float]:
+    """Normalised Pareto-smoothed importance weights (ArviZ ``psislw``) and their Pareto k, for
+    draws of the base posterior with log importance ratios ``log_ratio`` (log target - log base)."""
     from arviz_stats.base import array_stats
 
+    lr = np.asarray(log_ratio, dtype=float).ravel()
+    if np.all(lr == lr[0]):
+        lw, k = np.full(lr.shape, -math.log(lr.size)), 0.0
+    else:
+        lw, k = array_stats.psislw(-lr, r_eff=1.0)  # it smooths the weights exp(-input), like LOO's -loglik
+    w = np.exp(lw - np.max(lw))
+    return w / w.sum(), float(k)
+
+
+def _reweight_extract(fit, sc: Scenario) -> pd.DataFrame:
+    """Base summary plus each alternative prior by PSIS importance reweighting of the base draws."""
     draws = quantity_draws(fit, sc.quantities)
+    r_eff = {q: _r_eff(x) for q, x in draws.items()}
     frames = []
     base = summarise(fit, sc)
     base.insert(0, "scenario", sc.name)
@@ -208,15 +238,9 @@ def _reweight_extract(fit, sc: Scenario) -> pd.DataFrame:
     base["method"], base["notes"] = "mcmc", _sampler_notes(fit)
     frames.append(base)
     for label, target, changes in sc.extract_args["alternatives"]:
-        lr = _log_ratio(fit, changes).ravel()
-        if np.all(lr == lr[0]):
-            lw, k = np.full(lr.shape, -math.log(lr.size)), 0.0
-        else:
-            lw, k = array_stats.psislw(-lr, r_eff=1.0)  # it smooths the weights exp(-input), like LOO's -loglik
-        w = np.exp(lw - np.max(lw))
-        w /= w.sum()
+        w, k = _psis_weights(_log_ratio(fit, changes))
         rows = [{"scenario": label, "target": target, "prior": _prior_text(changes), "quantity": q,
-                 **_weighted_summary(x, w), "pareto_k": float(k), "method": "reweight",
+                 **_weighted_summary(x, w, r_eff=r_eff[q]), "pareto_k": k, "method": "reweight",
                  "notes": f"Pareto k = {float(k):.2f} > {K_THRESHOLD}: unreliable" if k > K_THRESHOLD else ""}
                 for q, x in draws.items()]
         frames.append(pd.DataFrame(rows))
@@ -531,20 +555,48 @@ def _add_shift(df: pd.DataFrame, base_name: str = "base") -> pd.DataFrame:
     return df
 
 
+def _loo_reweight_extract(fit, sc: Scenario) -> pd.DataFrame:
+    """Base summary plus each study left out by PSIS importance reweighting of the base draws:
+    log weights = minus the study's summed log likelihood per draw (its Pareto k in ``pareto_k``)."""
+    draws = quantity_draws(fit, sc.quantities)
+    r_eff = {q: _r_eff(x) for q, x in draws.items()}
+    base = summarise(fit, sc)
+    base.insert(0, "scenario", sc.name)
+    base.insert(1, "left_out", "")
+    base["method"] = "mcmc"
+    frames = [base]
+    ll = _study_loglik(fit, sc.extract_args["studies"])
+    for s in ll["study"].values:
+        w, k = _psis_weights(-ll.sel(study=s).values)
+        frames.append(pd.DataFrame([{"scenario": f"without {s}", "left_out": s, "quantity": q,
+                                     **_weighted_summary(x, w, r_eff=r_eff[q]), "pareto_k": k,
+                                     "method": "reweight"}
+                                    for q, x in draws.items()]))
+    return concat(frames)
+
+
 def leave_one_out(spec, evidence, *, studies: Sequence[str] | None = None,
-                  quantities: Sequence[str] = ("msc_effect", "mu"), method: str = "auto",
-                  draws: int | None = None, tune: int | None = None,
+                  quantities: Sequence[str] = ("msc_effect", "mu"), method: str = "auto", base_fit=None,
+                  k_threshold: float = K_THRESHOLD, draws: int | None = None, tune: int | None = None,
                   chains: int | None = None, seed: int | None = None, target_accept: float | None = None,
                   scheduler=None, on_error: str = "record", progress: bool = False) -> pd.DataFrame:
-    """Leave-one-study-out: exact refits with each study's arms at zero likelihood weight.
+    """Leave-one-study-out: each study's arms at zero likelihood weight.
 
-    studies: the studies to leave out (default: every modelled study). Every refit reuses the
-    base model's compiled form; with ``method="auto"`` a plain effect-size table is answered
-    by the exact oracle without the study ("mcmc" forces refits). Extra
-    columns: ``left_out`` (empty for the base), ``shift`` (posterior mean minus the base
-    mean: the study's influence is minus this) and ``shift_sd`` (shift in base posterior SDs).
-    A row notes when leaving the study out leaves no control arm (``msc_effect`` is then its prior).
+    studies: the studies to leave out (default: every modelled study).
+    method: "auto" (exact refits reusing the base model's compiled form; a plain effect-size
+        table is answered by the exact oracle without the study), "mcmc" (refits always), or
+        "reweight": PSIS importance reweighting of the base fit (``base_fit``, or one fit of
+        ``spec``) with log weights minus the study's summed log likelihood per draw; a study
+        whose Pareto k > ``k_threshold`` is refitted exactly (zero weight, MCMC) instead, so
+        every row is trustworthy. Its rows say which (``method`` "reweight" or "mcmc") and
+        carry ``pareto_k``.
+    Extra columns: ``left_out`` (empty for the base), ``shift`` (posterior mean minus the base
+    mean: the study's influence is minus this), ``shift_sd`` (shift in base posterior SDs) and
+    ``pareto_k`` with ``method="reweight"``. A row notes when leaving the study out leaves no
+    control arm (``msc_effect`` is then its prior).
     """
+    if method not in ("auto", "mcmc", "reweight"):
+        raise ValueError("method must be 'auto', 'mcmc' or 'reweight'")
     units = _prepare(spec, evidence).units
     modelled = list(dict.fromkeys(units["study"]))
     studies = modelled if studies is None else list(studies)
@@ -553,13 +605,35 @@ def leave_one_out(spec, evidence, *, studies: Sequence[str] | None = None,
         raise ValueError(f"studies {sorted(unknown)} are not among the modelled studies: {modelled}")
     fkw = _fit_kwargs(draws, tune, chains, seed, target_accept)
     control_studies = set(units.loc[units["group"].fillna("msc") == "control", "study"])
-    scenarios = [Scenario("base", spec, evidence, fkw, quantities=quantities, method=method,
-                          meta={"family": "leave-one-out", "left_out": ""})]
-    for s in studies:
-        scenarios.append(Scenario(f"without {s}", spec, evidence, {**fkw, "exclude_studies": (s,)},
-                                  quantities=quantities, method=method,
-                                  meta={"family": "leave-one-out", "left_out": s}))
-    df = concat(run_scenarios(scenarios, scheduler=scheduler, on_error=on_error, progress=progress))
+    meta = {"family": "leave-one-out", "left_out": ""}
+
+    def refit(s: str) -> Scenario:
+        return Scenario(f"without {s}", spec, evidence, {**fkw, "exclude_studies": (s,)}, quantities=quantities,
+                        method="mcmc" if method == "reweight" else method,
+                        meta={"family": "leave-one-out", "left_out": s})
+
+    if method != "reweight":
+        scenarios = [Scenario("base", spec, evidence, fkw, quantities=quantities, method=method, meta=meta)]
+        df = concat(run_scenarios(scenarios + [refit(s) for s in studies], scheduler=scheduler, on_error=on_error,
+                                  progress=progress))
+    else:
+        rw = Scenario("base", spec, evidence, fkw, quantities=quantities, extract=_loo_reweight_extract,
+                      extract_args={"studies": studies}, method="mcmc", meta=meta)
+        if base_fit is not None:
+            df = _tag(_loo_reweight_extract(base_fit, rw), rw, "mcmc", _sampler_notes(base_fit), np.nan)
+        else:
+            df = run_scenarios([rw], scheduler=scheduler, on_error="raise", progress=progress)[0]
+        k = df.groupby("left_out")["pareto_k"].first()
+        bad = [s for s in studies if not k[s] <= k_threshold]  # NaN k: refitted too
+        if bad:
+            fresh = concat(run_scenarios([refit(s) for s in bad], scheduler=scheduler, on_error=on_error,
+                                         progress=progress))
+            fresh["pareto_k"] = fresh["left_out"].map(k)
+            fresh["notes"] = [";  ".join(x for x in (n, f"refitted: Pareto k = {kk:.2f} > {k_threshold:g}") if x)
+                              for n, kk in zip(fresh["notes"], fresh["pareto_k"])]
+            df = pd.concat([df[~df["left_out"].isin(bad)], fresh], ignore_index=True)
+            order = {s: i for i, s in enumerate([""] + studies)}
+            df = df.sort_values("left_out", key=lambda c: c.map(order), kind="stable")
     if control_studies:
         lonely = [s for s in studies if control_studies <= {s}]
         for s in lonely:
@@ -941,7 +1015,8 @@ REPORT_FAMILIES = ("prior", "rho", "threshold", "evidence", "leave-one-out")
 
 
 def sensitivity_for_report(spec, evidence, *, families: Sequence[str] = REPORT_FAMILIES, prior_method: str = "auto",
-                           refit_unreliable: bool | str = True, thresholds: Sequence[float] = (0.5, 1.0), rho_values: Sequence[float] = (0.2, 0.5, 0.8),
+                           refit_unreliable: bool | str = True, loo_method: str = "auto",
+                           thresholds: Sequence[float] = (0.5, 1.0), rho_values: Sequence[float] = (0.2, 0.5, 0.8),
                            evidence_names: Sequence[str] | None = None, draws: int | None = None,
                            tune: int | None = None, chains: int | None = None, seed: int | None = None,
                            target_accept: float | None = None, scheduler=None, progress: bool = False
@@ -956,7 +1031,9 @@ def sensitivity_for_report(spec, evidence, *, families: Sequence[str] = REPORT_F
     the model's structure (other prior families, thresholds, most evidence scenarios)
     compile a model each; the rest reuse the base model. ``prior_method`` and
     ``refit_unreliable`` are passed to :func:`prior_sensitivity` (with ``prior_method="reweight"``
-    and ``refit_unreliable="same-family"`` the prior family compiles nothing).
+    and ``refit_unreliable="same-family"`` the prior family compiles nothing). ``loo_method`` is
+    passed to :func:`leave_one_out` ("reweight": PSIS reweighting of the base fit, exact refits
+    only of studies with Pareto k > 0.7).
     """
     pooled, contrast = headline_quantities(spec, evidence)
     quantities = [pooled] + ([contrast] if contrast else [])
@@ -984,7 +1061,7 @@ def sensitivity_for_report(spec, evidence, *, families: Sequence[str] = REPORT_F
             frames.append(evidence_scenarios(spec, evidence, scenarios=evidence_names, quantities=quantities,
                                              include_base=False, **kw))
         elif fam == "leave-one-out":
-            frames.append(leave_one_out(spec, evidence, quantities=quantities, **kw))
+            frames.append(leave_one_out(spec, evidence, quantities=quantities, method=loo_method, **kw))
         elif fam not in ("rho", "threshold"):
             raise ValueError(f"unknown family {fam!r}; choose from {REPORT_FAMILIES}")
     base_rows = base["summary"].assign(method="mcmc")
@@ -1103,8 +1180,10 @@ def plot_leave_one_out(df: pd.DataFrame, *, quantities: Sequence[str] | None = N
                        title: str | None = None) -> Figure:
     """Each leave-one-study-out posterior against the base (shaded): a study's influence is how
     far its row moves from the base."""
+    how = (f"reweighted; exact refits where Pareto k > {K_THRESHOLD:g}"
+           if "method" in df and (df["method"] == "reweight").any() else "exact refits")
     return plot_scenarios(df, quantities=quantities, sort_by_shift=sort_by_shift,
-                          title=title or "Leave one study out (exact refits)")
+                          title=title or f"Leave one study out ({how})")
 
 
 def plot_power_scaling(df: pd.DataFrame, *, title: str | None = None) -> Figure:
