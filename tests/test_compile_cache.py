@@ -127,3 +127,23 @@ def test_a_second_process_loads_the_same_machine_code(tmp_path):
     assert all(p[0] == 0 for p in first["points"])
     assert second["points"] == first["points"]  # logp and gradient, bit for bit
     assert second["mu"] == first["mu"]  # and so the draws
+
+
+@pytest.mark.slow
+def test_a_disk_that_refuses_the_entry_costs_only_the_cache(tmp_path, monkeypatch):
+    from numba.core.caching import FunctionCache
+
+    save = FunctionCache._save_overload
+
+    def refuse(self, sig, data):  # our entries only (PyTensor's own numba cache is not ours to handle)
+        if type(self).__module__ == compile_cache.__name__:
+            raise OSError(28, "No space left on device")
+        return save(self, sig, data)
+
+    monkeypatch.setattr(FunctionCache, "_save_overload", refuse)
+    values = tuple(round(float(v), 6) for v in np.random.default_rng().normal(0, 0.3, 4))  # a new graph: a miss
+    before = dict(compile_cache.STATS)
+    fit = fitting.fit(PLAIN, _evidence(tmp_path, values), draws=50, tune=50, chains=2, seed=3)
+    assert np.isfinite(fit.posterior["mu"].values).all()
+    assert compile_cache.STATS["miss"] == before["miss"] + 1
+    assert compile_cache.STATS["unsaved"] == before["unsaved"] + 2  # both wrappers

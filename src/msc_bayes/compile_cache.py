@@ -47,8 +47,9 @@ NUTPIE_SERIES = "0.16."
 ENV_SWITCH = "MSC_BAYES_COMPILE_CACHE"
 
 #: Counts since the process started: "hit" (loaded from disk), "miss" (compiled and stored),
-#: "reused" (wrappers already loaded in this process), "stock" (nutpie's own compile).
-STATS = {"hit": 0, "miss": 0, "reused": 0, "stock": 0}
+#: "reused" (wrappers already loaded in this process), "stock" (nutpie's own compile),
+#: "unsaved" (a wrapper compiled but not stored: the disk refused it).
+STATS = {"hit": 0, "miss": 0, "reused": 0, "stock": 0, "unsaved": 0}
 
 _LOCK = threading.Lock()
 #: fingerprint -> (logp cfunc, expand cfunc): each stored library is loaded once per process.
@@ -197,6 +198,12 @@ def _keyed_cache(py_func, key: str):
     class Keyed(FunctionCache):
         def _index_key(self, sig, codegen):
             return (sig, codegen.magic_tuple(), ("msc_bayes", key))
+
+        def save_overload(self, sig, data):
+            try:
+                super().save_overload(sig, data)
+            except Exception:  # noqa: BLE001 - e.g. a read-only or full disk: the code still runs
+                STATS["unsaved"] += 1
 
     return Keyed(py_func)
 
