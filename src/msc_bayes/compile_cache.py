@@ -132,13 +132,17 @@ def _identity(obj):
         return ("type", obj.__module__, obj.__qualname__)
     if isinstance(obj, (np.ndarray, np.generic)):
         a = np.ascontiguousarray(obj)
-        return ("array", a.dtype.str, a.shape, hashlib.sha256(a.tobytes()).hexdigest())
+        return ("array", a.dtype.str, a.shape, _digest(a))
     if isinstance(obj, np.dtype):
         return ("dtype", obj.str)
     try:  # anything else by its pickle (complete; at worst not reproducible: a cache miss)
         return ("pickle", type(obj).__qualname__, hashlib.sha256(pickle.dumps(obj, protocol=4)).hexdigest())
     except Exception as exc:  # noqa: BLE001 - an op we cannot identify exactly: no cache
         raise Uncacheable(f"{type(obj).__name__}: {exc}") from exc
+
+
+def _digest(a: np.ndarray) -> str:
+    return hashlib.sha256(a.tobytes()).hexdigest()
 
 
 def _op_token(op) -> str:
@@ -164,10 +168,13 @@ def fingerprint(model) -> str:
         if v not in names:
             if isinstance(v, Constant):
                 data = np.ascontiguousarray(v.data)
-                names[v] = f"C{v.type}:{data.dtype.str}:{data.shape}:{hashlib.sha256(data.tobytes()).hexdigest()}"
+                names[v] = f"C{v.type}:{data.dtype.str}:{data.shape}:{_digest(data)}"
             elif isinstance(v, SharedVariable):
-                value = np.asarray(v.get_value())
-                names[v] = f"S{v.name}:{v.type}:{value.dtype.str}:{value.shape}"
+                value = np.ascontiguousarray(v.get_value())
+                if any(v is d for d in model.data_vars):  # pm.Data: a runtime input; its value is not compiled in
+                    names[v] = f"S{v.name}:{v.type}:{value.dtype.str}:{value.shape}"
+                else:  # e.g. a dim length: by value, to be safe
+                    names[v] = f"S{v.name}:{v.type}:{value.dtype.str}:{value.shape}:{_digest(value)}"
             elif v.owner is None:
                 names[v] = f"I{v.name}:{v.type}"
             else:
@@ -253,59 +260,48 @@ def _shared_data(shared_vars: dict) -> dict:
 
 def _cached(model, key: str):
     meta_file = cache_dir() / f"{key}.pkl"
-    if key in _LOADED or meta_file.exists():
-        try:
-            compiled = _from_meta(model, key, pickle.loads(meta_file.read_bytes()))
-        except Exception:  # noqa: BLE001 - a damaged or foreign entry: compile afresh
-            compiled = None
-        if compiled is not None:
-            return compiled
-    return _compile_and_store(model, key, meta_file)
+    try:
+        meta = pickle.loads(meta_file.read_bytes())
+        cfuncs = _load(model, key, meta)
+        shared_var_keys = _shared_var_keys(model, meta)
+    except Exception:  # noqa: BLE001 - no entry, or a damaged or foreign one: compile afresh
+        cfuncs = None
+    if cfuncs is None:
+        return _compile_and_store(model, key, meta_file)
+    return _assemble(model, meta, cfuncs, shared_var_keys)
 
 
-def _from_meta(model, key: str, meta: dict):
+def _load(model, key: str, meta: dict):
+    """The stored (logp, expand) wrappers for `key` (loaded once per process), or None if the
+    entry does not fit the live model or numba has no code for it."""
     from nutpie import compile_pymc as cp
 
-    if meta.get("version") != VERSION or meta["free"] != [(v.name, model.rvs_to_values[v].type.ndim)
-                                                         for v in model.free_RVs]:
+    if meta.get("version") != VERSION or meta["free"] != _free(model):
         return None
-    by_name = {v.name: v for v in model.data_vars}
-    if any(n not in by_name for n in meta["shared_names"]):
-        return None
-    shared_var_keys = {by_name[n]: k for n, k in zip(meta["shared_names"], meta["shared_keys"])}
+    if key in _LOADED:
+        STATS["reused"] += 1
+        return _LOADED[key]
+    shared_var_keys = _shared_var_keys(model, meta)
     shared_data = _shared_data(shared_var_keys)
     user_data = cp.make_user_data(shared_var_keys, shared_data)
-    if key in _LOADED:
-        logp_cf, expand_cf = _LOADED[key]
-        STATS["reused"] += 1
-    else:
-        raw_l, sig_l = cp._make_c_logp_func(meta["n_dim"], None, user_data, meta["logp_keys"], shared_data)
-        raw_e, sig_e = cp._make_c_expand_func(meta["n_dim"], meta["n_expanded"], None, user_data,
-                                              meta["expand_keys"], shared_data)
-        logp_cf = _cfunc(raw_l, sig_l, key + "_logp", load=True)
-        expand_cf = _cfunc(raw_e, sig_e, key + "_expand", load=True) if logp_cf is not None else None
-        if expand_cf is None:
-            return None
-        _LOADED[key] = (logp_cf, expand_cf)
-        STATS["hit"] += 1
-    names, _, shapes = meta["shape_info"]
-    n_free = meta["n_free"]
-    init = cp._rv_dict_to_flat_array_wrapper(_initial_point_fn(model), names=names[:n_free], shapes=shapes[:n_free])
-    dims, coords = cp._prepare_dims_and_coords(model, meta["shape_info"], meta["reparameterized_names"])
-    return cp.CompiledPyMCModel(
-        _n_dim=meta["n_dim"], dims=dims, _coords=coords, _shapes={n: tuple(s) for n, s in zip(names, shapes)},
-        compiled_logp_func=logp_cf, compiled_expand_func=expand_cf, initial_point_func=init,
-        shared_data=shared_data, shared_var_keys=shared_var_keys, user_data=user_data,
-        n_expanded=meta["n_expanded"], shape_info=meta["shape_info"], logp_func=None, expand_func=None,
-        reparameterized_names=meta["reparameterized_names"])
+    raw_l, sig_l = cp._make_c_logp_func(meta["n_dim"], None, user_data, meta["logp_keys"], shared_data)
+    raw_e, sig_e = cp._make_c_expand_func(meta["n_dim"], meta["n_expanded"], None, user_data,
+                                          meta["expand_keys"], shared_data)
+    logp_cf = _cfunc(raw_l, sig_l, key + "_logp", load=True)
+    expand_cf = _cfunc(raw_e, sig_e, key + "_expand", load=True) if logp_cf is not None else None
+    if expand_cf is None:
+        return None
+    _LOADED[key] = (logp_cf, expand_cf)
+    STATS["hit"] += 1
+    return _LOADED[key]
 
 
 def _compile_and_store(model, key: str, meta_file: Path):
     """nutpie's numba compile (``_compile_pymc_model_numba``) with deterministic shared-data keys
-    and wrappers stored under `key`; then the metadata a later process needs."""
+    and the wrappers stored under `key`; then the metadata a later process needs."""
     from nutpie import compile_pymc as cp
 
-    n_dim, n_expanded, logp_pt, expand_pt, init, shape_info, reparameterized = cp._make_functions(
+    n_dim, n_expanded, logp_pt, expand_pt, _, shape_info, reparameterized = cp._make_functions(
         model, mode="NUMBA", compute_grad=True, join_expanded=True, pymc_initial_point_fn=_initial_point_fn(model))
     shared_var_keys: dict = {}
     for var in [*logp_pt.get_shared(), *expand_pt.get_shared()]:
@@ -316,15 +312,12 @@ def _compile_and_store(model, key: str, meta_file: Path):
     expand_keys = [shared_var_keys[v] for v in expand_pt.get_shared()]
     raw_l, sig_l = cp._make_c_logp_func(n_dim, logp_pt.vm.jit_fn, user_data, logp_keys, shared_data)
     raw_e, sig_e = cp._make_c_expand_func(n_dim, n_expanded, expand_pt.vm.jit_fn, user_data, expand_keys, shared_data)
-    logp_cf = _cfunc(raw_l, sig_l, key + "_logp", load=False)
-    expand_cf = _cfunc(raw_e, sig_e, key + "_expand", load=False)
-    _LOADED[key] = (logp_cf, expand_cf)
+    _LOADED[key] = (_cfunc(raw_l, sig_l, key + "_logp", load=False),
+                    _cfunc(raw_e, sig_e, key + "_expand", load=False))
     STATS["miss"] += 1
-    dims, coords = cp._prepare_dims_and_coords(model, shape_info, reparameterized)
     value_names = {v.name for v in model.value_vars}
-    meta = {"version": VERSION, "free": [(v.name, model.rvs_to_values[v].type.ndim) for v in model.free_RVs],
-            "n_dim": n_dim, "n_expanded": n_expanded, "shape_info": shape_info,
-            "n_free": sum(n in value_names for n in shape_info[0]),
+    meta = {"version": VERSION, "free": _free(model), "n_dim": n_dim, "n_expanded": n_expanded,
+            "shape_info": shape_info, "n_free": sum(n in value_names for n in shape_info[0]),
             "reparameterized_names": list(reparameterized or []),
             "shared_names": [v.name for v in shared_var_keys], "shared_keys": list(shared_var_keys.values()),
             "logp_keys": logp_keys, "expand_keys": expand_keys}
@@ -335,8 +328,33 @@ def _compile_and_store(model, key: str, meta_file: Path):
         os.replace(tmp, meta_file)
     except OSError:  # a read-only or full disk: this process still has the compiled model
         pass
+    return _assemble(model, meta, _LOADED[key], shared_var_keys)
+
+
+def _free(model) -> list:
+    return [(v.name, model.rvs_to_values[v].type.ndim) for v in model.free_RVs]
+
+
+def _shared_var_keys(model, meta: dict) -> dict:
+    """The live model's shared variables (prior values, unit weights, any dim lengths) -> the stored keys."""
+    by_name = {v.name: v for v in [*model.data_vars, *model.dim_lengths.values()]}
+    return {by_name[n]: k for n, k in zip(meta["shared_names"], meta["shared_keys"])}
+
+
+def _assemble(model, meta: dict, cfuncs: tuple, shared_var_keys: dict):
+    """nutpie's compiled model from the wrappers and the live model: shared data, initial point, dims."""
+    from nutpie import compile_pymc as cp
+
+    logp_cf, expand_cf = cfuncs
+    shared_data = _shared_data(shared_var_keys)
+    names, _, shapes = meta["shape_info"]
+    n_free = meta["n_free"]
+    init = cp._rv_dict_to_flat_array_wrapper(_initial_point_fn(model), names=names[:n_free], shapes=shapes[:n_free])
+    dims, coords = cp._prepare_dims_and_coords(model, meta["shape_info"], meta["reparameterized_names"])
     return cp.CompiledPyMCModel(
-        _n_dim=n_dim, dims=dims, _coords=coords, _shapes={n: tuple(s) for n, _, s in zip(*shape_info)},
+        _n_dim=meta["n_dim"], dims=dims, _coords=coords, _shapes={n: tuple(s) for n, s in zip(names, shapes)},
         compiled_logp_func=logp_cf, compiled_expand_func=expand_cf, initial_point_func=init,
-        shared_data=shared_data, shared_var_keys=shared_var_keys, user_data=user_data, n_expanded=n_expanded,
-        shape_info=shape_info, logp_func=logp_pt, expand_func=expand_pt, reparameterized_names=reparameterized)
+        shared_data=shared_data, shared_var_keys=shared_var_keys,
+        user_data=cp.make_user_data(shared_var_keys, shared_data), n_expanded=meta["n_expanded"],
+        shape_info=meta["shape_info"], logp_func=None, expand_func=None,
+        reparameterized_names=meta["reparameterized_names"])
