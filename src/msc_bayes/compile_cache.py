@@ -9,17 +9,17 @@ cannot cache those wrappers itself (``cache=True`` never hits: their closures ho
 :func:`compile_model` does what ``compile_pymc_model(model)`` (numba backend, default
 initialisation) does, with two changes: the shared-data keys are deterministic (``k000``,
 ``k001``, ...) and the wrappers are stored through numba's own cache under a key that is a
-**fingerprint of the model graph** (every op, constant, shared variable's name, type and
-shape, the free variables and transforms) plus the library versions, Python, the CPU and
-the compiler settings. A later process with the same fingerprint loads the machine code
+**fingerprint of the model graph** (every op by type and props, constants by value, pm.Data
+by name, type and shape, other shared variables by value, the free variables and transforms)
+plus the library versions, Python, the CPU and the compiler settings. A later process with the same fingerprint loads the machine code
 (well under a second). What is rebuilt from the live model every time: the initial-point
 function, dims and coords, and the shared data (prior values, study weights) — runtime
 inputs of the compiled code, so ``with_data`` works as before.
 
-Safety: anything the fingerprint cannot capture exactly (an op that cannot be pickled), a
+Safety: anything the fingerprint cannot capture exactly (an op property that cannot be pickled), a
 nutpie other than the 0.16 series this mirrors, or any failure while loading falls back to
 nutpie's own compile; a failure while saving only costs the cache entry. A layout check
-compares the stored variable names and shapes with the live model before a hit is used.
+compares the stored free variables (names, ranks) with the live model before a hit is used.
 ``MSC_BAYES_COMPILE_CACHE=0`` turns the cache off. Files live in PyTensor's compile
 directory (``<base_compiledir>/msc_bayes`` and numba's files in ``<base_compiledir>/numba``),
 so clearing PyTensor's cache clears this one too.
@@ -151,8 +151,8 @@ def _op_token(op) -> str:
 
 def fingerprint(model) -> str:
     """sha256 of everything nutpie compiles from `model`: the logp graph and the traced variables
-    (ops, constants' values, shared variables' names, types and shapes), the free variables'
-    order, types and transforms, and the environment. Raises :class:`Uncacheable`."""
+    (ops, constants' values, pm.Data's names, types and shapes, other shared variables' values),
+    the free variables' order, types and transforms, and the environment. Raises :class:`Uncacheable`."""
     from pytensor.compile.sharedvalue import SharedVariable
     from pytensor.graph.basic import Constant
     from pytensor.graph.traversal import io_toposort
