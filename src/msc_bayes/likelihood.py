@@ -11,10 +11,19 @@ from __future__ import annotations
 import numpy as np
 
 
-def observe(ll, dims: str = "arm"):
+def unit_weight(dims: str = "arm"):
+    """The model's `unit_weight` data (created on first use, so a model can read it before `observe`)."""
     import pymc as pm
 
     model = pm.modelcontext(None)
-    weight = pm.Data("unit_weight", np.ones(len(model.coords[dims])), dims=dims)
+    if "unit_weight" in model.named_vars:
+        return model["unit_weight"]
+    return pm.Data("unit_weight", np.ones(len(model.coords[dims])), dims=dims)
+
+
+def observe(ll, dims: str = "arm"):
+    import pymc as pm
+
+    weight = unit_weight(dims)
     pm.Deterministic("loglik", ll, dims=dims)
     pm.Potential("likelihood", (weight * ll).sum())
