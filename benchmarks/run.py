@@ -399,8 +399,9 @@ def bench_report(tmp: Path, repeats: int, cold: bool) -> dict:
     walls = [sum(r["wall_s"] for r in runs) for runs in out["warm"]]
     out["warm_wall_median_s"] = median(walls)
     if mode == "report":  # the same without the sensitivity section (its refits dominate a warm report)
-        out["warm_no_sensitivity"] = [run_child([*CLI, "report", "--no-sensitivity", "--out", str(tmp / f"report_ns_{i}")],
-                                                cache=cache) for i in range(repeats)]
+        out["warm_no_sensitivity"] = [
+            run_child([*CLI, "report", "--no-sensitivity", "--out", str(tmp / f"report_ns_{i}")], cache=cache)
+            for i in range(repeats)]
         out["warm_no_sensitivity_median_s"] = median([r["wall_s"] for r in out["warm_no_sensitivity"]])
     out["cold_wall_s"] = round(sum(r["wall_s"] for r in first), 3) if cold else None
     out["peak_rss_mib"] = max(r["peak_rss_mib"] for runs in [first, *out["warm"]] for r in runs)

@@ -11,8 +11,8 @@ initialisation) does, with two changes: the shared-data keys are deterministic (
 ``k001``, ...) and the wrappers are stored through numba's own cache under a key that is a
 **fingerprint of the model graph** (every op by type and props, constants by value, pm.Data
 by name, type and shape, other shared variables by value, the free variables and transforms)
-plus the library versions, Python, the CPU and the compiler settings. A later process with the same fingerprint loads the machine code
-(well under a second). What is rebuilt from the live model every time: the initial-point
+plus the library versions, Python, the CPU and the compiler settings. A later process with
+the same fingerprint loads the machine code (well under a second). What is rebuilt from the live model every time: the initial-point
 function, dims and coords, and the shared data (prior values, study weights) — runtime
 inputs of the compiled code, so ``with_data`` works as before.
 
@@ -262,8 +262,8 @@ def _cached(model, key: str):
     meta_file = cache_dir() / f"{key}.pkl"
     try:
         meta = pickle.loads(meta_file.read_bytes())
-        cfuncs = _load(model, key, meta)
         shared_var_keys = _shared_var_keys(model, meta)
+        cfuncs = _load(model, key, meta, shared_var_keys)
     except Exception:  # noqa: BLE001 - no entry, or a damaged or foreign one: compile afresh
         cfuncs = None
     if cfuncs is None:
@@ -271,7 +271,7 @@ def _cached(model, key: str):
     return _assemble(model, meta, cfuncs, shared_var_keys)
 
 
-def _load(model, key: str, meta: dict):
+def _load(model, key: str, meta: dict, shared_var_keys: dict):
     """The stored (logp, expand) wrappers for `key` (loaded once per process), or None if the
     entry does not fit the live model or numba has no code for it."""
     from nutpie import compile_pymc as cp
@@ -281,7 +281,6 @@ def _load(model, key: str, meta: dict):
     if key in _LOADED:
         STATS["reused"] += 1
         return _LOADED[key]
-    shared_var_keys = _shared_var_keys(model, meta)
     shared_data = _shared_data(shared_var_keys)
     user_data = cp.make_user_data(shared_var_keys, shared_data)
     raw_l, sig_l = cp._make_c_logp_func(meta["n_dim"], None, user_data, meta["logp_keys"], shared_data)
