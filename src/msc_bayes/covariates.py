@@ -197,7 +197,10 @@ def with_effects(eta, spec, design_: Design, control: np.ndarray):
     import pytensor.tensor as pt
 
     if design_.columns:
-        eta = eta + pt.dot(tensor(design_), spec.priors["beta"].create("beta", dims="covariate"))
+        beta = spec.priors["beta"].create("beta", dims="covariate")
+        # X @ beta as a product and a sum, not pt.dot: numba compiles PyTensor's Dot (and the
+        # gemm of its gradient) in ~30 s on an empty cache; these tiny products need no BLAS.
+        eta = eta + (tensor(design_) * beta[None, :]).sum(axis=1)
     if control.any():
         eta = eta - spec.priors["msc_effect"].create("msc_effect") * control
     return eta

@@ -281,8 +281,9 @@ def _study_offset(z, tau, fixed, normal, study_idx: np.ndarray, n_studies: int):
         prec = pt.inc_subtensor(prec[idx], p)
         resid = pt.inc_subtensor(resid[idx], p * (y - fixed[idx]))
     to_study = (np.arange(n_studies)[:, None] == study_idx[None, :]).astype(float)
-    r = tau**2 * pt.dot(to_study, prec)
-    b = pt.dot(to_study, resid)
+    # sums per study as products and sums, not pt.dot (see covariates.with_effects)
+    r = tau**2 * (to_study * prec[None, :]).sum(axis=1)
+    b = (to_study * resid[None, :]).sum(axis=1)
     offset = tau * b / (1 + r) + z / pt.sqrt(1 + r)
     pm.Potential("study_offset_jacobian", (-(offset**2 - z**2) / 2 - pt.log1p(r) / 2).sum())
     return offset
