@@ -251,6 +251,8 @@ COUNT_PATTERNS = {  # name: (n, reported counts)
     "not_better": (9, {"stable_or_worsened": 7}),
     "one_improved": (1, {"improved": 1}),
     "one_stable": (1, {"stable": 1}),
+    "some_stable": (7, {"stable": 3}),  # the rest improved or worsened: a binomial of stable vs both
+    "not_worse_only": (10, {"stable_or_improved": 6}),
 }
 THRESHOLDS = (0.5, 1.0)
 PATIENT_UNITS = {"p_one": [-0.5], "p_many": [-1.0, 0.0, 0.0, 0.5, 1.5, -0.5, 0.0]}

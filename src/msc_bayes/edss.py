@@ -15,8 +15,9 @@ to the nearest half point. The formats (a row contributes through what it has):
   with a prior, and the reported SDs are data on sd_b, sd_f ((n-1)s^2/sd^2 ~ chi2(n-1));
 - ``means_only``: a mean change with no SD: ~ N(theta, sigma/sqrt(n)) through sigma;
 - ``counts``: improved / stable / worsened (or collapsed categories): a multinomial over
-  every split of n consistent with what is reported; with threshold t, improved means a
-  rounded change <= -t, i.e. Delta < -t + 0.25, worsened Delta >= t - 0.25;
+  every split of n consistent with what is reported, in closed form (a multinomial, or a
+  binomial of the one category the report fixes; see `count_groups`); with threshold t,
+  improved means a rounded change <= -t, i.e. Delta < -t + 0.25, worsened Delta >= t - 0.25;
 - ``patient``: each patient's change d (a multiple of 0.5): P(d - 0.25 <= Delta < d + 0.25).
 
 Per unit, the formats are used in the spec's priority order (only the first available, so
@@ -302,28 +303,54 @@ def _change_mean_se(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return rows["change_mean"].to_numpy(dtype=float), se
 
 
+#: Groups of categories a count can refer to: (improved, stable, worsened) membership.
+COUNT_GROUPS = {"improved": (1, 0, 0), "stable": (0, 1, 0), "worsened": (0, 0, 1),
+                "stable_or_improved": (1, 1, 0), "stable_or_worsened": (0, 1, 1), "improved_or_worsened": (1, 0, 1)}
+
+
+def count_groups(n: int, row) -> tuple[float, dict[str, int]]:
+    """The counts likelihood in closed form: (log coefficient, patients per category group).
+
+    The reported counts fix either every category (one split: a multinomial) or exactly one
+    (a line of splits, (n - k + 1) of them). Summing the multinomial over a line is a binomial
+    of the fixed category against the other two merged (binomial theorem), so the sum over
+    every consistent split is ``coef + sum_g count_g * log P(group g)`` exactly, with no
+    sum over splits at run time.
+    """
+    parts = _partitions(n, row)
+    if len(parts) == 1:
+        counts = dict(zip(("improved", "stable", "worsened"), (int(c) for c in parts[0])))
+        return float(special.gammaln(n + 1) - special.gammaln(parts[0] + 1).sum()), counts
+    fixed = [c for c in range(3) if (parts[:, c] == parts[0, c]).all()]
+    if len(fixed) != 1 or len(parts) != n - parts[0, fixed[0]] + 1:
+        raise AssertionError(f"counts of {row} do not fix one category")  # pragma: no cover - see docstring
+    c = fixed[0]
+    k = int(parts[0, c])
+    rest = next(g for g, m in COUNT_GROUPS.items() if sum(m) == 2 and m[c] == 0)
+    name = ("improved", "stable", "worsened")[c]
+    return float(special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)), {name: k, rest: n - k}
+
+
 def _counts_logp(rows: pd.DataFrame, theta, sigma, default_threshold: float):
+    """Per-unit log likelihood of improved/stable/worsened counts (see :func:`count_groups`)."""
     import pymc as pm
     import pytensor.tensor as pt
 
-    parts = [_partitions(int(r.n), r) for r in rows.itertuples(index=False)]
-    K = max(len(p) for p in parts)
-    P = np.zeros((len(parts), K, 3))
-    mask = np.full((len(parts), K), -np.inf)
-    for u, p in enumerate(parts):
-        P[u, : len(p)] = p
-        mask[u, : len(p)] = 0.0
-    n = rows["n"].to_numpy(dtype=float)
-    coef = special.gammaln(n + 1)[:, None] - special.gammaln(P + 1).sum(axis=2) + mask
+    grouped = [count_groups(int(r.n), r) for r in rows.itertuples(index=False)]
+    used = [g for g in COUNT_GROUPS if any(counts.get(g, 0) for _, counts in grouped)]
+    C = np.array([[counts.get(g, 0) for g in used] for _, counts in grouped], dtype=float)
+    coef = np.array([c for c, _ in grouped])
     thr = rows["threshold"].fillna(default_threshold).to_numpy(dtype=float)
-    lo, hi = -thr + HALF_STEP, thr - HALF_STEP
     dist = pm.Normal.dist(theta, sigma)
-    lp_i = pm.logcdf(dist, lo)
-    lp_w = pm.logccdf(dist, hi)
-    lp_s = pm.math.logdiffexp(pm.logcdf(dist, hi), lp_i)
-    lp = pt.stack([lp_i, lp_s, lp_w], axis=1)[:, None, :]  # (U, 1, 3)
-    terms = pt.switch(P > 0, P * lp, 0.0).sum(axis=2) + coef
-    return pm.math.logsumexp(terms, axis=1)
+    below_lo = pm.logcdf(dist, -thr + HALF_STEP)  # improved: Delta < -t + 1/4
+    below_hi = pm.logcdf(dist, thr - HALF_STEP)
+    above_hi = pm.logccdf(dist, thr - HALF_STEP)  # worsened: Delta >= t - 1/4
+    log_p = {"improved": lambda: below_lo, "worsened": lambda: above_hi,
+             "stable": lambda: pm.math.logdiffexp(below_hi, below_lo),
+             "stable_or_improved": lambda: below_hi, "stable_or_worsened": lambda: pm.logccdf(dist, -thr + HALF_STEP),
+             "improved_or_worsened": lambda: pt.logaddexp(below_lo, above_hi)}
+    lp = pt.stack([log_p[g]() for g in used], axis=1)
+    return coef + pt.switch(C > 0, C * lp, 0.0).sum(axis=1)
 
 
 def _patient_logp(rows: pd.DataFrame, evidence: Evidence, theta, sigma, spec):
