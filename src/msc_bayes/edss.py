@@ -354,20 +354,34 @@ def _counts_logp(rows: pd.DataFrame, theta, sigma, default_threshold: float):
 
 
 def _patient_logp(rows: pd.DataFrame, evidence: Evidence, theta, sigma, spec):
+    """Per-unit log likelihood of the patients' changes: sum of log P(d - 1/4 <= Delta < d + 1/4).
+
+    Changes lie on the 0.5-step grid, so patients share values and neighbouring values share
+    an interval end: each distinct change enters once with its count, and the normal CDF is
+    evaluated once per distinct interval end (exactly the per-patient sum, far fewer terms).
+    """
     import pymc as pm
     import pytensor.tensor as pt
 
     ev = evidence.without_secondary() if spec.options["exclude_secondary"] else evidence
     changes = patient_changes(ev.patients)
-    unit_of, values = [], []
+    ends, lower, upper, unit_of, count = [], [], [], [], []  # ends: (unit, x); intervals index into ends
     for u, r in enumerate(rows.itertuples(index=False)):
         sel = changes[(changes["study"] == r.study) & (changes["arm"] == r.arm) & (changes["timepoint_months"] == r.timepoint_months)]
-        unit_of += [u] * len(sel)
-        values += list(sel["change"])
-    unit_of, d = np.array(unit_of), np.array(values, dtype=float)
-    dist = pm.Normal.dist(theta[unit_of], sigma[unit_of])
-    lp = pm.math.logdiffexp(pm.logcdf(dist, d + HALF_STEP), pm.logcdf(dist, d - HALF_STEP))
-    return pt.inc_subtensor(pt.zeros(len(rows))[unit_of], lp)
+        values, counts = np.unique(sel["change"].to_numpy(dtype=float), return_counts=True)
+        at = {}
+        for x in np.unique(np.concatenate([values - HALF_STEP, values + HALF_STEP])):
+            at[x] = len(ends)
+            ends.append((u, x))
+        for d, m in zip(values, counts):
+            lower.append(at[d - HALF_STEP])
+            upper.append(at[d + HALF_STEP])
+            unit_of.append(u)
+            count.append(m)
+    end_unit, end_x = (np.array(c) for c in zip(*ends))
+    log_cdf = pm.logcdf(pm.Normal.dist(theta[end_unit], sigma[end_unit]), end_x)
+    lp = np.array(count, dtype=float) * pm.math.logdiffexp(log_cdf[np.array(upper)], log_cdf[np.array(lower)])
+    return pt.inc_subtensor(pt.zeros(len(rows))[np.array(unit_of)], lp)
 
 
 #: Thresholds for probability statements about EDSS change (points; negative = improvement).
