@@ -260,6 +260,25 @@ def test_constant_quantities_are_listed_but_not_gated(ae_fit):
     assert conv.passed
 
 
+def test_an_indicator_split_evenly_has_a_bulk_rhat_and_no_warning(ae_fit):
+    """A probability indicator with exactly half its draws 1 has median 0.5, so its folded
+    (tail) R-hat divides 0 by 0; ArviZ then returns the bulk R-hat. Seen in a real report run."""
+    tree = ae_fit.tree.copy()
+    derived = tree["derived"].to_dataset()
+    name = next(v for v in derived.data_vars if v.startswith("p_"))
+    C, D = derived[name].shape[:2]
+    cells = int(np.prod(derived[name].shape[2:]))
+    rng = np.random.default_rng(1)
+    half = np.stack([rng.permutation(C * D) < C * D // 2 for _ in range(cells)], axis=-1).astype(float)
+    derived[name] = (derived[name].dims, half.reshape(derived[name].shape))
+    tree["derived"] = xr.DataTree(derived)
+    fit = Fit(tree, ae_fit.spec, ae_fit.prepared)
+    conv = diagnostics.convergence(fit)  # warnings are errors in this suite
+    rows = conv.table[conv.table["quantity"].str.startswith(name)]
+    assert rows["r_hat"].notna().all() and (rows["r_hat"] < 1.05).all()
+    assert fit.summary().set_index("quantity").loc[rows["quantity"], "r_hat"].notna().all()
+
+
 def test_convergence_to_dict_is_json(edss_fit):
     d = diagnostics.convergence(edss_fit).to_dict()
     assert json.loads(json.dumps(d))["passed"] is True

@@ -58,14 +58,14 @@ def summary(fit, *, prob: float = INTERVAL_PROB, groups=("posterior", "derived")
         dims = ["chain", "draw"]
         x = values.reshape(-1, values.shape[-1])
         lo, med, hi = np.quantile(x, [(1 - prob) / 2, 0.5, 1 - (1 - prob) / 2], axis=0)
+        with np.errstate(invalid="ignore"):  # see msc_bayes.diagnostics.quantity_table
+            diagnostics = {"mcse_mean": az.mcse(da, method="mean", sample_dims=dims).values,
+                           "ess_bulk": az.ess(da, method="bulk", sample_dims=dims).values,
+                           "ess_tail": az.ess(da, method="tail", sample_dims=dims).values,
+                           "r_hat": az.rhat(da, sample_dims=dims).values}
         frames.append(pd.DataFrame({
             "quantity": list(flat), "group": group, "mean": x.mean(axis=0), "sd": x.std(axis=0, ddof=1),
-            qs[0]: lo, qs[1]: med, qs[2]: hi,
-            "mcse_mean": az.mcse(da, method="mean", sample_dims=dims).values,
-            "ess_bulk": az.ess(da, method="bulk", sample_dims=dims).values,
-            "ess_tail": az.ess(da, method="tail", sample_dims=dims).values,
-            "r_hat": az.rhat(da, sample_dims=dims).values,
-        }))
+            qs[0]: lo, qs[1]: med, qs[2]: hi, **diagnostics}))
     columns = ["quantity", "group", "mean", "sd", *qs, "mcse_mean", "ess_bulk", "ess_tail", "r_hat"]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
