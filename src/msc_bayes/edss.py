@@ -276,15 +276,12 @@ def _study_offset(z, tau, fixed, normal, study_idx: np.ndarray, n_studies: int):
     if not normal:
         return z
     weight = unit_weight()
-    prec, resid = pt.zeros(len(study_idx)), pt.zeros(len(study_idx))
+    prec, b = pt.zeros(n_studies), pt.zeros(n_studies)  # per study: sum of w / se^2 and of w (y - fixed) / se^2
     for idx, y, se in normal:
         p = weight[idx] / se**2
-        prec = pt.inc_subtensor(prec[idx], p)
-        resid = pt.inc_subtensor(resid[idx], p * (y - fixed[idx]))
-    to_study = (np.arange(n_studies)[:, None] == study_idx[None, :]).astype(float)
-    # sums per study as products and sums, not pt.dot (see covariates.with_effects)
-    r = tau**2 * (to_study * prec[None, :]).sum(axis=1)
-    b = (to_study * resid[None, :]).sum(axis=1)
+        prec = pt.inc_subtensor(prec[study_idx[idx]], p)  # repeated studies accumulate
+        b = pt.inc_subtensor(b[study_idx[idx]], p * (y - fixed[idx]))
+    r = tau**2 * prec
     offset = tau * b / (1 + r) + z / pt.sqrt(1 + r)
     pm.Potential("study_offset_jacobian", (-(offset**2 - z**2) / 2 - pt.log1p(r) / 2).sum())
     return offset
