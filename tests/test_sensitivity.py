@@ -226,26 +226,36 @@ def weak(tmp_path_factory):
 
 @pytest.mark.slow
 def test_reweighted_leave_one_out_matches_exact_refits_where_pareto_k_is_low(weak):
-    spec, studies, q = plain_spec(), ["w1", "w8"], ("mu", "tau")
+    spec, studies, q = plain_spec(), WEAK, ("mu", "tau")
     rw = S.leave_one_out(spec, weak, studies=studies, quantities=q, method="reweight", **FAST)
     mc = S.leave_one_out(spec, weak, studies=studies, quantities=q, method="mcmc", **FAST)
-    assert list(dict.fromkeys(rw["scenario"])) == ["base", "without w1", "without w8"]
+    assert list(dict.fromkeys(rw["scenario"])) == ["base", *(f"without {s}" for s in studies)]
     assert row(rw, "base", "mu")["mean"] == row(mc, "base", "mu")["mean"]  # the same (cached) base fit
+    reweighted = set()
     for s in studies:
         truth = exact(spec, weak, [s], studies=WEAK)
         for quantity, true_mean in (("mu", truth.mu_mean), ("tau", truth.tau_mean)):
             r, m = row(rw, f"without {s}", quantity), row(mc, f"without {s}", quantity)
-            assert r["method"] == "reweight" and r["pareto_k"] < S.K_THRESHOLD and m["method"] == "mcmc"
+            assert m["method"] == "mcmc"
+            # Pareto k is itself estimated from the draws (+-0.2 here): a study the draws give
+            # k >= 0.7 is refitted, and its row is then the exact refit
+            if r["pareto_k"] >= S.K_THRESHOLD:
+                assert r["method"] == "mcmc" and r["mean"] == m["mean"]
+                continue
+            assert r["method"] == "reweight"
+            reweighted.add(s)
             # the reweighted and the refitted posterior mean agree within their Monte Carlo error, and
             # both with the exact posterior mean without the study
             tol = MCSE_MULTIPLIER * math.hypot(r["mcse_mean"], m["mcse_mean"])
             assert abs(r["mean"] - m["mean"]) < tol, (s, quantity, r["mean"], m["mean"], tol)
             assert abs(r["mean"] - true_mean) < MCSE_MULTIPLIER * r["mcse_mean"], (s, quantity, r["mean"], true_mean)
             assert abs(r["shift"] - m["shift"]) < tol
+    assert len(reweighted) >= len(studies) // 2  # small changes: reweighting mostly applies
     # a threshold below every k refits every study: the rows are then the exact refits themselves
     forced = S.leave_one_out(spec, weak, studies=studies, quantities=q, method="reweight", k_threshold=-math.inf,
                              **FAST)
-    assert list(forced["method"]) == ["mcmc"] * 6 and list(forced["left_out"]) == ["", "", "w1", "w1", "w8", "w8"]
+    assert list(forced["method"]) == ["mcmc"] * (2 + 2 * len(studies))
+    assert list(forced["left_out"]) == ["", ""] + [s for s in studies for _ in q]
     assert np.array_equal(forced["mean"], mc["mean"]) and forced["pareto_k"].iloc[2:].notna().all()
     assert forced["notes"].iloc[2:].str.contains("refitted: Pareto k").all()
 
