@@ -151,3 +151,45 @@ def test_a_disk_that_refuses_the_entry_costs_only_the_cache(tmp_path, monkeypatc
     assert np.isfinite(fit.posterior["mu"].values).all()
     assert compile_cache.STATS["miss"] == before["miss"] + 1
     assert compile_cache.STATS["unsaved"] == before["unsaved"] + 2  # both wrappers
+
+
+# --------------------------------------------------------------------------------------
+# Compiling ahead in a helper process (fitting.precompile)
+# --------------------------------------------------------------------------------------
+
+
+def _three_structures(tmp_path):
+    """Three specs of different compiled form on data no earlier run compiled (all missing)."""
+    values = tuple(round(float(v), 6) for v in np.random.default_rng().normal(0, 0.3, 4))
+    ev = _evidence(tmp_path, values)
+    specs = [PLAIN, PLAIN.replace(priors={"tau": Prior("HalfCauchy", {"beta": 0.5})}),
+             PLAIN.replace(priors={"mu": Prior("StudentT", {"nu": 4, "mu": 0, "sigma": 1})})]
+    return specs, ev
+
+
+@pytest.mark.slow
+def test_precompile_hands_all_but_the_first_missing_model_to_a_helper(tmp_path):
+    specs, ev = _three_structures(tmp_path)
+    before = dict(compile_cache.STATS)
+    handed = fitting.precompile(specs, ev)
+    assert handed == [specs[1].name, specs[2].name]
+    assert fitting.precompile(specs, ev) == []  # already built / handed over: nothing twice
+    # the third is still queued behind the second: taken back and compiled here
+    fitting.compiled(specs[2], ev)
+    # the second is the helper's: wait for it, then load its machine code from the disk cache
+    fitting.compiled(specs[1], ev)
+    fitting.compiled(specs[0], ev)  # the first was never handed over
+    assert compile_cache.STATS["miss"] - before["miss"] == 2
+    assert compile_cache.STATS["hit"] - before["hit"] == 1
+    # the helper's model samples like any other
+    fit = fitting.fit(specs[1], ev, draws=50, tune=50, chains=2, seed=3)
+    assert np.isfinite(fit.posterior["tau"].values).all()
+
+
+def test_precompile_hands_nothing_over_without_the_disk_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(compile_cache.ENV_SWITCH, "0")
+    specs, ev = _three_structures(tmp_path)
+    started = []
+    monkeypatch.setattr(fitting, "_run_helper", lambda jobs: started.append(jobs))
+    assert fitting.precompile(specs, ev) == []
+    assert started == [] and not fitting._HELPER

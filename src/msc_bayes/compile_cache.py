@@ -75,18 +75,32 @@ def cache_dir() -> Path:
     return Path(pytensor.config.base_compiledir) / "msc_bayes"
 
 
-def compile_model(model):
-    """``nutpie.compile_pymc_model(model)``, loaded from the on-disk cache when this graph was compiled before."""
+def cache_key(model) -> str | None:
+    """The model's fingerprint when the on-disk cache is on and can identify the model, else None."""
+    if not enabled():
+        return None
+    try:
+        return fingerprint(model)
+    except Uncacheable:
+        return None
+
+
+def is_stored(key: str) -> bool:
+    """Has some process stored the compiled model of this fingerprint (it may still fail to load)?"""
+    return (cache_dir() / f"{key}.pkl").exists()
+
+
+def compile_model(model, key: str | None = None):
+    """``nutpie.compile_pymc_model(model)``, loaded from the on-disk cache when this graph was compiled before.
+
+    `key`: ``cache_key(model)`` when the caller has it already (it walks the whole graph).
+    """
     import nutpie
 
-    if enabled():
-        try:
-            key = fingerprint(model)
-        except Uncacheable:
-            key = None
-        if key is not None:
-            with _LOCK:
-                return _cached(model, key)
+    key = key or cache_key(model)
+    if key is not None:
+        with _LOCK:
+            return _cached(model, key)
     STATS["stock"] += 1
     return nutpie.compile_pymc_model(model)
 

@@ -7,13 +7,19 @@ computed from the draws: contrasts, predictions, probability statements).
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import json
+import pickle
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
@@ -85,6 +91,12 @@ _COMPILED_MAX = 16
 #: One fit at a time per process (nutpie already uses every core): the cached models' data
 #: are set for the fit in hand.
 _FIT_LOCK = threading.RLock()
+#: Models built ahead of compiled() by precompile(): structure key -> (model, prepared, cache key).
+_BUILT: dict[str, tuple] = {}
+#: Compiles precompile() handed to a helper process: structure key -> _HelperJob.
+_HELPER: dict[str, "_HelperJob"] = {}
+_HELPER_LOCK = threading.Lock()
+_HELPER_PROCESSES: list = []
 
 
 def _structure_key(spec, evidence: Evidence) -> str:
@@ -95,21 +107,133 @@ def _structure_key(spec, evidence: Evidence) -> str:
     return json.dumps(d, sort_keys=True, default=str) + "|" + evidence.data_hash
 
 
+def _built(spec, evidence: Evidence, key: str) -> tuple:
+    """(model, prepared, on-disk cache key) for this structure: from precompile(), or built now."""
+    from msc_bayes.compile_cache import cache_key
+
+    if key in _BUILT:
+        return _BUILT.pop(key)
+    model, prepared = build(spec, evidence)
+    return model, prepared, cache_key(model)
+
+
 def compiled(spec, evidence: Evidence):
     """(nutpie compiled model, pm.Model, prepared) for this spec's structure, compiled once per process
-    (and loaded from :mod:`msc_bayes.compile_cache` when another process compiled the same graph)."""
+    (and loaded from :mod:`msc_bayes.compile_cache` when another process compiled the same graph,
+    e.g. the helper process of :func:`precompile`)."""
     from msc_bayes.compile_cache import compile_model
 
     key = _structure_key(spec, evidence)
     if key in _COMPILED:
         _COMPILED.move_to_end(key)
         return _COMPILED[key]
-    model, prepared = build(spec, evidence)
-    entry = (compile_model(model), model, prepared)
+    _take_from_helper(key)
+    model, prepared, cache_key = _built(spec, evidence, key)
+    entry = (compile_model(model, cache_key), model, prepared)
     _COMPILED[key] = entry
     while len(_COMPILED) > _COMPILED_MAX:
         _COMPILED.popitem(last=False)
     return entry
+
+
+# --------------------------------------------------------------------------------------
+# Compiling ahead, in a helper process
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _HelperJob:
+    spec: object
+    evidence: Evidence
+    state: str = "queued"  # queued -> running -> done, or queued -> taken (compiled by this process)
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def precompile(specs, evidence: Evidence) -> list[str]:
+    """Compile ahead, in one helper process, the models of `specs` that are neither compiled in
+    this process nor stored in the on-disk compile cache, all but the first (which this process,
+    about to fit it, compiles itself). Compiling is single-threaded and takes tens of seconds per
+    model on empty caches, so on 2 cores the helper halves a cold multi-model run; with warm
+    caches this only builds the models (which :func:`compiled` then reuses).
+
+    :func:`compiled` of a handed-over model waits for the helper, or compiles it here if the
+    helper has not started it yet; a helper that fails only costs that wait (the model is then
+    compiled here). Without the on-disk cache there is nothing to hand over. Returns the names
+    of the specs handed over.
+    """
+    from msc_bayes.compile_cache import is_stored
+
+    missing = []
+    for spec in specs:
+        key = _structure_key(spec, evidence)
+        if key in _COMPILED or key in _BUILT or key in _HELPER or key in dict(missing):
+            continue
+        _BUILT[key] = _built(spec, evidence, key)
+        cache_key = _BUILT[key][2]
+        if cache_key is not None and not is_stored(cache_key):
+            missing.append((key, spec))
+    jobs = {key: _HelperJob(spec, evidence) for key, spec in missing[1:]}
+    if jobs:
+        _HELPER.update(jobs)
+        threading.Thread(target=_run_helper, args=(list(jobs.values()),), daemon=True, name="msc_bayes-precompile").start()
+    return [job.spec.name for job in jobs.values()]
+
+
+def _run_helper(jobs: list[_HelperJob]) -> None:
+    """Compile the jobs one after another, each in a new Python process (skipping any taken back)."""
+    for job in jobs:
+        with _HELPER_LOCK:
+            if job.state == "taken":
+                continue
+            job.state = "running"
+        try:
+            with tempfile.TemporaryDirectory(prefix="msc_bayes-precompile-") as tmp:
+                path = Path(tmp) / "job.pkl"
+                path.write_bytes(pickle.dumps((job.spec, job.evidence)))
+                process = subprocess.Popen(
+                    [sys.executable, "-c", "import sys; from msc_bayes.fitting import _helper_main; _helper_main(sys.argv[1])",
+                     str(path)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                _HELPER_PROCESSES.append(process)
+                process.wait()
+        finally:
+            job.state = "done"
+            job.done.set()
+
+
+def _helper_main(path: str) -> None:
+    """In the helper process: build one model and compile it into the on-disk cache."""
+    from msc_bayes.compile_cache import compile_model
+
+    spec, evidence = pickle.loads(Path(path).read_bytes())
+    compile_model(build(spec, evidence)[0])
+
+
+def _take_from_helper(key: str) -> None:
+    """A model handed to the helper: take it back if not started, else wait until it is stored,
+    compiling here meanwhile the helper's models it has not started (rather than idling)."""
+    job = _HELPER.pop(key, None)
+    if job is None:
+        return
+    with _HELPER_LOCK:
+        if job.state == "queued":
+            job.state = "taken"
+            return
+    while not job.done.is_set():
+        with _HELPER_LOCK:
+            queued = [(k, j) for k, j in _HELPER.items() if j.state == "queued"]
+        if not queued:
+            break
+        other = queued[0][1]
+        compiled(other.spec, other.evidence)  # takes it back from the helper, compiles it here
+    job.done.wait()
+
+
+@atexit.register
+def _stop_helper() -> None:
+    """A helper still compiling when this process ends is stopped, not left behind."""
+    for process in _HELPER_PROCESSES:
+        if process.poll() is None:
+            process.kill()
 
 
 def fit(spec, evidence: Evidence, *, draws: int | None = None, tune: int | None = None, chains: int | None = None,

@@ -238,6 +238,9 @@ def run_report(*, data: str | Path = "data", models: list[str] | None = None, ou
     specs = [load_spec(p) for p in paths]
     for spec in specs:  # every spec checked against the evidence before any sampling
         prepare(spec, evidence)
+    handed = fitting.precompile(specs, evidence)
+    if handed:
+        log(f"compiling {', '.join(handed)} in a helper process meanwhile (first run on this machine) ...")
     keys = model_keys(paths)
     out = Path(out) if out is not None else default_out(now)
     settings = {"draws": draws, "tune": tune, "chains": chains, "seed": seed}
