@@ -171,9 +171,9 @@ def _three_structures(tmp_path):
 def test_precompile_hands_all_but_the_first_missing_model_to_a_helper(tmp_path):
     specs, ev = _three_structures(tmp_path)
     before = dict(compile_cache.STATS)
-    handed = fitting.precompile(specs, ev)
+    handed = fitting.precompile([(s, ev) for s in specs])
     assert handed == [specs[1].name, specs[2].name]
-    assert fitting.precompile(specs, ev) == []  # already built / handed over: nothing twice
+    assert fitting.precompile([(s, ev) for s in specs]) == []  # already built / handed over: nothing twice
     # the third is still queued behind the second: taken back and compiled here
     fitting.compiled(specs[2], ev)
     # the second is the helper's: wait for it, then load its machine code from the disk cache
@@ -191,5 +191,5 @@ def test_precompile_hands_nothing_over_without_the_disk_cache(tmp_path, monkeypa
     specs, ev = _three_structures(tmp_path)
     started = []
     monkeypatch.setattr(fitting, "_run_helper", lambda jobs: started.append(jobs))
-    assert fitting.precompile(specs, ev) == []
+    assert fitting.precompile([(s, ev) for s in specs]) == []
     assert started == [] and not fitting._HELPER

@@ -78,7 +78,7 @@ def fake(monkeypatch):
     f = Fake()
     f.calls, f.options = [], {}
     monkeypatch.setattr(fitting, "fit", f)
-    monkeypatch.setattr(fitting, "precompile", lambda specs, evidence: [])  # nothing is compiled either
+    monkeypatch.setattr(fitting, "precompile", lambda models: [])  # nothing is compiled either
     f.sensitivity_calls = []
 
     def fake_sensitivity(spec, evidence, **kw):

@@ -149,10 +149,10 @@ class _HelperJob:
     done: threading.Event = field(default_factory=threading.Event)
 
 
-def precompile(specs, evidence: Evidence) -> list[str]:
-    """Compile ahead, in one helper process, the models of `specs` that are neither compiled in
-    this process nor stored in the on-disk compile cache, all but the first (which this process,
-    about to fit it, compiles itself). Compiling is single-threaded and takes tens of seconds per
+def precompile(models) -> list[str]:
+    """Compile ahead, in one helper process, the models of `models` ((spec, evidence) pairs, in
+    the order they will be fitted) that are neither compiled in this process nor stored in the
+    on-disk compile cache, all but the first (which this process, about to fit it, compiles itself). Compiling is single-threaded and takes tens of seconds per
     model on empty caches, so on 2 cores the helper halves a cold multi-model run; with warm
     caches this only builds the models (which :func:`compiled` then reuses).
 
@@ -163,16 +163,16 @@ def precompile(specs, evidence: Evidence) -> list[str]:
     """
     from msc_bayes.compile_cache import is_stored
 
-    missing = []
-    for spec in specs:
+    missing: dict = {}  # structure key -> (spec, evidence), in the order given
+    for spec, evidence in models:
         key = _structure_key(spec, evidence)
-        if key in _COMPILED or key in _BUILT or key in _HELPER or key in dict(missing):
+        if key in _COMPILED or key in _BUILT or key in _HELPER or key in missing:
             continue
         _BUILT[key] = _built(spec, evidence, key)
         cache_key = _BUILT[key][2]
         if cache_key is not None and not is_stored(cache_key):
-            missing.append((key, spec))
-    jobs = {key: _HelperJob(spec, evidence) for key, spec in missing[1:]}
+            missing[key] = (spec, evidence)
+    jobs = {key: _HelperJob(*model) for key, model in list(missing.items())[1:]}
     if jobs:
         _HELPER.update(jobs)
         threading.Thread(target=_run_helper, args=(list(jobs.values()),), daemon=True, name="msc_bayes-precompile").start()

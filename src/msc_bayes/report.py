@@ -238,7 +238,7 @@ def run_report(*, data: str | Path = "data", models: list[str] | None = None, ou
     specs = [load_spec(p) for p in paths]
     for spec in specs:  # every spec checked against the evidence before any sampling
         prepare(spec, evidence)
-    handed = fitting.precompile(specs, evidence)
+    handed = fitting.precompile([(spec, evidence) for spec in specs])
     if handed:
         log(f"compiling {', '.join(handed)} in a helper process meanwhile (first run on this machine) ...")
     keys = model_keys(paths)
