@@ -133,6 +133,57 @@ def test_a_second_process_loads_the_same_machine_code_as_nutpie_compiles(tmp_pat
     assert first["mu"] == stock["mu"] == second["mu"]
 
 
+_STATE_CHILD = textwrap.dedent("""
+    import ctypes, json, sys
+    import numpy as np
+    from msc_bayes import compile_cache, fitting
+    from msc_bayes.evidence import load_evidence
+    from msc_bayes.spec import spec_from_dict
+
+    spec, evidence = spec_from_dict({"outcome": "edss_change", "covariates": []}), load_evidence(sys.argv[1])
+    compiled, model, _ = fitting.compiled(spec, evidence)
+    P = ctypes.POINTER(ctypes.c_double)
+    points = []
+    for x in np.random.default_rng(1).normal(0, 0.5, size=(3, compiled.n_dim)):
+        grad, logp = np.zeros(compiled.n_dim), np.zeros(())
+        compiled.compiled_logp_func.ctypes(compiled.n_dim, x.ctypes.data_as(P), grad.ctypes.data_as(P),
+                                           logp.ctypes.data_as(P), ctypes.c_void_p(compiled.user_data.ctypes.data))
+        points.append([float(logp), grad.tolist()])
+    fit = fitting.fit(spec, evidence, draws=50, tune=50, chains=2, seed=3)
+    print(json.dumps({"stats": compile_cache.STATS, "points": points, "mu": fit.posterior["mu"].values.tolist()}))
+""")
+
+
+@pytest.mark.slow
+def test_compiled_code_does_not_depend_on_the_cache_state(tmp_path):
+    """On empty caches a process compiles every op fresh (and LLVM may inline them into the model);
+    later processes load them from the caches. With PyTensor's default fast-math flags the two
+    computed bitwise-different gradients for count and patient-level data, so the same seed gave
+    other draws on a machine's first run; msc_bayes compiles without them."""
+    import pytensor
+
+    assert pytensor.config.numba__fastmath is False  # set by importing msc_bayes
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "edss.csv").write_text("study,arm,timepoint_months,n,improved,stable,worsened,threshold\n"
+                                   "s1,a,12,10,3,5,2,0.5\ns2,a,12,12,4,,,0.5\n")
+    (data / "patients.csv").write_text("study,arm,patient,timepoint_months,change\n"
+                                       "s3,a,p1,12,-0.5\ns3,a,p2,12,0\ns3,a,p3,12,0.5\ns3,a,p4,12,0\n")
+    cache = tmp_path / "empty_cache"
+    flags = ",".join(f for f in [os.environ.get("PYTENSOR_FLAGS", ""), f"base_compiledir={cache}"] if f)
+    env = {**os.environ, "PYTENSOR_FLAGS": flags, "NUMBA_CACHE_DIR": str(cache / "numba_user")}
+
+    def child() -> dict:
+        out = subprocess.run([sys.executable, "-c", _STATE_CHILD, str(data)], capture_output=True, text=True,
+                             check=True, env=env)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    cold, warm = child(), child()
+    assert cold["stats"]["miss"] == 1 and warm["stats"]["hit"] == 1
+    assert cold["points"] == warm["points"]  # logp and gradient, bit for bit
+    assert cold["mu"] == warm["mu"]
+
+
 @pytest.mark.slow
 def test_a_disk_that_refuses_the_entry_costs_only_the_cache(tmp_path, monkeypatch):
     from numba.core.caching import FunctionCache
