@@ -106,3 +106,23 @@ def test_dask_cluster_gives_the_local_numbers(plain):
     # and the scenarios did differ
     mu = local[local["quantity"] == "mu"].set_index("scenario")["mean"]
     assert mu["without s9"] < mu["base"] - 0.1 and mu["other seed"] != mu["base"]
+
+
+def test_a_local_sweep_hands_the_models_it_will_sample_to_the_helper(plain, monkeypatch):
+    """One (spec, evidence) per model structure the sweep samples; none for structures only the
+    exact oracle answers (fitting.precompile itself is tested in test_compile_cache.py)."""
+    from msc_bayes import fitting, sweep
+
+    handed = []
+    monkeypatch.setattr(fitting, "precompile", lambda models: handed.extend(models) or [])
+    monkeypatch.setattr(sweep, "run_scenario", lambda sc, on_error: sc.name)
+    cauchy = spec(tau=Prior("HalfCauchy", {"beta": 0.3}))
+    student = spec(mu=Prior("StudentT", {"nu": 4, "mu": 0, "sigma": 1}))
+    scenarios = [Scenario("oracle", spec(), plain), Scenario("oracle, other prior value", spec(
+                 tau=Prior("HalfNormal", {"sigma": 1.0})), plain),  # the same structure: both exact
+                 Scenario("cauchy", cauchy, plain), Scenario("cauchy, mcmc", cauchy, plain, method="mcmc"),
+                 Scenario("student", student, plain, TINY)]  # the oracle needs a Normal mu prior
+    assert sweep.run_scenarios(scenarios) == [sc.name for sc in scenarios]
+    assert [(s.priors["tau"].dist, s.priors["mu"].dist) for s, _ in handed] == [("HalfCauchy", "Normal"),
+                                                                                ("HalfNormal", "StudentT")]
+    assert all(ev is plain for _, ev in handed)

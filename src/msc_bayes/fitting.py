@@ -99,7 +99,7 @@ _HELPER_LOCK = threading.Lock()
 _HELPER_PROCESSES: list = []
 
 
-def _structure_key(spec, evidence: Evidence) -> str:
+def structure_key(spec, evidence: Evidence) -> str:
     """What fixes a model's compiled form: everything but prior values and sampler settings."""
     d = spec.to_dict()
     d.pop("sampler", None)
@@ -123,7 +123,7 @@ def compiled(spec, evidence: Evidence):
     e.g. the helper process of :func:`precompile`)."""
     from msc_bayes.compile_cache import compile_model
 
-    key = _structure_key(spec, evidence)
+    key = structure_key(spec, evidence)
     if key in _COMPILED:
         _COMPILED.move_to_end(key)
         return _COMPILED[key]
@@ -165,10 +165,13 @@ def precompile(models) -> list[str]:
 
     missing: dict = {}  # structure key -> (spec, evidence), in the order given
     for spec, evidence in models:
-        key = _structure_key(spec, evidence)
+        key = structure_key(spec, evidence)
         if key in _COMPILED or key in _BUILT or key in _HELPER or key in missing:
             continue
-        _BUILT[key] = _built(spec, evidence, key)
+        try:
+            _BUILT[key] = _built(spec, evidence, key)
+        except Exception:  # noqa: BLE001 - not handed over; fitting it builds it again and raises there
+            continue
         cache_key = _BUILT[key][2]
         if cache_key is not None and not is_stored(cache_key):
             missing[key] = (spec, evidence)

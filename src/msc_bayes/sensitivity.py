@@ -142,9 +142,9 @@ _WEIGHTED: dict[str, bool] = {}
 
 def _supports_exclusion(spec, evidence) -> bool:
     """Does the outcome's model take unit weights (exact leave-out without recompiling)?"""
-    from msc_bayes.fitting import _structure_key, build
+    from msc_bayes.fitting import structure_key, build
 
-    key = _structure_key(spec, evidence)
+    key = structure_key(spec, evidence)
     if key not in _WEIGHTED:
         model, _ = build(spec, evidence)
         _WEIGHTED[key] = "unit_weight" in {d.name for d in model.data_vars}

@@ -252,6 +252,18 @@ def summarise(fit, scenario: Scenario | None = None, *, quantities: Sequence[str
 # --------------------------------------------------------------------------------------
 
 
+def _oracle_units(spec, evidence):
+    """The modelled units when the model is the plain normal-normal one (:func:`oracle_posterior`), else None."""
+    if spec.outcome != "edss_change" or spec.covariates or spec.priors["mu"].dist != "Normal":
+        return None
+    from msc_bayes import edss
+
+    units = edss.prepare(spec, evidence).units
+    plain = (all(list(f) == ["change"] for f in units["formats"]) and units["study"].is_unique
+             and not (units["group"].fillna("msc") == "control").any())
+    return units if plain else None
+
+
 def oracle_posterior(spec, evidence, *, exclude_studies=()):
     """The exact posterior (:func:`~msc_bayes.oracle.normal_normal`) when the model is the plain
     normal-normal one, else None.
@@ -260,15 +272,11 @@ def oracle_posterior(spec, evidence, *, exclude_studies=()):
     unit reports ``change`` (a mean with SD, SE or CI), each study has one unit, no unit is a
     control arm, and the prior on ``mu`` is Normal. Left-out studies are dropped exactly.
     """
-    if spec.outcome != "edss_change" or spec.covariates or spec.priors["mu"].dist != "Normal":
-        return None
     from msc_bayes import edss
     from msc_bayes.oracle import normal_normal
 
-    units = edss.prepare(spec, evidence).units
-    plain = (all(list(f) == ["change"] for f in units["formats"]) and units["study"].is_unique
-             and not (units["group"].fillna("msc") == "control").any())
-    if not plain:
+    units = _oracle_units(spec, evidence)
+    if units is None:
         return None
     units = units[~units["study"].isin(list(exclude_studies))]
     if units.empty:
@@ -363,6 +371,23 @@ def run_scenario(scenario: Scenario, *, on_error: str = "record"):
         return _tag(row, scenario, "error", f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
 
 
+def _precompile(scenarios: Sequence[Scenario]) -> None:
+    """Hand the models a local sweep will compile to a helper process (:func:`msc_bayes.fitting.precompile`):
+    one per model structure, leaving out those only the exact oracle answers."""
+    from msc_bayes.fitting import precompile, structure_key
+
+    groups: dict[str, list[Scenario]] = {}
+    for sc in scenarios:
+        groups.setdefault(structure_key(sc.spec, sc.evidence), []).append(sc)
+
+    def samples(group: list[Scenario]) -> bool:  # run_scenario's choice of MCMC over the oracle
+        if any(sc.method == "mcmc" or sc.extract not in (None, summarise) for sc in group):
+            return True
+        return _oracle_units(group[0].spec, group[0].evidence) is None
+
+    precompile([(g[0].spec, g[0].evidence) for g in groups.values() if samples(g)])
+
+
 def _client(scheduler):
     """(client, close_when_done) for a scheduler address, Client or cluster."""
     from distributed import Client
@@ -388,6 +413,7 @@ def run_scenarios(scenarios: Sequence[Scenario], *, scheduler=None, on_error: st
     if on_error not in ("record", "raise"):
         raise ValueError("on_error must be 'record' or 'raise'")
     if scheduler is None:
+        _precompile(scenarios)
         out = []
         for i, sc in enumerate(scenarios, 1):
             out.append(run_scenario(sc, on_error=on_error))
