@@ -85,6 +85,12 @@ def test_failed_scenarios_are_recorded_or_raised(plain):
     assert np.isnan(df["mean"].iloc[0])
     with pytest.raises(ValueError, match="does not apply"):
         run_sweep([bad], on_error="raise")
+    # models that cannot be built: recorded per scenario (not raised before the sweep starts)
+    no_rows = spec_from_dict({"outcome": "edss_change", "covariates": [], "options": {"formats": ["counts"]}})
+    no_column = spec_from_dict({"outcome": "edss_change", "covariates": ["no_such_column"]})
+    df = run_sweep([Scenario("no rows", no_rows, plain), Scenario("no column", no_column, plain)])
+    assert list(df["method"]) == ["error", "error"]
+    assert "no usable EDSS rows" in df["notes"].iloc[0] and "no_such_column" in df["notes"].iloc[1]
 
 
 @pytest.mark.slow

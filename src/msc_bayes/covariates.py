@@ -194,7 +194,6 @@ def tensor(design_: Design, transforms: dict[str, str] | None = None):
 def with_effects(eta, spec, design_: Design, control: np.ndarray):
     """`eta + X @ beta - msc_effect * control`, creating `beta` (dims "covariate") only when
     there are covariates and `msc_effect` only when there are control arms."""
-
     if design_.columns:
         beta = spec.priors["beta"].create("beta", dims="covariate")
         # X @ beta as a product and a sum, not pt.dot: numba compiles PyTensor's Dot (and the

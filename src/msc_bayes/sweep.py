@@ -383,7 +383,10 @@ def _precompile(scenarios: Sequence[Scenario]) -> None:
     def samples(group: list[Scenario]) -> bool:  # run_scenario's choice of MCMC over the oracle
         if any(sc.method == "mcmc" or sc.extract not in (None, summarise) for sc in group):
             return True
-        return _oracle_units(group[0].spec, group[0].evidence) is None
+        try:
+            return _oracle_units(group[0].spec, group[0].evidence) is None
+        except Exception:  # noqa: BLE001 - not handed over; running the scenario reports the error
+            return False
 
     precompile([(g[0].spec, g[0].evidence) for g in groups.values() if samples(g)])
 
