@@ -94,7 +94,7 @@ _FIT_LOCK = threading.RLock()
 #: Models built ahead of compiled() by precompile(): structure key -> (model, prepared, cache key).
 _BUILT: dict[str, tuple] = {}
 #: Compiles precompile() handed to a helper process: structure key -> _HelperJob.
-_HELPER: dict[str, "_HelperJob"] = {}
+_HELPER: dict[str, _HelperJob] = {}
 _HELPER_LOCK = threading.Lock()
 _HELPER_PROCESSES: list = []
 
@@ -152,9 +152,10 @@ class _HelperJob:
 def precompile(models) -> list[str]:
     """Compile ahead, in one helper process, the models of `models` ((spec, evidence) pairs, in
     the order they will be fitted) that are neither compiled in this process nor stored in the
-    on-disk compile cache, all but the first (which this process, about to fit it, compiles itself). Compiling is single-threaded and takes tens of seconds per
-    model on empty caches, so on 2 cores the helper halves a cold multi-model run; with warm
-    caches this only builds the models (which :func:`compiled` then reuses).
+    on-disk compile cache, all but the first (which this process, about to fit it, compiles
+    itself). Compiling is single-threaded and takes tens of seconds per model on empty caches,
+    so on 2 cores the helper halves a cold multi-model run; with warm caches this only builds
+    the models (which :func:`compiled` then reuses).
 
     :func:`compiled` of a handed-over model waits for the helper, or compiles it here if the
     helper has not started it yet; a helper that fails only costs that wait (the model is then

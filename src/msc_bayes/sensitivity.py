@@ -142,7 +142,7 @@ _WEIGHTED: dict[str, bool] = {}
 
 def _supports_exclusion(spec, evidence) -> bool:
     """Does the outcome's model take unit weights (exact leave-out without recompiling)?"""
-    from msc_bayes.fitting import structure_key, build
+    from msc_bayes.fitting import build, structure_key
 
     key = structure_key(spec, evidence)
     if key not in _WEIGHTED:
