@@ -352,7 +352,7 @@ def run_scenario(scenario: Scenario, *, on_error: str = "record"):
     """
     start = time.perf_counter()
     try:
-        if scenario.method != "mcmc" and scenario.extract in (None, summarise):
+        if _tries_oracle(scenario):
             post = oracle_posterior(scenario.spec, scenario.evidence,
                                     exclude_studies=scenario.fit_kwargs.get("exclude_studies", ()))
             if post is not None:
@@ -371,6 +371,11 @@ def run_scenario(scenario: Scenario, *, on_error: str = "record"):
         return _tag(row, scenario, "error", f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
 
 
+def _tries_oracle(scenario: Scenario) -> bool:
+    """Does :func:`run_scenario` answer this scenario with the exact oracle where it applies?"""
+    return scenario.method != "mcmc" and scenario.extract in (None, summarise)
+
+
 def _precompile(scenarios: Sequence[Scenario]) -> None:
     """Hand the models a local sweep will compile to a helper process (:func:`msc_bayes.fitting.precompile`):
     one per model structure, leaving out those only the exact oracle answers."""
@@ -381,7 +386,7 @@ def _precompile(scenarios: Sequence[Scenario]) -> None:
         groups.setdefault(structure_key(sc.spec, sc.evidence), []).append(sc)
 
     def samples(group: list[Scenario]) -> bool:  # run_scenario's choice of MCMC over the oracle
-        if any(sc.method == "mcmc" or sc.extract not in (None, summarise) for sc in group):
+        if not all(_tries_oracle(sc) for sc in group):
             return True
         try:
             return _oracle_units(group[0].spec, group[0].evidence) is None
