@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -199,8 +200,10 @@ def test_default_out_is_a_timestamped_run_folder(files, fake, tmp_path, monkeypa
     data, edss_spec, _ = files
     monkeypatch.chdir(tmp_path)
     assert main(["report", "--data", str(data), "--models", str(edss_spec)]) == 0
-    runs = list((tmp_path / "reports").iterdir())
-    assert len(runs) == 1 and runs[0].name.startswith("run-") and runs[0].name.endswith("Z")
+    assert main(["report", "--data", str(data), "--models", str(edss_spec)]) == 0  # the same second: a new folder
+    runs = sorted((tmp_path / "reports").iterdir())
+    assert len(runs) == 2 and all(re.fullmatch(r"run-\d{8}T\d{6}Z-[0-9a-f]{6}", r.name) for r in runs)
+    assert all((r / "index.html").exists() for r in runs)
 
 
 def test_bad_models_argument_is_one_clean_error(files, tmp_path, capsys):
@@ -288,7 +291,7 @@ def test_failed_figure_leaves_the_earlier_report_untouched_and_keeps_the_posteri
 
     monkeypatch.setattr(plots, "forest", broken)
     with pytest.raises(RuntimeError, match="figure broke"):
-        run(files, out)
+        run(files, out, "--overwrite")
     assert _snapshot(out) == before
     siblings = sorted(p.name for p in out.parent.iterdir())
     assert siblings == ["run-a", "run-a.failed"]  # no partial folder
@@ -305,8 +308,7 @@ def test_failure_before_any_sampling_leaves_nothing(files, fake, tmp_path, monke
 
     monkeypatch.setattr(fitting, "fit", broken)
     out = tmp_path / "reports" / "run-b"
-    with pytest.raises(KeyboardInterrupt):
-        run(files, out)
+    assert run(files, out) == 130  # Ctrl-C: one line, the usual exit code
     assert list(out.parent.iterdir()) == []
 
 

@@ -1,17 +1,24 @@
 """Command line: `python -m msc_bayes {validate,describe,fit,report}`.
 
-Bad input ends in one clear message on stderr and exit code 2, never a traceback.
-Anything unexpected keeps its traceback.
+Bad input ends in one clear message on stderr and exit code 2, never a traceback; every
+number on the command line is checked before any work starts. Ctrl-C, SIGTERM and a closed
+output pipe end with one line on stderr and the usual exit code (130, 143, 141). Anything
+unexpected keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+import signal
 import sys
 
-import pandas as pd
-
 from msc_bayes.errors import MscBayesError
+
+#: Bounds of the sampler settings on the command line (a larger run is a spec's business).
+MAX_DRAWS = 100_000
+MAX_CHAINS = 64
+MAX_SEED = 2**32 - 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,13 +31,17 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fit", help="fit one model spec; write OUT/posterior.nc and OUT/summary.csv")
     p.add_argument("spec", help="a model spec (TOML), e.g. models/edss_change.toml")
     p.add_argument("--data", default="data", help="folder of evidence CSV files (default: data)")
-    p.add_argument("--out", default=None, help="output folder (default: reports/fit-<spec name>)")
+    p.add_argument("--out", default=None, help="output folder, new or empty (default: a new "
+                   "reports/fit-<spec name>-<UTC time>-<token>)")
+    _overwrite_arg(p)
     _sampler_args(p)
     p = sub.add_parser("report", help="fit every model spec; write a self-contained report folder")
     p.add_argument("--data", default="data", help="folder of evidence CSV files (default: data)")
     p.add_argument("--models", nargs="+", default=["models"], metavar="DIR|SPEC",
                    help="folders of specs (every *.toml) and/or spec files (default: models)")
-    p.add_argument("--out", default=None, help="output folder (default: reports/run-<UTC timestamp>)")
+    p.add_argument("--out", default=None, help="output folder, new or empty (default: a new "
+                   "reports/run-<UTC time>-<token>)")
+    _overwrite_arg(p)
     _sampler_args(p)
     p.add_argument("--allow-unconverged", action="store_true",
                    help="exit 0 even if a model fails the convergence gate (the report says so at the top)")
@@ -40,10 +51,42 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _overwrite_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="let --out replace an earlier msc_bayes run folder (only one msc_bayes wrote, unchanged; "
+                        "it stays as it is until the new run is complete)")
+
+
 def _sampler_args(p: argparse.ArgumentParser) -> None:
-    for flag, help_ in (("--draws", "draws per chain"), ("--tune", "tuning steps per chain"),
-                        ("--chains", "number of chains"), ("--seed", "random seed")):
-        p.add_argument(flag, type=int, default=None, help=f"{help_} (default: the spec's)")
+    for flag, help_, low, high in (("--draws", "draws per chain", 1, MAX_DRAWS),
+                                   ("--tune", "tuning steps per chain", 1, MAX_DRAWS),
+                                   ("--chains", "number of chains", 1, MAX_CHAINS),
+                                   ("--seed", "random seed", 0, MAX_SEED)):
+        p.add_argument(flag, type=_whole_number(low, high), default=None, metavar="N",
+                       help=f"{help_}, {low} to {high:,} (default: the spec's)")
+
+
+def _whole_number(low: int, high: int):
+    """An argparse type: an ASCII whole number from `low` to `high` (no signs, no `1_000`, no `1e3`)."""
+
+    def parse(text: str) -> int:
+        if not re.fullmatch(r"[0-9]+", text.strip()):
+            raise argparse.ArgumentTypeError(f"found {text!r}; expected a whole number from {low} to {high:,}")
+        value = int(text.strip())
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"found {value}; expected a whole number from {low} to {high:,}")
+        return value
+
+    parse.__name__ = "whole number"
+    return parse
+
+
+class _Terminated(Exception):
+    """SIGTERM, turned into an exception so that cleanup runs as for Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,11 +94,34 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse already printed the usage message
         return int(exc.code or 0)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return _COMMANDS[args.command](args)
     except MscBayesError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C); nothing earlier was changed", file=sys.stderr)
+        return 130
+    except _Terminated:
+        print("terminated (SIGTERM); nothing earlier was changed", file=sys.stderr)
+        return 143
+    except BrokenPipeError:
+        _quiet_stdout()
+        print("stopped: the output pipe was closed", file=sys.stderr)
+        return 141
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _quiet_stdout() -> None:
+    """After a closed pipe: point stdout at /dev/null so the interpreter's final flush stays quiet."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (e.g. captured in tests)
+        pass
 
 
 def _validate(args) -> int:
@@ -68,6 +134,8 @@ def _validate(args) -> int:
 
 
 def _describe(args) -> int:
+    import pandas as pd
+
     from msc_bayes.describe import describe
     from msc_bayes.evidence import load_evidence
 
@@ -90,16 +158,17 @@ def _fit(args) -> int:
 
     from msc_bayes.evidence import load_evidence
     from msc_bayes.fitting import fit
-    from msc_bayes.output import atomic_folder
+    from msc_bayes.output import check_target, default_target, run_folder
     from msc_bayes.spec import load_spec
 
+    out = Path(args.out) if args.out else default_target("fit", Path(args.spec).stem)
+    check_target(out, overwrite=args.overwrite, protect=[args.data])  # before any work
     spec = load_spec(args.spec)
     evidence = load_evidence(args.data)
-    out = Path(args.out or Path("reports") / f"fit-{Path(args.spec).stem}")
-    result = fit(spec, evidence, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed)
-    with atomic_folder(out) as tmp:
-        result.to_netcdf(tmp / "posterior.nc")
-        result.summary().to_csv(tmp / "summary.csv", index=False)
+    with run_folder(out, kind="fit", overwrite=args.overwrite, protect=[args.data]) as folder:
+        result = fit(spec, evidence, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed)
+        result.to_netcdf(folder.path / "posterior.nc")
+        result.summary().to_csv(folder.path / "summary.csv", index=False)
     for note in result.notes:
         print(f"note: {note}")
     print(f"wrote {out / 'posterior.nc'} and {out / 'summary.csv'}")
@@ -113,9 +182,9 @@ def _report(args) -> int:
     from msc_bayes.report import run_report
 
     ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-    result = run_report(data=args.data, models=args.models, out=args.out, draws=args.draws, tune=args.tune,
-                        chains=args.chains, seed=args.seed, allow_unconverged=args.allow_unconverged,
-                        sensitivity=args.sensitivity,
+    result = run_report(data=args.data, models=args.models, out=args.out, overwrite=args.overwrite,
+                        draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
+                        allow_unconverged=args.allow_unconverged, sensitivity=args.sensitivity,
                         progress=sys.stdout.isatty() and not ci, log=lambda line: print(line, flush=True))
     failed = result.unconverged
     if failed and not args.allow_unconverged:

@@ -64,3 +64,7 @@ class SpecError(ProblemsError):
 
 class ConvergenceError(MscBayesError):
     """A posterior failed the convergence gate."""
+
+
+class OutputError(MscBayesError):
+    """An output folder cannot be written without risking what is already there."""

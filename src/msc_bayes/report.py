@@ -1,8 +1,8 @@
 """The report: fit every spec, gate on convergence, write one self-contained run folder.
 
 `run_report` fits each spec (refitting once, with doubled tuning and a higher target
-acceptance, a fit that fails the gate of :mod:`msc_bayes.diagnostics`), and writes through
-:func:`msc_bayes.output.atomic_folder`:
+acceptance, a fit that fails the gate of :mod:`msc_bayes.diagnostics`), and writes one run
+folder through :func:`msc_bayes.output.run_folder` (staged beside the target, published whole):
 
 - ``<key>.nc`` per model, written as soon as the model is sampled (before any figure);
 - ``<key>_summary.csv``, ``<key>_diagnostics.csv``, ``<key>_study_estimates.csv``,
@@ -16,8 +16,9 @@ acceptance, a fit that fails the gate of :mod:`msc_bayes.diagnostics`), and writ
   reuse the compiled base model, see ``SENSITIVITY_*``) with ``<key>_sensitivity.csv``,
   ``<key>_psense.csv`` and ``figures/<key>_sensitivity.png``, run after every posterior is saved.
 
-If anything fails after a model was sampled, the posteriors written so far are moved to
-``<out>.failed/`` before the error propagates (the report folder itself is never partial).
+If anything fails after a model was sampled, the staging folder with the posteriors written so
+far is kept as ``<out>.failed/`` before the error propagates (the report folder itself is never
+partial, and an earlier run at ``out`` is untouched).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import base64
 import datetime as dt
 import importlib
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,86 +207,56 @@ def prepare(spec, evidence):
     return module.prepare(spec, evidence)
 
 
-def default_out(now: dt.datetime, root: Path = Path("reports")) -> Path:
-    """reports/run-<UTC timestamp>, with a suffix if that folder already exists."""
-    base = root / f"run-{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}"
-    out, i = base, 1
-    while out.exists():
-        i += 1
-        out = base.with_name(f"{base.name}-{i}")
-    return out
-
-
 # --------------------------------------------------------------------------------------
 # The run
 # --------------------------------------------------------------------------------------
 
 
 def run_report(*, data: str | Path = "data", models: list[str] | None = None, out: str | Path | None = None,
-               draws: int | None = None, tune: int | None = None, chains: int | None = None, seed: int | None = None,
-               allow_unconverged: bool = False, sensitivity: bool = True, progress: bool = False,
+               overwrite: bool = False, draws: int | None = None, tune: int | None = None,
+               chains: int | None = None, seed: int | None = None, allow_unconverged: bool = False,
+               sensitivity: bool = True, progress: bool = False,
                log: Callable[[str], None] = print) -> ReportResult:
-    """Fit every spec and write the report folder (atomically); see the module docstring."""
+    """Fit every spec and write the report folder (see the module docstring and :mod:`msc_bayes.output`)."""
     from msc_bayes.evidence import load_evidence
-    from msc_bayes.output import atomic_folder
+    from msc_bayes.output import check_target, default_target, run_folder
     from msc_bayes.spec import load_spec
 
     started = time.perf_counter()
     now = dt.datetime.now(dt.UTC)
+    out = Path(out) if out is not None else default_target("report", now=now)
+    check_target(out, overwrite=overwrite, protect=[data])  # before any work; checked again when writing
     evidence = load_evidence(data)
     paths = spec_paths(list(models or ["models"]))
     specs = [load_spec(p) for p in paths]
     for spec in specs:  # every spec checked against the evidence before any sampling
         prepare(spec, evidence)
-    handed = fitting.precompile([(spec, evidence) for spec in specs])
-    if handed:
-        log(f"compiling {', '.join(handed)} in a helper process meanwhile (first run on this machine) ...")
     keys = model_keys(paths)
-    out = Path(out) if out is not None else default_out(now)
     settings = {"draws": draws, "tune": tune, "chains": chains, "seed": seed}
     runs: list[ModelRun] = []
     timings: dict[str, dict] = {}
-    with atomic_folder(out) as tmp:
-        try:
-            for i, (key, path, spec) in enumerate(zip(keys, paths, specs), 1):
-                log(f"[{i}/{len(specs)}] fitting {key} ({spec.name}) ...")
-                start = time.perf_counter()
-                result, verdict, attempts = fit_gated(spec, evidence, progress=progress, log=log, key=key, **settings)
-                result.to_netcdf(tmp / f"{key}.nc")  # saved before any plotting
-                runs.append(ModelRun(key, str(path), result, verdict, attempts))
-                seconds = time.perf_counter() - start
-                timings[key] = {"fit_seconds": round(seconds, 3),
-                                "sampling_seconds": round(sum(a.seconds for a in attempts), 3)}
-                status = "converged" if verdict.passed else "NOT CONVERGED: " + "; ".join(verdict.reasons)
-                log(f"[{i}/{len(specs)}] {key}: done in {seconds:.1f} s ({status})")
-            log("writing tables, figures and report ...")
-            write_outputs(tmp, runs, evidence, created=now, run_name=out.name, settings=settings,
-                          allow_unconverged=allow_unconverged, timings=timings, started=started,
-                          sensitivity=sensitivity, log=log)
-        except BaseException as exc:
-            salvage(tmp, out, exc, log=log)
-            raise
+    with run_folder(out, kind="report", overwrite=overwrite, protect=[data], log=log) as folder:
+        handed = fitting.precompile([(spec, evidence) for spec in specs])
+        if handed:
+            log(f"compiling {', '.join(handed)} in a helper process meanwhile (first run on this machine) ...")
+        tmp = folder.path
+        for i, (key, path, spec) in enumerate(zip(keys, paths, specs), 1):
+            log(f"[{i}/{len(specs)}] fitting {key} ({spec.name}) ...")
+            start = time.perf_counter()
+            result, verdict, attempts = fit_gated(spec, evidence, progress=progress, log=log, key=key, **settings)
+            result.to_netcdf(tmp / f"{key}.nc")  # saved before any plotting
+            runs.append(ModelRun(key, str(path), result, verdict, attempts))
+            seconds = time.perf_counter() - start
+            timings[key] = {"fit_seconds": round(seconds, 3),
+                            "sampling_seconds": round(sum(a.seconds for a in attempts), 3)}
+            status = "converged" if verdict.passed else "NOT CONVERGED: " + "; ".join(verdict.reasons)
+            log(f"[{i}/{len(specs)}] {key}: done in {seconds:.1f} s ({status})")
+        log("writing tables, figures and report ...")
+        write_outputs(tmp, runs, evidence, created=now, run_name=out.name, settings=settings,
+                      allow_unconverged=allow_unconverged, timings=timings, started=started,
+                      sensitivity=sensitivity, log=log)
     log(f"wrote {out} in {time.perf_counter() - started:.1f} s")
     return ReportResult(out, tuple(runs))
-
-
-def salvage(tmp: Path, out: Path, exc: BaseException, *, log: Callable[[str], None] = print) -> Path | None:
-    """Move the posteriors already written in `tmp` to `<out>.failed/` (None if there are none)."""
-    posteriors = sorted(tmp.glob("*.nc"))
-    if not posteriors:
-        return None
-    target = out.with_name(f"{out.name}.failed")
-    if target.exists():  # an earlier failure of the same run folder: replaced, not mixed
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
-    for p in posteriors:
-        shutil.move(str(p), target / p.name)
-    (target / "README.txt").write_text(
-        f"The report run {out.name} failed ({type(exc).__name__}: {exc}).\n"
-        "These posteriors were sampled before the failure; they are not a report.\n"
-        "Read them with arviz.from_netcdf or xarray.open_datatree.\n", encoding="utf-8")
-    log(f"report failed; the {len(posteriors)} posterior(s) sampled so far are in {target}")
-    return target
 
 
 def write_outputs(folder: Path, runs: list[ModelRun], evidence, *, created: dt.datetime, run_name: str,

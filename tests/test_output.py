@@ -1,0 +1,318 @@
+"""Run folders never cost a user anything: `msc_bayes.output` on its own, then `fit`/`report` through `main`.
+
+Every test that can destroy something first puts a user's file or an earlier run in the way and
+asserts afterwards that it is byte-identical and visible.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from msc_bayes import fitting, output
+from msc_bayes.cli import main
+from msc_bayes.errors import OutputError
+from test_diagnostics import fake_fit, write_fixture
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file below `folder` (hidden ones too), by relative path, with its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def write_run(target: Path, files: dict[str, str], *, overwrite: bool = False, kind: str = "report") -> None:
+    with output.run_folder(target, kind=kind, overwrite=overwrite, log=lambda line: None) as folder:
+        for name, text in files.items():
+            (folder.path / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder.path / name).write_text(text, encoding="utf-8")
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+# --------------------------------------------------------------------------------------
+# The folder rules
+# --------------------------------------------------------------------------------------
+
+
+def test_a_new_run_is_published_whole_with_a_marker_and_ordinary_permissions(tmp_path):
+    old_umask = os.umask(0o022)
+    try:
+        write_run(tmp_path / "reports" / "run", {"a.nc": "posterior", "figures/f.png": "png"})
+    finally:
+        os.umask(old_umask)
+    run = tmp_path / "reports" / "run"
+    assert stat.S_IMODE(run.stat().st_mode) == 0o755  # not mkdtemp's 0700
+    marker = json.loads((run / output.MARKER).read_text(encoding="utf-8"))
+    assert marker["kind"] == "report" and set(marker["files"]) == {"a.nc", "figures/f.png"}
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["run"]  # no staging folder left
+    assert not (run / output.PARTIAL_MARKER).exists()
+
+
+def test_a_non_empty_folder_that_is_not_a_run_is_refused_even_with_overwrite(tmp_path):
+    target = tmp_path / "work"
+    target.mkdir()
+    (target / "thesis.tex").write_text("years of work", encoding="utf-8")
+    before = snapshot(tmp_path)
+    for overwrite in (False, True):
+        with pytest.raises(OutputError, match="not an msc_bayes run folder"):
+            write_run(target, {"a.nc": "x"}, overwrite=overwrite)
+    assert snapshot(tmp_path) == before
+
+
+def test_a_file_in_the_way_is_refused(tmp_path):
+    (tmp_path / "out").write_text("mine", encoding="utf-8")
+    with pytest.raises(OutputError, match="is not a folder"):
+        write_run(tmp_path / "out", {"a.nc": "x"})
+    assert (tmp_path / "out").read_text(encoding="utf-8") == "mine"
+
+
+def test_an_empty_folder_is_filled_not_replaced(tmp_path):
+    target = tmp_path / "empty"
+    target.mkdir()
+    inode = target.stat().st_ino
+    write_run(target, {"a.nc": "x"})
+    assert target.stat().st_ino == inode and (target / "a.nc").read_text(encoding="utf-8") == "x"
+    assert output.read_marker(target)["files"].keys() == {"a.nc"}
+
+
+def test_an_earlier_run_needs_overwrite_and_stays_intact_until_the_new_one_is_complete(tmp_path):
+    target = tmp_path / "run"
+    write_run(target, {"a.nc": "old", "old_only.csv": "old"})
+    before = snapshot(target)
+    with pytest.raises(OutputError, match="--overwrite"):
+        write_run(target, {"a.nc": "new"})
+    assert snapshot(target) == before
+    with output.run_folder(target, kind="report", overwrite=True, log=lambda line: None) as folder:
+        (folder.path / "a.nc").write_text("new", encoding="utf-8")
+        assert snapshot(target) == before  # still there, visible, while the new run is written
+    assert (target / "a.nc").read_text(encoding="utf-8") == "new" and not (target / "old_only.csv").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+@pytest.mark.parametrize("change", ["added", "edited"])
+def test_an_earlier_run_holding_a_users_file_is_never_replaced(tmp_path, change):
+    target = tmp_path / "run"
+    write_run(target, {"report.md": "ours"})
+    if change == "added":
+        (target / "my_notes.txt").write_text("mine", encoding="utf-8")
+    else:
+        (target / "report.md").write_text("ours, annotated by the user", encoding="utf-8")
+    before = snapshot(tmp_path)
+    with pytest.raises(OutputError, match="did not write or that were changed"):
+        write_run(target, {"report.md": "new"}, overwrite=True)
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("where", ["same", "inside", "contains"])
+def test_nothing_is_written_in_or_over_the_evidence_folder(tmp_path, where):
+    data = tmp_path / "project" / "data"
+    data.mkdir(parents=True)
+    (data / "edss.csv").write_text("study,arm\n", encoding="utf-8")
+    target = {"same": data, "inside": data / "out", "contains": tmp_path / "project"}[where]
+    before = snapshot(tmp_path)
+    with pytest.raises(OutputError, match="evidence folder"):
+        output.check_target(target, overwrite=True, protect=[data])
+    with pytest.raises(OutputError, match="evidence folder"):
+        with output.run_folder(target, kind="fit", protect=[data]):
+            raise AssertionError("never entered")  # pragma: no cover
+    assert snapshot(tmp_path) == before
+
+
+def test_an_unwritable_target_is_found_before_the_work_starts(tmp_path):
+    entered = []
+    with pytest.raises(OutputError, match="cannot"):
+        with output.run_folder(Path("/proc/msc_bayes_test/run"), kind="fit"):
+            entered.append(True)  # pragma: no cover
+    assert entered == []
+
+
+def test_a_failed_run_keeps_its_posteriors_visibly_and_leaves_the_earlier_run(tmp_path):
+    target = tmp_path / "run"
+    write_run(target, {"a.nc": "old"})
+    before = snapshot(target)
+    for attempt in (1, 2):
+        with pytest.raises(RuntimeError, match="figure broke"):
+            with output.run_folder(target, kind="report", overwrite=True, log=lambda line: None) as folder:
+                (folder.path / "a.nc").write_text(f"sampled {attempt}", encoding="utf-8")
+                raise RuntimeError("figure broke")
+    assert snapshot(target) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "run.failed", "run.failed-2"]  # none replaced
+    assert (tmp_path / "run.failed" / "a.nc").read_text(encoding="utf-8") == "sampled 1"
+    assert "figure broke" in (tmp_path / "run.failed-2" / "README.txt").read_text(encoding="utf-8")
+
+
+def test_a_failed_run_without_results_leaves_nothing(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        with output.run_folder(tmp_path / "run", kind="fit"):
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_target_that_appears_during_the_run_is_not_replaced(tmp_path):
+    target = tmp_path / "run"
+    with pytest.raises(OutputError, match="not an msc_bayes run folder"):
+        with output.run_folder(target, kind="fit", log=lambda line: None) as folder:
+            (folder.path / "posterior.nc").write_text("sampled", encoding="utf-8")
+            target.mkdir()
+            (target / "theirs.txt").write_text("another program's", encoding="utf-8")
+    assert snapshot(target) == {"theirs.txt": b"another program's"}
+    assert (tmp_path / "run.failed" / "posterior.nc").read_text(encoding="utf-8") == "sampled"
+
+
+def test_staging_folders_of_killed_runs_are_removed_or_kept_and_said(tmp_path):
+    lines: list[str] = []
+    for name, results in (("a", False), ("b", True)):
+        staging = tmp_path / f".{name}.dead.partial"
+        staging.mkdir()
+        (staging / output.PARTIAL_MARKER).write_text(json.dumps(
+            {"kind": "report", "target": name, "pid": dead_pid(), "host": os.uname().nodename}), encoding="utf-8")
+        if results:
+            (staging / "edss.nc").write_text("posterior", encoding="utf-8")
+    alive = tmp_path / ".c.live.partial"  # a run still going (this test's parent process): untouched
+    alive.mkdir()
+    (alive / output.PARTIAL_MARKER).write_text(json.dumps(
+        {"kind": "report", "target": "c", "pid": os.getppid(), "host": os.uname().nodename}), encoding="utf-8")
+    foreign = tmp_path / ".someone_elses.partial"  # no marker of ours: never touched
+    foreign.mkdir()
+    with output.run_folder(tmp_path / "new", kind="fit", log=lines.append):
+        pass
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [".c.live.partial", ".someone_elses.partial", "b.failed", "new"]
+    assert (tmp_path / "b.failed" / "edss.nc").read_text(encoding="utf-8") == "posterior"
+    said = "\n".join(lines)
+    assert ".a.dead.partial" in said and "removing it" in said and ".b.dead.partial" in said and "b.failed" in said
+
+
+@pytest.mark.parametrize("system_renames", [True, False])
+def test_replacing_works_with_and_without_the_systems_atomic_renames(tmp_path, monkeypatch, system_renames):
+    if not system_renames:
+        def unsupported(src, dst, flags):
+            raise NotImplementedError
+
+        monkeypatch.setattr(output, "_renameat2", unsupported)
+    target = tmp_path / "run"
+    write_run(target, {"a.nc": "old"})
+    write_run(target, {"a.nc": "new"}, overwrite=True)
+    assert snapshot(target)["a.nc"] == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    with pytest.raises(FileExistsError):
+        output.rename_noreplace(target, target)
+
+
+def test_a_failed_swap_puts_the_earlier_run_back_under_its_own_name(tmp_path, monkeypatch):
+    target = tmp_path / "run"
+    write_run(target, {"a.nc": "old"})
+    before = snapshot(target)
+    real = output.rename_noreplace
+    calls = []
+
+    def unsupported(src, dst, flags):
+        raise NotImplementedError
+
+    def second_fails(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError(5, "Input/output error")
+        real(src, dst)
+
+    monkeypatch.setattr(output, "_renameat2", unsupported)
+    monkeypatch.setattr(output, "rename_noreplace", second_fails)
+    with pytest.raises(OutputError, match="Input/output"):
+        write_run(target, {"a.nc": "new"}, overwrite=True)
+    assert snapshot(target) == before  # back in place, visible
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "run.failed"]
+
+
+# --------------------------------------------------------------------------------------
+# The commands
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A scratch project: evidence, two specs, the current folder, and sampling replaced by `fake_fit`."""
+    data, edss_spec, ae_spec = write_fixture(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(fitting, "fit", lambda spec, evidence, **kw: fake_fit(spec, evidence, **kw))
+    monkeypatch.setattr(fitting, "precompile", lambda models: [])
+    return data, edss_spec, ae_spec
+
+
+def test_fit_into_the_evidence_folder_is_refused_and_the_evidence_kept(project, capsys):
+    data, spec, _ = project
+    before = snapshot(data)
+    assert main(["fit", str(spec), "--data", str(data), "--out", str(data)]) == 2
+    assert "evidence folder" in capsys.readouterr().err
+    assert snapshot(data) == before
+
+
+def test_fit_into_a_folder_with_a_users_file_is_refused(project, tmp_path, capsys):
+    data, spec, _ = project
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "unrelated.txt").write_text("mine", encoding="utf-8")
+    assert main(["fit", str(spec), "--data", str(data), "--out", str(work)]) == 2
+    assert "not an msc_bayes run folder" in capsys.readouterr().err
+    assert snapshot(work) == {"unrelated.txt": b"mine"}
+
+
+def test_fit_defaults_never_collide_and_overwrite_replaces_only_a_fit(project, tmp_path):
+    data, spec, _ = project
+    for _ in range(2):
+        assert main(["fit", str(spec), "--data", str(data), "--draws", "20"]) == 0
+    fits = sorted((tmp_path / "reports").iterdir())
+    assert len(fits) == 2 and all(f.name.startswith("fit-edss_plain-") for f in fits)
+    assert all(output.read_marker(f)["kind"] == "fit" for f in fits)
+    assert main(["fit", str(spec), "--data", str(data), "--out", str(fits[0]), "--draws", "20"]) == 2
+    assert main(["fit", str(spec), "--data", str(data), "--out", str(fits[0]), "--overwrite", "--draws", "20"]) == 0
+
+
+def test_report_out_reports_keeps_every_earlier_run(project, tmp_path, capsys):
+    data, edss_spec, _ = project
+    assert main(["report", "--data", str(data), "--models", str(edss_spec), "--no-sensitivity"]) == 0
+    before = snapshot(tmp_path / "reports")
+    for extra in ([], ["--overwrite"]):
+        assert main(["report", "--data", str(data), "--models", str(edss_spec), "--out", "reports", *extra]) == 2
+    assert "not an msc_bayes run folder" in capsys.readouterr().err
+    assert snapshot(tmp_path / "reports") == before
+
+
+def test_report_refuses_an_earlier_run_before_any_sampling(project, tmp_path, monkeypatch, capsys):
+    data, edss_spec, _ = project
+    out = tmp_path / "run"
+    assert main(["report", "--data", str(data), "--models", str(edss_spec), "--out", str(out), "--no-sensitivity"]) == 0
+
+    def no_sampling(*a, **k):
+        raise AssertionError("sampled although the output folder was refused")
+
+    monkeypatch.setattr(fitting, "fit", no_sampling)
+    assert main(["report", "--data", str(data), "--models", str(edss_spec), "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_a_failed_final_rename_leaves_the_earlier_report_visible_and_intact(project, tmp_path, monkeypatch, capsys):
+    data, edss_spec, _ = project
+    out = tmp_path / "run"
+    args = ["report", "--data", str(data), "--models", str(edss_spec), "--out", str(out), "--no-sensitivity"]
+    assert main(args) == 0
+    before = snapshot(out)
+
+    def broken_exchange(staging, target):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(output, "exchange", broken_exchange)
+    assert main([*args, "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "Traceback" not in err
+    assert snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("run", ".run"))) == ["run", "run.failed"]
