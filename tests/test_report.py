@@ -391,3 +391,19 @@ def test_report_end_to_end_with_sampling(tmp_path):
     assert {"base", "prior", "leave-one-out"} <= set(sens["family"]) and "threshold" not in set(sens["family"])
     assert (sens.loc[sens["family"] == "prior", "method"] == "reweight").any()
     assert (out / "edss_plain_psense.csv").exists() and "sensitivity_seconds" in meta["models"][0]["timings"]
+
+
+def test_a_spec_file_named_with_markup_is_escaped_in_every_format(files, fake, tmp_path):
+    data, edss_spec, _ = files
+    hostile = tmp_path / 'x"><img src=x onerror=alert(8)>.toml'
+    hostile.write_text(edss_spec.read_text(encoding="utf-8"), encoding="utf-8")
+    out = tmp_path / "run"
+    assert main(["report", "--data", str(data), "--models", str(hostile), "--out", str(out), "--no-sensitivity"]) == 0
+    md = (out / "report.md").read_text(encoding="utf-8")
+    html = (out / "index.html").read_text(encoding="utf-8")
+    for text in (md, html):
+        assert "<img src=x" not in text and "onerror=alert(8)>" not in text
+    assert 'x"&gt;&lt;img src=x onerror=alert(8)&gt;.nc' in md  # shown as text
+    assert "(figures/x%22%3E%3Cimg%20src%3Dx%20onerror%3Dalert%288%29%3E_forest.png)" in md  # a path, encoded
+    assert (out / 'x"><img src=x onerror=alert(8)>.nc').exists()
+    assert not [a for t, a in parse(html).tags if t == "img" and not a["src"].startswith("data:image/png;base64,")]

@@ -28,6 +28,7 @@ import datetime as dt
 import importlib
 import json
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -852,6 +853,11 @@ def md_escape(text: object) -> str:
     return s.replace("\r", " ").replace("\n", " ")
 
 
+def md_image(title: str, file: str) -> str:
+    """A Markdown image whose path (from a spec's file name) is percent-encoded: no markup can break out."""
+    return f"![{md_escape(title)}]({urllib.parse.quote(file)})"
+
+
 def _md_table(table: dict) -> list[str]:
     lines = ["| " + " | ".join(md_escape(c) for c in table["columns"]) + " |",
              "|" + "---|" * len(table["columns"])]
@@ -881,13 +887,13 @@ def render_markdown(context: dict) -> str:
         out += ["### Results", "", e(m["results"]), ""]
         out += _md_table(m["key_estimates"])
         for f in m["figures"]:
-            out += [f"### {e(f['title'])}", "", f"![{e(f['title'])}]({f['file']})", "", e(f["caption"]), ""]
+            out += [f"### {e(f['title'])}", "", md_image(f["title"], f["file"]), "", e(f["caption"]), ""]
         out += ["### Study estimates", ""] + _md_table(m["study_estimates"])
         if m.get("sensitivity"):
             sens = m["sensitivity"]
             f = sens["figure"]
             out += ["### Sensitivity analyses", "", e(sens["varied"]), "",
-                    f"![{e(f['title'])}]({f['file']})", "", e(f["caption"]), ""]
+                    md_image(f["title"], f["file"]), "", e(f["caption"]), ""]
             out += _md_table(sens["table"]) + [e(sens["psense_text"]), ""] + _md_table(sens["psense"])
         out += ["### Methods", "", e(m["methods"]), ""]
         out += ["### Diagnostics", ""] + [f"- {e(k)}: {e(v)}" for k, v in m["diagnostics"]]
@@ -895,7 +901,7 @@ def render_markdown(context: dict) -> str:
         out += [f"- warning: {e(w)}" for w in m["warnings"]] + [""]
         out += ["### Notes (arms left out and why)", ""]
         out += [f"- {e(n)}" for n in m["notes"]] or ["- none"]
-        out += ["", "Files: " + ", ".join(f"`{f}`" for f in m["files"]), ""]
+        out += ["", "Files: " + ", ".join(e(f) for f in m["files"]), ""]
     out += ["## Evidence", "", "What each study arm reports, with its provenance grade and the models that use it.", ""]
     out += _md_table(context["evidence"])
     out += ["## Software", ""] + [f"- {e(k)} {e(v)}" for k, v in context["versions"].items()] + [""]
