@@ -96,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        return _COMMANDS[args.command](args)
+        code = _COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe is found here, not in the interpreter's final flush
+        return code
     except MscBayesError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,118 @@
+"""The command line at its edges: numbers checked before any work, a closed pipe, Ctrl-C and SIGTERM."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from msc_bayes import cli, fitting
+from msc_bayes.cli import main
+from test_diagnostics import fake_fit, write_fixture
+
+REPO = Path(__file__).resolve().parents[1]
+BOUNDS = {"--draws": (1, cli.MAX_DRAWS), "--tune": (1, cli.MAX_DRAWS), "--chains": (1, cli.MAX_CHAINS),
+          "--seed": (0, cli.MAX_SEED)}
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """Evidence and a spec; `fit` replaced by a stub that records its settings and returns a tiny fake fit."""
+    data, spec, _ = write_fixture(tmp_path)
+    seen: list[dict] = []
+
+    def stub(spec, evidence, **settings):
+        seen.append(settings)
+        return fake_fit(spec, evidence, draws=10, chains=2)
+
+    monkeypatch.setattr(fitting, "fit", stub)
+    return data, spec, seen
+
+
+def fit_with(project, flag: str, value: str) -> int:
+    data, spec, _ = project
+    out = Path(tempfile.mkdtemp()) / "fit"
+    return main(["fit", str(spec), "--data", str(data), "--out", str(out), flag, value])
+
+
+@pytest.mark.parametrize("flag, value", [
+    ("--draws", "0"), ("--tune", "-5"), ("--seed", "-1"), ("--chains", "0"), ("--chains", "abc"),
+    ("--draws", "1_000"), ("--draws", "١٢"), ("--draws", "１２"), ("--draws", "1e3"), ("--draws", "0x10"),
+    ("--draws", "2.5"), ("--draws", "+5"), ("--draws", ""), ("--seed", str(2**64)), ("--chains", "65"),
+    ("--draws", "100001"), ("--seed", "nan"),
+])
+def test_a_bad_number_is_one_message_and_exit_2_before_any_work(project, capsys, flag, value):
+    assert fit_with(project, flag, value) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and flag in err
+    assert project[2] == []  # nothing was sampled
+
+
+def test_draws_zero_is_not_the_specs_default(project, capsys):
+    assert fit_with(project, "--draws", "0") == 2
+    assert "expected a whole number from 1 to 100,000" in capsys.readouterr().err
+
+
+_VALUES = st.one_of(
+    st.integers(-10**20, 10**20).map(str),
+    st.text(max_size=8),
+    st.sampled_from(["1_000", "١٢", "１２", "0x10", "1e3", " 5", "5 ", "+5", "-0", "inf", "nan", "", "0", "1",
+                     str(cli.MAX_SEED), str(cli.MAX_SEED + 1), str(cli.MAX_DRAWS), "64", "65"]),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flag=st.sampled_from(sorted(BOUNDS)), value=_VALUES)
+def test_any_command_line_value_exits_0_or_2_never_a_traceback(project, capsys, flag, value):
+    seen = project[2]
+    seen.clear()
+    code = fit_with(project, flag, value)
+    err = capsys.readouterr().err
+    low, high = BOUNDS[flag]
+    valid = re.fullmatch(r"[0-9]+", value.strip()) is not None and low <= int(value.strip()) <= high \
+        and not value.startswith("-")
+    assert code == (0 if valid else 2), (flag, value, err)
+    assert "Traceback" not in err
+    if valid:
+        assert seen[0][flag[2:]] == int(value.strip())  # passed on as the number written
+    else:
+        assert seen == []
+
+
+def run_cli(*args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "msc_bayes", *args], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_a_closed_pipe_ends_quietly_with_one_line():
+    with run_cli("describe") as process:
+        process.stdout.close()  # as `describe | head` does once head has its lines
+        err = process.stderr.read()
+    assert process.returncode == 141
+    assert err.splitlines() == ["stopped: the output pipe was closed"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum, code, line", [(signal.SIGINT, 130, "interrupted (Ctrl-C)"),
+                                                (signal.SIGTERM, 143, "terminated (SIGTERM)")])
+def test_ctrl_c_or_sigterm_during_a_report_ends_with_one_line_and_leaves_nothing(tmp_path, signum, code, line):
+    out = tmp_path / "reports" / "run"
+    with run_cli("report", "--out", str(out), "--models", "models/mri_activity.toml", "--no-sensitivity") as process:
+        for text in process.stdout:  # wait until it is fitting
+            if "fitting" in text:
+                break
+        time.sleep(0.5)
+        process.send_signal(signum)
+        err = process.stderr.read()
+        process.stdout.read()
+    assert process.returncode == code
+    assert len(err.splitlines()) == 1 and err.startswith(line) and "Traceback" not in err
+    assert list((tmp_path / "reports").iterdir()) == []  # no run folder, no staging folder
