@@ -231,10 +231,38 @@ def publish(staging: Path, target: Path, *, overwrite: bool, protect: Sequence[s
         (staging / PARTIAL_MARKER).unlink()
         staging.rmdir()
     else:
-        log(f"replacing the earlier msc_bayes run folder {target} (its files are removed once the new run is in place)")
+        log(f"replacing the earlier msc_bayes run folder {target} (the new run is complete)")
         old = exchange(staging, target)
-        shutil.rmtree(old)
+        (target / PARTIAL_MARKER).unlink(missing_ok=True)
+        remove_replaced(old, target, log=log)
     (target / PARTIAL_MARKER).unlink(missing_ok=True)  # published: no longer a staging folder
+
+
+def remove_replaced(old: Path, target: Path, *, log: Callable[[str], None] = print) -> None:
+    """Remove an earlier run that the run now at `target` replaced. Marked first, so that a run
+    killed meanwhile leaves a folder the next run recognises and removes; a removal that fails
+    leaves what is left under a visible name, said (the new run stands either way)."""
+    try:
+        _write_json(old / PARTIAL_MARKER, {"kind": "replaced", "target": target.name, "pid": os.getpid(),
+                                           "host": socket.gethostname(), "created_utc": _now()})
+        for entry in sorted(old.iterdir()):
+            if entry.name != PARTIAL_MARKER:
+                _remove_entry(entry)
+        (old / PARTIAL_MARKER).unlink()
+        old.rmdir()
+    except OSError as exc:
+        where = old
+        with contextlib.suppress(OSError):
+            where = _rename_to_free_name(old, target.with_name(f"{target.name}.previous"))
+        log(f"warning: {target} holds the new run, but the earlier run's files could not all be removed "
+            f"({exc.strerror or exc}): what is left of them is in {where}")
+
+
+def _remove_entry(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
 
 
 def exchange(staging: Path, target: Path) -> Path:
@@ -332,6 +360,11 @@ def recover_stale(folder: Path, *, log: Callable[[str], None] = print) -> list[P
         if owner is None or _alive(owner):
             continue
         target = folder / owner["target"]
+        if owner.get("kind") == "replaced":  # an earlier run whose replacement was already in place
+            log(f"removing {staging}: what is left of an earlier run of {target}, replaced by an msc_bayes run "
+                f"(process {owner['pid']}) that was killed while removing it")
+            shutil.rmtree(staging)
+            continue
         log(f"found {staging}, left by an interrupted msc_bayes run (process {owner['pid']}, started "
             f"{owner.get('created_utc', '?')}): " + ("keeping its posteriors" if any(staging.glob("*.nc"))
                                                      else "removing it (it holds no results)"))

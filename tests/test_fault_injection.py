@@ -1,0 +1,162 @@
+"""Fault injection: SIGINT, SIGKILL, a failing write or rename at each stage of writing `fit` and `report` output.
+
+Each case starts from an earlier complete run at the target (replaced with --overwrite) and an
+unrelated user file beside it, injects the fault when a stage begins, and asserts:
+- the unrelated file is byte-identical;
+- the target holds either the earlier run, byte-identical, or a complete new run (never a mix);
+- after the next run writing beside it, no staging folder is left, and whatever the failed run
+  sampled is in a visible ``<target>.failed`` folder (nothing of value only under a hidden name).
+
+SIGINT and failing writes run in-process; SIGKILL needs a process to kill (a subprocess running
+the same command with sampling replaced by `fake_fit`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from msc_bayes import fitting, output, report
+from msc_bayes.cli import main
+from test_diagnostics import fake_fit, write_fixture
+
+TESTS = Path(__file__).resolve().parent
+FIT_STAGES = [("fitting", "fit"), ("Fit", "to_netcdf"), ("Fit", "summary"), ("output", "write_marker"),
+              ("output", "publish"), ("output", "exchange"), ("output", "_remove_entry")]
+REPORT_STAGES = [("fitting", "fit"), ("report", "write_outputs"), ("report", "render_markdown"),
+                 ("output", "write_marker"), ("output", "exchange"), ("output", "_remove_entry")]
+OWNERS = {"fitting": fitting, "Fit": fitting.Fit, "output": output, "report": report, "shutil": shutil}
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def command(kind: str, data: Path, spec: Path, out: Path, *extra: str) -> list[str]:
+    if kind == "fit":
+        return ["fit", str(spec), "--data", str(data), "--out", str(out), *extra]
+    return ["report", "--data", str(data), "--models", str(spec), "--out", str(out), "--no-sensitivity", *extra]
+
+
+@pytest.fixture(scope="module")
+def earlier(tmp_path_factory):
+    """One complete earlier fit and report (made once; each case works on a copy)."""
+    root = tmp_path_factory.mktemp("earlier")
+    data, spec, _ = write_fixture(root)
+    with pytest.MonkeyPatch.context() as mp:
+        _fake_sampling(mp)
+        for kind in ("fit", "report"):
+            assert main(command(kind, data, spec, root / kind)) == 0
+    return root
+
+
+def _fake_sampling(mp) -> None:
+    mp.setattr(fitting, "fit", lambda spec, evidence, **kw: fake_fit(spec, evidence, **kw))
+    mp.setattr(fitting, "precompile", lambda models: [])
+
+
+@pytest.fixture
+def case(earlier, tmp_path):
+    """(data, spec, the earlier run's copy at tmp/<kind>/run, its snapshot, the user's file beside it)."""
+    def make(kind: str):
+        data, spec = earlier / "evidence", earlier / "specs" / "edss_plain.toml"
+        parent = tmp_path / kind
+        parent.mkdir()
+        shutil.copytree(earlier / kind, parent / "run")
+        (parent / "notes.txt").write_text("the user's own notes", encoding="utf-8")
+        return data, spec, parent / "run", snapshot(parent / "run")
+    return make
+
+
+def check_after(kind: str, data: Path, spec: Path, target: Path, before: dict[str, bytes]) -> None:
+    parent = target.parent
+    assert (parent / "notes.txt").read_text(encoding="utf-8") == "the user's own notes"
+    now = snapshot(target)
+    if now != before:  # then it must be a complete new run
+        marker = output.read_marker(target)
+        assert marker is not None and output.foreign_files(target, marker) == []
+    with pytest.MonkeyPatch.context() as mp:  # the next run beside it recovers what the failed one left
+        _fake_sampling(mp)
+        assert main(command(kind, data, spec, parent / "next")) == 0
+    assert not list(parent.glob(".*")), "a hidden folder was left behind"
+    for failed in parent.glob("run.failed*"):
+        assert list(failed.glob("*.nc")) and (failed / "README.txt").exists()
+
+
+def inject(monkeypatch, owner: str, name: str, fault) -> list:
+    """Make `fault()` happen when OWNERS[owner].name is first called; returns a list that records the hit."""
+    real = getattr(OWNERS[owner], name)
+    hit = []
+
+    def faulty(*args, **kwargs):
+        if not hit:
+            hit.append(True)
+            fault()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(OWNERS[owner], name, faulty)
+    return hit
+
+
+def _sigint():
+    os.kill(os.getpid(), signal.SIGINT)
+    for _ in range(10**6):  # the handler raises KeyboardInterrupt at the next bytecode
+        pass
+
+
+def _oserror():
+    raise OSError(28, "No space left on device (injected)")
+
+
+@pytest.mark.parametrize("kind, stage", [("fit", s) for s in FIT_STAGES] + [("report", s) for s in REPORT_STAGES],
+                         ids=lambda v: ".".join(v) if isinstance(v, tuple) else v)
+@pytest.mark.parametrize("fault", ["sigint", "oserror"])
+def test_in_process_faults_lose_nothing(case, monkeypatch, capsys, kind, stage, fault):
+    data, spec, target, before = case(kind)
+    _fake_sampling(monkeypatch)
+    hit = inject(monkeypatch, *stage, {"sigint": _sigint, "oserror": _oserror}[fault])
+    code = main(command(kind, data, spec, target, "--overwrite"))
+    assert hit, "the stage was never reached"
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    removing = stage == ("output", "_remove_entry")  # the new run is in place: a failure to remove the old is said
+    assert code == (130 if fault == "sigint" else 0 if removing else 2), err
+    monkeypatch.undo()
+    check_after(kind, data, spec, target, before)
+
+
+_CHILD = textwrap.dedent("""
+    import os, signal, shutil, sys
+    sys.path.insert(0, {tests!r})
+    from test_diagnostics import fake_fit
+    from msc_bayes import fitting, output, report
+    from msc_bayes.cli import main
+    fitting.fit = lambda spec, evidence, **kw: fake_fit(spec, evidence, **kw)
+    fitting.precompile = lambda models: []
+    owner = {{"fitting": fitting, "Fit": fitting.Fit, "output": output, "report": report, "shutil": shutil}}[sys.argv[1]]
+    real = getattr(owner, sys.argv[2])
+    def killed(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)
+    setattr(owner, sys.argv[2], killed)
+    sys.exit(main(sys.argv[3:]))
+""")
+
+
+@pytest.mark.parametrize("kind, stage", [("fit", ("fitting", "fit")), ("fit", ("Fit", "summary")),
+                                         ("fit", ("output", "publish")), ("fit", ("output", "_remove_entry")),
+                                         ("report", ("report", "write_outputs")), ("report", ("output", "exchange"))],
+                         ids=lambda v: ".".join(v) if isinstance(v, tuple) else v)
+def test_sigkill_at_each_stage_loses_nothing(case, kind, stage):
+    data, spec, target, before = case(kind)
+    script = _CHILD.format(tests=str(TESTS))
+    done = subprocess.run([sys.executable, "-c", script, *stage, *command(kind, data, spec, target, "--overwrite")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    check_after(kind, data, spec, target, before)
