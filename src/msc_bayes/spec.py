@@ -38,8 +38,10 @@ Rules worth knowing:
   parameter is required when PyMC gives it no numeric default. Exceptions:
   ``TruncatedNormal`` ``lower``/``upper`` are optional (omitted = unbounded on
   that side) and ``Exponential`` takes exactly one of ``lam`` (rate) or
-  ``scale``. Parameter values are finite scalar numbers (stored as floats);
-  scale-like ones must be > 0.
+  ``scale``. Parameter values are finite scalar numbers (stored as floats):
+  a positive one (a scale, rate or shape) lies in :data:`PRIOR_SCALE_RANGE`, a
+  location or bound within +-:data:`PRIOR_LOCATION_LIMIT`, and a bounded prior's
+  width ``upper - lower`` is at least the smallest scale.
 * Prior keys with a restricted domain: ``tau``, ``tau_event``, ``sigma_tau``
   and ``sigma_edss`` need a distribution on [0, inf); ``rho`` needs support
   within [-1, 1] (e.g. Beta, Uniform(-1, 1), TruncatedNormal(lower=-1, upper=1)).
@@ -73,6 +75,8 @@ __all__ = [
     "CovariateOption",
     "DISTRIBUTIONS",
     "OUTCOMES",
+    "PRIOR_LOCATION_LIMIT",
+    "PRIOR_SCALE_RANGE",
     "OptionInfo",
     "OutcomeInfo",
     "Prior",
@@ -87,22 +91,42 @@ __all__ = [
 # Distributions
 # --------------------------------------------------------------------------------------
 
-#: Parametrisation used for each allowed PyMC distribution: parameter -> "real" | "positive".
+#: Parametrisation used for each allowed PyMC distribution: parameter -> its role,
+#: "location" | "bound" (real) or "scale" | "rate" | "shape" (positive).
 _PARAMETRISATIONS: dict[str, dict[str, str]] = {
-    "Normal": {"mu": "real", "sigma": "positive"},
-    "HalfNormal": {"sigma": "positive"},
-    "HalfCauchy": {"beta": "positive"},
-    "HalfStudentT": {"nu": "positive", "sigma": "positive"},
-    "StudentT": {"nu": "positive", "mu": "real", "sigma": "positive"},
-    "Cauchy": {"alpha": "real", "beta": "positive"},
-    "Laplace": {"mu": "real", "b": "positive"},
-    "LogNormal": {"mu": "real", "sigma": "positive"},
-    "Exponential": {"lam": "positive", "scale": "positive"},
-    "Gamma": {"alpha": "positive", "beta": "positive"},
-    "InverseGamma": {"alpha": "positive", "beta": "positive"},
-    "Beta": {"alpha": "positive", "beta": "positive"},
-    "Uniform": {"lower": "real", "upper": "real"},
-    "TruncatedNormal": {"mu": "real", "sigma": "positive", "lower": "real", "upper": "real"},
+    "Normal": {"mu": "location", "sigma": "scale"},
+    "HalfNormal": {"sigma": "scale"},
+    "HalfCauchy": {"beta": "scale"},
+    "HalfStudentT": {"nu": "shape", "sigma": "scale"},
+    "StudentT": {"nu": "shape", "mu": "location", "sigma": "scale"},
+    "Cauchy": {"alpha": "location", "beta": "scale"},
+    "Laplace": {"mu": "location", "b": "scale"},
+    "LogNormal": {"mu": "location", "sigma": "scale"},
+    "Exponential": {"lam": "rate", "scale": "scale"},
+    "Gamma": {"alpha": "shape", "beta": "rate"},
+    "InverseGamma": {"alpha": "shape", "beta": "scale"},
+    "Beta": {"alpha": "shape", "beta": "shape"},
+    "Uniform": {"lower": "bound", "upper": "bound"},
+    "TruncatedNormal": {"mu": "location", "sigma": "scale", "lower": "bound", "upper": "bound"},
+}
+_REAL_ROLES = ("location", "bound")
+
+#: Range of every positive prior parameter (a scale: sigma, b, beta of HalfCauchy, scale; a
+#: rate: lam, beta of Gamma; a shape: nu, alpha/beta of Beta and Gamma) and smallest width
+#: upper - lower of a bounded prior. The variables are EDSS points (0-10 in 0.5 steps),
+#: log-odds or correlations: a scale below 1e-6 is a point mass in disguise, one above 1e6 a
+#: flat prior in disguise. Beyond them float64 breaks: sigma = 1e-300 squares to 0 (nutpie
+#: crashed with a Rust panic and a segfault), sigma = 1e300 overflows (no initial point).
+PRIOR_SCALE_RANGE = (1e-6, 1e6)
+#: Largest |value| of a location or bound (mu, alpha of Cauchy, lower, upper): far beyond any
+#: EDSS change or log-odds, and (x - mu)**2 cannot overflow (mu = 1e300 leaves no initial point).
+PRIOR_LOCATION_LIMIT = 1e6
+_ROLE_WORDS = {
+    "scale": "a scale, in the variable's units: EDSS points, log-odds, ...",
+    "rate": "a rate, per unit of the variable",
+    "shape": "a shape, without units",
+    "location": "a location, in the variable's units: EDSS points, log-odds, ...",
+    "bound": "a bound, in the variable's units",
 }
 #: Parameters that may be omitted although PyMC's default is None (omitted = unbounded).
 _OPTIONAL_UNBOUNDED = {("TruncatedNormal", "lower"), ("TruncatedNormal", "upper")}
@@ -117,6 +141,7 @@ class ParamInfo:
 
     kind: str  # "real" | "positive"
     default: float | None | object  # a number, None (optional, unbounded) or _REQUIRED
+    role: str = "location"  # "location" | "bound" | "scale" | "rate" | "shape" (see _PARAMETRISATIONS)
 
 
 def _derive_params(dist: str) -> Mapping[str, ParamInfo]:
@@ -134,7 +159,8 @@ def _derive_params(dist: str) -> Mapping[str, ParamInfo]:
             default = _REQUIRED
         else:
             default = float(p.default)
-        out[pname] = ParamInfo(wanted[pname], default)
+        role = wanted[pname]
+        out[pname] = ParamInfo("real" if role in _REAL_ROLES else "positive", default, role)
     missing = set(wanted) - set(out)
     if missing:  # PyMC API drift: fail loudly at import rather than mis-validate
         raise RuntimeError(f"pymc.{dist}.dist no longer takes {sorted(missing)}")
@@ -179,6 +205,38 @@ def _finite_float(x: object) -> float | None:
     return f if math.isfinite(f) else None
 
 
+def _sci(x: float) -> str:
+    """1e-06 -> '1e-6', 1000000.0 -> '1e6' (how the bounds are written in messages)."""
+    mantissa, exponent = f"{x:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _param_issue(dist: str, name: str, info: ParamInfo, value: object) -> str | None:
+    """What a value of parameter `name` of `dist` should have been, or None if it is valid."""
+    f = _finite_float(value)
+    where = f"for {dist} parameter '{name}' ({_ROLE_WORDS[info.role]})"
+    if info.kind == "positive":
+        lo, hi = PRIOR_SCALE_RANGE
+        if f is None or not lo <= f <= hi:
+            return f"a finite number > 0, between {_sci(lo)} and {_sci(hi)}, {where}"
+    elif f is None or abs(f) > PRIOR_LOCATION_LIMIT:
+        limit = _sci(PRIOR_LOCATION_LIMIT)
+        return f"a finite number between -{limit} and {limit} {where}"
+    return None
+
+
+def _bounds_issue(dist: str, lo: float | None, hi: float | None) -> tuple[str, object, str] | None:
+    """The problem with a bounded prior's (lower, upper), or None: upper > lower, by at least the smallest scale."""
+    if lo is None or hi is None:
+        return None
+    if not lo < hi:
+        return ("upper", hi, f"upper > lower (= {_fmt(lo)}) for {dist}")
+    if hi - lo < PRIOR_SCALE_RANGE[0]:
+        return ("upper", hi, f"upper - lower at least {_sci(PRIOR_SCALE_RANGE[0])} for {dist} "
+                             f"(lower = {_fmt(lo)}; a narrower prior is a point mass in disguise)")
+    return None
+
+
 def _validate_prior(dist: object, params: Mapping[Any, Any]):
     """Check a distribution name and its parameters.
 
@@ -204,13 +262,11 @@ def _validate_prior(dist: object, params: Mapping[Any, Any]):
                 (str(k), v, f"a parameter of {dist}: one of {', '.join(info)}{extra}" + did_you_mean(k, info))
             )
             continue
-        f = _finite_float(v)
-        if f is None:
-            issues.append((k, v, f"a finite number for {dist} parameter '{k}'"))
-        elif info[k].kind == "positive" and f <= 0:
-            issues.append((k, v, f"a number > 0 for {dist} parameter '{k}'"))
+        issue = _param_issue(dist, k, info[k], v)
+        if issue is None:
+            given[k] = float(v)
         else:
-            given[k] = f
+            issues.append((k, v, issue))
     for pname, pinfo in info.items():
         if pinfo.default is _REQUIRED and pname not in params:
             issues.append((pname, None, f"parameter '{pname}' (required by {dist})"))
@@ -226,9 +282,9 @@ def _validate_prior(dist: object, params: Mapping[Any, Any]):
     if dist == "Uniform":
         lo = given.get("lower", float(info["lower"].default))  # type: ignore[arg-type]
         hi = given.get("upper", float(info["upper"].default))  # type: ignore[arg-type]
-    if lo is not None and hi is not None and not lo < hi:
-        issues.append(("upper", hi, f"upper > lower (= {_fmt(lo)}) for {dist}"))
-        return None, issues
+    bounds = _bounds_issue(dist, lo, hi)
+    if bounds is not None:
+        return None, [bounds]
     out: dict[str, float] = {}
     for pname, pinfo in info.items():
         if pname in given:

@@ -1,0 +1,110 @@
+"""Bad spec input ends in one SpecError (issue 12): degenerate prior parameters."""
+
+from __future__ import annotations
+
+import pytest
+
+from msc_bayes.errors import SpecError
+from msc_bayes.spec import (
+    DISTRIBUTIONS,
+    PRIOR_LOCATION_LIMIT,
+    PRIOR_SCALE_RANGE,
+    Prior,
+    load_spec,
+    spec_from_dict,
+)
+
+MINIMAL = {"outcome": "edss_change", "covariates": []}
+LOW, HIGH = PRIOR_SCALE_RANGE
+
+#: A valid prior of every allowed distribution (PARAMS comes from DISTRIBUTIONS, so one missing
+#: here is a KeyError); a parameter under test is set on top of it.
+VALID_BODIES = {
+    "Normal": {"mu": 0, "sigma": 1},
+    "HalfNormal": {"sigma": 1},
+    "HalfCauchy": {"beta": 1},
+    "HalfStudentT": {"nu": 3, "sigma": 1},
+    "StudentT": {"nu": 3, "mu": 0, "sigma": 1},
+    "Cauchy": {"alpha": 0, "beta": 1},
+    "Laplace": {"mu": 0, "b": 1},
+    "LogNormal": {"mu": 0, "sigma": 1},
+    "Exponential": {"lam": 1},
+    "Gamma": {"alpha": 2, "beta": 2},
+    "InverseGamma": {"alpha": 2, "beta": 2},
+    "Beta": {"alpha": 2, "beta": 2},
+    "Uniform": {"lower": -1, "upper": 1},
+    "TruncatedNormal": {"mu": 0, "sigma": 1, "lower": -1, "upper": 1},
+}
+PARAMS = [(d, p) for d, info in DISTRIBUTIONS.items() for p in info]
+POSITIVE = [(d, p) for d, p in PARAMS if DISTRIBUTIONS[d][p].kind == "positive"]
+REAL = [(d, p) for d, p in PARAMS if DISTRIBUTIONS[d][p].kind == "real"]
+
+
+def prior_with(dist: str, param: str, value) -> dict:
+    body = {"scale": 1} if (dist, param) == ("Exponential", "scale") else dict(VALID_BODIES[dist])
+    return {"dist": dist, **body, param: value}
+
+
+def load_prior(dist: str, param: str, value):
+    """The spec's prior `mu` (a key with no domain restriction) with `param` set to `value`."""
+    return spec_from_dict({**MINIMAL, "priors": {"mu": prior_with(dist, param, value)}}).priors["mu"]
+
+
+def columns(excinfo) -> list[str | None]:
+    return [p.column for p in excinfo.value.problems]
+
+
+@pytest.mark.parametrize("dist, param", POSITIVE)
+def test_positive_parameter_outside_the_scale_range_is_a_spec_error(dist, param):
+    """A scale, rate or shape must be finite and within PRIOR_SCALE_RANGE: 1e-300 broke nutpie."""
+    for bad in (1e-300, LOW / 10, HIGH * 10, 1e300, float("inf"), float("nan"), 0, -1):
+        with pytest.raises(SpecError, match=r"> 0, between 1e-6 and 1e6") as ei:
+            load_prior(dist, param, bad)
+        assert columns(ei) == [f"priors.mu.{param}"], bad
+    assert load_prior(dist, param, LOW).params[param] == LOW
+    assert load_prior(dist, param, HIGH).params[param] == HIGH
+
+
+@pytest.mark.parametrize("dist, param", REAL)
+def test_location_or_bound_beyond_the_limit_is_a_spec_error(dist, param):
+    sign = -1 if param == "lower" else 1  # keep lower < upper
+    for bad in (sign * 1e300, sign * PRIOR_LOCATION_LIMIT * 10, sign * float("inf"), float("nan")):
+        with pytest.raises(SpecError, match=r"between -1e6 and 1e6") as ei:
+            load_prior(dist, param, bad)
+        assert columns(ei) == [f"priors.mu.{param}"], bad
+    assert load_prior(dist, param, sign * PRIOR_LOCATION_LIMIT).params[param] == sign * PRIOR_LOCATION_LIMIT
+
+
+@pytest.mark.parametrize("dist", ["Uniform", "TruncatedNormal"])
+def test_bounded_prior_narrower_than_the_smallest_scale_is_a_spec_error(dist):
+    body = {**prior_with(dist, "lower", 0.0), "upper": 1e-300}
+    with pytest.raises(SpecError, match=r"upper - lower at least 1e-6") as ei:
+        spec_from_dict({**MINIMAL, "priors": {"mu": body}})
+    assert columns(ei) == ["priors.mu.upper"]
+    narrowest = spec_from_dict({**MINIMAL, "priors": {"mu": {**body, "upper": LOW}}}).priors["mu"]
+    assert narrowest.support == (0.0, LOW)
+
+
+def test_prior_constructor_applies_the_same_bounds():
+    with pytest.raises(SpecError, match="between 1e-6 and 1e6"):
+        Prior("HalfNormal", {"sigma": 1e-300})
+    with pytest.raises(SpecError, match="between -1e6 and 1e6"):
+        Prior("Normal", {"mu": 1e300, "sigma": 1})
+
+
+def test_toml_inf_nan_and_tiny_scales_name_their_line(tmp_path):
+    text = """\
+outcome = "edss_change"
+covariates = []
+[priors]
+tau = { dist = "HalfNormal", sigma = 1e-300 }
+mu = { dist = "Normal", mu = nan, sigma = inf }
+beta = { dist = "Normal", mu = 0, sigma = 1e300 }
+"""
+    path = tmp_path / "spec.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(SpecError) as ei:
+        load_spec(path)
+    found = {(p.column, p.row) for p in ei.value.problems}
+    assert found == {("priors.tau.sigma", 4), ("priors.mu.mu", 5), ("priors.mu.sigma", 5), ("priors.beta.sigma", 6)}
+    assert all(p.file == str(path) for p in ei.value.problems)
