@@ -1,4 +1,5 @@
-"""Bad spec input ends in one SpecError (issue 12): degenerate prior parameters."""
+"""Bad spec input ends in one SpecError (issue 12): degenerate prior parameters and sampler
+settings nutpie cannot take."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from msc_bayes.spec import (
     DISTRIBUTIONS,
     PRIOR_LOCATION_LIMIT,
     PRIOR_SCALE_RANGE,
+    SAMPLER_INT_MAX,
     Prior,
+    SamplerSettings,
+    check_sampler_settings,
     load_spec,
     spec_from_dict,
 )
@@ -108,3 +112,71 @@ beta = { dist = "Normal", mu = 0, sigma = 1e300 }
     found = {(p.column, p.row) for p in ei.value.problems}
     assert found == {("priors.tau.sigma", 4), ("priors.mu.mu", 5), ("priors.mu.sigma", 5), ("priors.beta.sigma", 6)}
     assert all(p.file == str(path) for p in ei.value.problems)
+
+
+# --------------------------------------------------------------------------------------
+# Sampler settings
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "settings, column, match",
+    [
+        ({"tune": 0}, "sampler.tune", "integer >= 1"),  # nutpie panics (Rust assertion) on tune = 0
+        ({"seed": 2**64}, "sampler.seed", r"< 2\*\*64"),  # nutpie: OverflowError
+        ({"draws": 2**64}, "sampler.draws", r"< 2\*\*64"),
+        ({"chains": 2**64}, "sampler.chains", r"< 2\*\*64"),
+        ({"tune": 10**30}, "sampler.tune", r"< 2\*\*64"),
+    ],
+)
+def test_sampler_settings_nutpie_cannot_take_are_spec_errors(settings, column, match):
+    with pytest.raises(SpecError, match=match) as ei:
+        spec_from_dict({**MINIMAL, "sampler": settings})
+    assert columns(ei) == [column]
+
+
+def test_check_sampler_settings_names_source_and_flag():
+    problems = check_sampler_settings(draws=0, tune=5, chains=2, seed=-1, source="command line", prefix="--")
+    found = [(p.file, p.column, p.value) for p in problems]
+    assert found == [("command line", "--draws", 0), ("command line", "--seed", -1)]
+    assert "integer >= 1" in problems[0].expected and "integer >= 0" in problems[1].expected
+    assert check_sampler_settings(draws=None, tune=None, chains=None, seed=None) == []  # not given: not checked
+    assert check_sampler_settings(draws=10, tune=1, chains=1, seed=2**64 - 1, target_accept=0.8) == []
+    (p,) = check_sampler_settings(target_accept=1.0)
+    assert (p.file, p.column) == ("<sampler>", "target_accept")
+
+
+def test_sampler_settings_validate_on_construction():
+    with pytest.raises(SpecError, match="tune"):
+        SamplerSettings(tune=0)
+    with pytest.raises(SpecError, match="seed"):
+        SamplerSettings(seed=2**64)
+
+
+def test_spec_seed_out_of_range_is_a_spec_error_at_load(tmp_path):
+    path = tmp_path / "spec.toml"
+    path.write_text('outcome = "edss_change"\ncovariates = []\n[sampler]\nseed = 18446744073709551616\n',
+                    encoding="utf-8")
+    with pytest.raises(SpecError, match=r"< 2\*\*64") as ei:
+        load_spec(path)
+    (p,) = ei.value.problems
+    assert (p.column, p.row) == ("sampler.seed", 4)
+    path.write_text(path.read_text().replace("551616", "551615") + "tune = 1\n", encoding="utf-8")
+    assert (load_spec(path).sampler.seed, load_spec(path).sampler.tune) == (SAMPLER_INT_MAX, 1)  # nutpie's extremes
+
+
+@pytest.mark.slow
+def test_sampler_bounds_are_exactly_what_nutpie_takes():
+    """The limits are nutpie's own: the largest seed and tune = 1 sample; one more or tune = 0 fail."""
+    import nutpie
+    import pymc as pm
+
+    with pm.Model() as model:
+        pm.Normal("x", 0.0, 1.0)
+    compiled = nutpie.compile_pymc_model(model)
+    tree = nutpie.sample(compiled, draws=3, tune=1, chains=1, seed=SAMPLER_INT_MAX, progress_bar=False)
+    assert tree.posterior.sizes["draw"] == 3
+    with pytest.raises(OverflowError):
+        nutpie.sample(compiled, draws=3, tune=1, chains=1, seed=SAMPLER_INT_MAX + 1, progress_bar=False)
+    with pytest.raises(OverflowError):
+        nutpie.sample(compiled, draws=3, tune=1, chains=1, seed=-1, progress_bar=False)

@@ -45,6 +45,10 @@ Rules worth knowing:
 * Prior keys with a restricted domain: ``tau``, ``tau_event``, ``sigma_tau``
   and ``sigma_edss`` need a distribution on [0, inf); ``rho`` needs support
   within [-1, 1] (e.g. Beta, Uniform(-1, 1), TruncatedNormal(lower=-1, upper=1)).
+* ``[sampler]``: draws, tune and chains are integers >= 1 (nutpie panics on tune = 0),
+  seed an integer >= 0, all < 2**64 (nutpie's unsigned 64-bit integers; see
+  :func:`check_sampler_settings`, which the CLI applies to its flags too);
+  target_accept is strictly between 0 and 1.
 * Covariate names are checked against the evidence tables later, not here.
 * ``Problem.row`` is the 1-based **line** of the TOML file when it can be
   located cheaply (syntax errors, and keys found by a simple line scan), else
@@ -77,12 +81,14 @@ __all__ = [
     "OUTCOMES",
     "PRIOR_LOCATION_LIMIT",
     "PRIOR_SCALE_RANGE",
+    "SAMPLER_INT_MAX",
     "OptionInfo",
     "OutcomeInfo",
     "Prior",
     "PriorSlot",
     "SamplerSettings",
     "Spec",
+    "check_sampler_settings",
     "load_spec",
     "spec_from_dict",
 ]
@@ -543,13 +549,75 @@ class CovariateOption:
         return d
 
 
+#: Largest draws, tune, chains or seed: nutpie takes them as unsigned 64-bit integers (a
+#: negative or larger value is an OverflowError inside nutpie).
+SAMPLER_INT_MAX = 2**64 - 1
+#: Smallest value of each integer sampler setting. tune = 0 makes nutpie's adaptation panic
+#: (Rust "assertion failed: early_end < num_tune"), so at least one tuning step.
+_SAMPLER_MINIMUM = {"draws": 1, "tune": 1, "chains": 1, "seed": 0}
+_SAMPLER_KEYS = ("draws", "tune", "chains", "target_accept", "seed")
+
+
+def _sampler_int_issue(value: object, minimum: int) -> str | None:
+    integral = isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+    if integral and minimum <= value <= SAMPLER_INT_MAX:  # type: ignore[operator]
+        return None
+    return f"an integer >= {minimum} and < 2**64 (nutpie takes unsigned 64-bit integers)"
+
+
+def _target_accept_issue(value: object) -> str | None:
+    f = _finite_float(value)
+    return None if f is not None and 0 < f < 1 else "a number strictly between 0 and 1"
+
+
+def _sampler_issues(settings: Mapping[str, object]) -> list[tuple[str, object, str]]:
+    """(key, value, expected) for each invalid setting among `settings` (keys of _SAMPLER_KEYS)."""
+    issues = []
+    for key, value in settings.items():
+        if key == "target_accept":
+            expected = _target_accept_issue(value)
+        else:
+            expected = _sampler_int_issue(value, _SAMPLER_MINIMUM[key])
+        if expected is not None:
+            issues.append((key, value, expected))
+    return issues
+
+
+def check_sampler_settings(*, draws: object = None, tune: object = None, chains: object = None,
+                           seed: object = None, target_accept: object = None, source: str = "<sampler>",
+                           prefix: str = "") -> list[Problem]:
+    """The problems with sampler settings, by the rules of a spec's ``[sampler]`` table (empty if none).
+
+    None means "not given" and is not checked. Each Problem names ``source`` as its file and
+    ``prefix + setting`` as its column, e.g. for command-line flags::
+
+        problems = check_sampler_settings(draws=args.draws, tune=args.tune, chains=args.chains,
+                                          seed=args.seed, source="command line", prefix="--")
+        if problems:
+            raise SpecError(problems)
+
+    Rules: draws, tune and chains are integers >= 1, seed an integer >= 0, all at most
+    :data:`SAMPLER_INT_MAX`; target_accept a number strictly between 0 and 1.
+    """
+    given = {"draws": draws, "tune": tune, "chains": chains, "seed": seed, "target_accept": target_accept}
+    given = {k: v for k, v in given.items() if v is not None}
+    return [Problem(source, None, prefix + k, v, e) for k, v, e in _sampler_issues(given)]
+
+
 @dataclass(frozen=True)
 class SamplerSettings:
+    """nutpie's settings; validated on construction (raises SpecError, see :func:`check_sampler_settings`)."""
+
     draws: int = 1000
     tune: int = 1000
     chains: int = 4
     target_accept: float = 0.9
     seed: int = 20261121
+
+    def __post_init__(self) -> None:
+        problems = check_sampler_settings(**self.to_dict(), source="<SamplerSettings>")
+        if problems:
+            raise SpecError(problems)
 
     def to_dict(self) -> dict:
         return {
@@ -781,11 +849,19 @@ def _check_option(c: _Collector, column: str, value: object, info: OptionInfo) -
     return False, None
 
 
-def _check_int(c: _Collector, column: str, value: object, minimum: int) -> int | None:
-    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) and value >= minimum:
-        return int(value)
-    c.add(column, value, f"an integer >= {minimum}")
-    return None
+def _check_sampler(c: _Collector, table: Mapping[str, object] | None) -> dict[str, Any]:
+    """The valid settings of a ``[sampler]`` table as ints / a float (problems added for the rest)."""
+    table = table or {}
+    for key, value in table.items():
+        if key not in _SAMPLER_KEYS:
+            c.add(f"sampler.{key}", value, "one of " + ", ".join(_SAMPLER_KEYS) + did_you_mean(key, _SAMPLER_KEYS))
+    known = {k: v for k, v in table.items() if k in _SAMPLER_KEYS}
+    bad = set()
+    for key, value, expected in _sampler_issues(known):
+        c.add(f"sampler.{key}", value, expected)
+        bad.add(key)
+    valid = {k: v for k, v in known.items() if k not in bad}
+    return {k: float(v) if k == "target_accept" else int(v) for k, v in valid.items()}  # type: ignore[arg-type]
 
 
 def _build(d: object, *, file: str, path: str | None, default_name: str, text: str | None = None) -> Spec:
@@ -915,26 +991,7 @@ def _build(d: object, *, file: str, path: str | None, default_name: str, text: s
     if info is not None:
         options = {k: options.get(k, oi.default) for k, oi in info.options.items()}
 
-    # sampler
-    sampler_kw: dict[str, Any] = {}
-    table = _table(c, d, "sampler")
-    defaults = SamplerSettings()
-    for key, value in (table or {}).items():
-        col = f"sampler.{key}"
-        if key in ("draws", "chains"):
-            sampler_kw[key] = _check_int(c, col, value, 1)
-        elif key == "tune":
-            sampler_kw[key] = _check_int(c, col, value, 0)
-        elif key == "seed":
-            sampler_kw[key] = _check_int(c, col, value, 0)
-        elif key == "target_accept":
-            f = _finite_float(value)
-            if f is None or not 0 < f < 1:
-                c.add(col, value, "a number strictly between 0 and 1")
-            sampler_kw[key] = f
-        else:
-            keys = list(defaults.to_dict())
-            c.add(col, value, "one of " + ", ".join(keys) + did_you_mean(key, keys))
+    sampler_kw = _check_sampler(c, _table(c, d, "sampler"))
 
     if c.problems:
         raise SpecError(c.problems)
