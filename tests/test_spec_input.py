@@ -1,7 +1,11 @@
-"""Bad spec input ends in one SpecError (issue 12): degenerate prior parameters and sampler
-settings nutpie cannot take."""
+"""Bad spec input ends in one SpecError (issue 12): degenerate prior parameters, sampler
+settings nutpie cannot take, and spec paths that are not a readable UTF-8 TOML file."""
 
 from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
 
 import pytest
 
@@ -180,3 +184,79 @@ def test_sampler_bounds_are_exactly_what_nutpie_takes():
         nutpie.sample(compiled, draws=3, tune=1, chains=1, seed=SAMPLER_INT_MAX + 1, progress_bar=False)
     with pytest.raises(OverflowError):
         nutpie.sample(compiled, draws=3, tune=1, chains=1, seed=-1, progress_bar=False)
+
+
+# --------------------------------------------------------------------------------------
+# The spec file itself
+# --------------------------------------------------------------------------------------
+
+VALID_TOML = 'outcome = "edss_change"\ncovariates = []\n'
+
+
+def load_problem(path: Path):
+    with pytest.raises(SpecError) as ei:
+        load_spec(path)
+    (p,) = ei.value.problems
+    assert p.file == str(path)
+    return p
+
+
+def test_a_folder_is_named_as_a_folder(tmp_path):
+    folder = tmp_path / "spec.toml"
+    folder.mkdir()
+    p = load_problem(folder)
+    assert p.value == "a folder" and "readable TOML file" in p.expected
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / "spec.toml"
+    os.mkfifo(fifo)
+    outcome: list = []
+
+    def load() -> None:
+        try:
+            load_spec(fifo)
+        except SpecError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=load, daemon=True)  # a daemon: a hung open cannot block the run
+    thread.start()
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "load_spec blocked on a FIFO"
+    (exc,) = outcome
+    assert [p.value for p in exc.problems] == ["a FIFO (named pipe)"]
+
+
+def test_a_dangling_symlink_says_where_it_points(tmp_path):
+    link = tmp_path / "spec.toml"
+    link.symlink_to(tmp_path / "gone.toml")
+    p = load_problem(link)
+    assert "symbolic link" in p.value and "gone.toml" in p.value and "does not exist" in p.value
+
+
+def test_a_symlink_loop_is_named(tmp_path):
+    link = tmp_path / "spec.toml"
+    link.symlink_to(link)
+    assert load_problem(link).value == "a symbolic link loop"
+
+
+def test_a_file_larger_than_any_spec_is_refused_unread(tmp_path):
+    from msc_bayes.spec import MAX_SPEC_BYTES
+
+    path = tmp_path / "spec.toml"
+    path.write_text(VALID_TOML + "#" * MAX_SPEC_BYTES + "\n", encoding="utf-8")
+    assert "bytes" in load_problem(path).value
+
+
+def test_non_utf8_names_line_and_byte(tmp_path):
+    path = tmp_path / "spec.toml"
+    path.write_bytes(VALID_TOML.encode() + "name = 'caf\xe9'\n".encode("latin-1"))
+    p = load_problem(path)
+    assert p.row == 3 and "byte 12 of line 3" in p.expected and "UTF-8" in p.expected
+
+
+def test_a_utf8_byte_order_mark_is_not_a_toml_error(tmp_path):
+    path = tmp_path / "spec.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + VALID_TOML.encode())
+    assert load_spec(path).outcome == "edss_change"

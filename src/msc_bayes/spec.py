@@ -49,6 +49,8 @@ Rules worth knowing:
   seed an integer >= 0, all < 2**64 (nutpie's unsigned 64-bit integers; see
   :func:`check_sampler_settings`, which the CLI applies to its flags too);
   target_accept is strictly between 0 and 1.
+* The spec file must be a regular UTF-8 file (a folder, FIFO, device or dangling link
+  is refused without being read) holding valid TOML.
 * Covariate names are checked against the evidence tables later, not here.
 * ``Problem.row`` is the 1-based **line** of the TOML file when it can be
   located cheaply (syntax errors, and keys found by a simple line scan), else
@@ -57,12 +59,16 @@ Rules worth knowing:
 
 from __future__ import annotations
 
+import codecs
+import errno
 import functools
 import inspect
 import json
 import math
 import numbers
+import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -1008,27 +1014,92 @@ def _build(d: object, *, file: str, path: str | None, default_name: str, text: s
     )
 
 
-def load_spec(path: str | Path) -> Spec:
-    """Read and validate a TOML spec file; raises SpecError listing every problem found."""
-    p = Path(path)
-    file = str(path)
+#: Largest spec file read (bytes); the bundled specs are ~5 kB.
+MAX_SPEC_BYTES = 2**20
+_NOT_REGULAR = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+class _NotASpecFile(Exception):
+    """A path that is not a regular file of at most MAX_SPEC_BYTES; the message says what it is."""
+
+
+def _require_regular(info: os.stat_result) -> None:
+    for test, what in _NOT_REGULAR:
+        if test(info.st_mode):
+            raise _NotASpecFile(what)
+    if not stat.S_ISREG(info.st_mode):
+        raise _NotASpecFile("not a regular file")
+    if info.st_size > MAX_SPEC_BYTES:
+        raise _NotASpecFile(f"{info.st_size:,} bytes, more than {MAX_SPEC_BYTES:,}")
+
+
+def _regular_file_bytes(p: Path) -> bytes:
+    """The bytes of a regular file. The type is checked before opening (a FIFO is never opened,
+    so it cannot hang) and on the open file, opened non-blocking should it have changed meanwhile."""
+    _require_regular(os.stat(p))  # follows links: a dangling link or a loop raises here
+    fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with open(fd, "rb") as fh:
+        _require_regular(os.fstat(fd))
+        raw = fh.read(MAX_SPEC_BYTES + 1)
+    if len(raw) > MAX_SPEC_BYTES:
+        raise _NotASpecFile(f"more than {MAX_SPEC_BYTES:,} bytes")
+    return raw
+
+
+def _unreadable(p: Path, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "a symbolic link loop"
+    if exc.errno == errno.ENOENT and os.path.islink(p):
+        return f"a symbolic link to {os.readlink(p)!r}, which does not exist"
+    return exc.strerror or str(exc)
+
+
+def _read_spec_bytes(p: Path, file: str) -> bytes:
     try:
-        raw = p.read_bytes()
+        return _regular_file_bytes(p)
+    except _NotASpecFile as exc:
+        found = str(exc)
     except OSError as exc:
-        expected = f"a readable TOML file ({exc.strerror or exc})"
-        raise SpecError([Problem(file, None, None, str(path), expected)]) from None
+        found = _unreadable(p, exc)
+    raise SpecError([Problem(file, None, None, found, "a readable TOML file (a regular file)")])
+
+
+def _decode_spec(raw: bytes, file: str) -> str:
+    """The text of a UTF-8 spec (a leading byte-order mark dropped); SpecError naming the line otherwise."""
+    raw = raw.removeprefix(codecs.BOM_UTF8)
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SpecError([Problem(file, None, None, raw[max(exc.start - 10, 0) : exc.end + 10], "UTF-8 text")]) from None
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        found = raw[max(exc.start - 10, 0) : exc.end + 10]
+        expected = f"UTF-8 text (byte {column} of line {line} is not UTF-8; save the file as UTF-8)"
+        raise SpecError([Problem(file, line, None, found, expected)]) from None
+
+
+def _parse_toml(text: str, file: str) -> dict:
+    """tomllib.loads(text); SpecError with the line (row) and tomllib's message (with the column) otherwise."""
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = _TOML_LINE_RE.search(str(exc))
         row = int(m.group(1)) if m else None
-        line = text.splitlines()[row - 1] if row and row <= len(text.splitlines()) else None
+        lines = text.splitlines()
+        line = lines[row - 1] if row and row <= len(lines) else None
         raise SpecError([Problem(file, row, None, line, f"valid TOML ({exc})")]) from None
-    return _build(data, file=file, path=file, default_name=p.stem, text=text)
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a TOML spec file; raises SpecError listing every problem found.
+
+    The file must be a regular file (a folder, FIFO, device or dangling link is a SpecError,
+    and is never read) of at most MAX_SPEC_BYTES, UTF-8 and valid TOML.
+    """
+    p = Path(path)
+    file = str(path)
+    text = _decode_spec(_read_spec_bytes(p, file), file)
+    return _build(_parse_toml(text, file), file=file, path=file, default_name=p.stem, text=text)
 
 
 def spec_from_dict(d: Mapping[str, Any], *, source: str = "<dict>") -> Spec:
