@@ -23,10 +23,16 @@ class Problem:
     column: str | None
     value: object
     expected: str
+    #: 1-based line of the file as an editor shows it (header = line 1, blank lines and the
+    #: lines of a quoted line break counted) where the row starts; None when there is no file
+    #: line (tables built in memory, TOML specs). Messages name the line when it is known.
+    line: int | None = None
 
     def __str__(self) -> str:
         where = self.file
-        if self.row is not None:
+        if self.line is not None:
+            where += f", line {self.line}"
+        elif self.row is not None:
             where += f", row {self.row}"
         if self.column is not None:
             where += f", column '{self.column}'"
