@@ -726,11 +726,13 @@ def _mutate(tables: dict, data) -> None:
     r = data.draw(hs.integers(0, len(rows) - 1), label="row") if rows else 0
     c = data.draw(hs.integers(0, len(header) - 1), label="column")
     if kind == "cell":
-        rows[r][c] = data.draw(CELL_VALUES, label="value")
+        if c < len(rows[r]):  # (an earlier ragged_row may have shortened it)
+            rows[r][c] = data.draw(CELL_VALUES, label="value")
     elif kind == "drop_column":
         del header[c]
         for row in rows:
-            del row[c]
+            if c < len(row):
+                del row[c]
     elif kind == "duplicate_row":
         rows.insert(data.draw(hs.integers(0, len(rows)), label="at"), list(rows[r]))
     elif kind == "drop_row":
