@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -34,8 +35,9 @@ def test_validate_reports_every_problem_cleanly(corrupt, capsys):
     out, err = capsys.readouterr()
     assert out == "" and "Traceback" not in err
     assert err.startswith("error: 2 problem(s) in the evidence")
-    assert f"{folder / 'edss.csv'}, row {edss_row}, column 'baseline_mean': found '12.5'" in err
-    assert f"{folder / 'adverse_events.csv'}, row {ae_row}, column 'patients_with_event': found 30" in err
+    # the bundled files have no blank or multi-line rows: data row r is line r + 1 (header = line 1)
+    assert f"{folder / 'edss.csv'}, line {edss_row + 1}, column 'baseline_mean': found '12.5'" in err
+    assert f"{folder / 'adverse_events.csv'}, line {ae_row + 1}, column 'patients_with_event': found 30" in err
     assert "at most n_at_risk (24)" in err
 
 
@@ -76,3 +78,28 @@ def test_python_m_validate_on_corrupt_data(corrupt):
     assert "Traceback" not in proc.stderr
     assert "12.5" in proc.stderr and "patients_with_event" in proc.stderr
     assert proc.stdout == ""
+
+
+def test_validate_on_a_link_to_an_endless_device(data_copy):
+    (data_copy / "edss.csv").unlink()
+    (data_copy / "edss.csv").symlink_to("/dev/zero")  # was: read until memory ran out
+
+    def limit_memory():  # should the device be read after all, fail fast instead of exhausting the machine
+        resource.setrlimit(resource.RLIMIT_AS, (6 * 2**30, 6 * 2**30))
+
+    proc = subprocess.run([sys.executable, "-m", "msc_bayes", "validate", "--data", str(data_copy)],
+                          capture_output=True, text=True, timeout=60, preexec_fn=limit_memory)
+    assert proc.returncode == 2 and proc.stdout == "" and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: 1 problem(s) in the evidence")
+    found = "a character device (a symbolic link to '/dev/zero')"
+    assert f"{data_copy / 'edss.csv'}: found {found!r}; expected a readable regular file" in proc.stderr
+
+
+def test_validate_names_the_delimiter_and_line(data_copy, capsys):
+    text = (data_copy / "mri.csv").read_text()
+    (data_copy / "mri.csv").write_text(text.replace(",", ";"))
+    assert main(["validate", "--data", str(data_copy)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: 1 problem(s) in the evidence")
+    assert f"{data_copy / 'mri.csv'}, line 1: found " in err
+    assert "expected comma-separated fields; this looks ';'-separated" in err

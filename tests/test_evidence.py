@@ -259,8 +259,9 @@ def test_edss_out_of_range(data_copy, edit_cell):
     p = only_problem(data_copy)
     assert Path(p.file).name == "edss.csv" and Path(p.file).parent == data_copy
     assert (p.row, p.column, p.value) == (row, "baseline_mean", "12.5") == (1, "baseline_mean", "12.5")
+    assert p.line == 2  # the first data row is the file's line 2: messages name the line
     assert "between 0 and 10" in p.expected and "EDSS" in p.expected
-    assert str(p) == (f"{data_copy / 'edss.csv'}, row 1, column 'baseline_mean': found '12.5'; "
+    assert str(p) == (f"{data_copy / 'edss.csv'}, line 2, column 'baseline_mean': found '12.5'; "
                       "expected a number between 0 and 10 (EDSS)")
 
 
@@ -524,9 +525,12 @@ def test_empty_file(data_copy):
 
 
 def test_not_utf8(data_copy):
-    (data_copy / "mri.csv").write_bytes((data_copy / "mri.csv").read_bytes().replace(b"Cutter", b"Cutt\xe9r"))
+    raw = (data_copy / "mri.csv").read_bytes()
+    line = raw[: raw.index(b"Cutter")].count(b"\n") + 1
+    (data_copy / "mri.csv").write_bytes(raw.replace(b"Cutter", b"Cutt\xe9r"))
     p = only_problem(data_copy)
-    assert (Path(p.file).name, p.value) == ("mri.csv", "UnicodeDecodeError")
+    assert (Path(p.file).name, p.value, p.line) == ("mri.csv", b"\xe9", line)  # the bad byte and its line
+    assert p.expected.startswith("UTF-8 text") and f"line {line}" in str(p)
 
 
 # --- regressions: bugs found while writing these tests -----------------------------------------
@@ -547,6 +551,7 @@ def test_whole_number_beyond_int64_is_a_problem(data_copy, edit_cell):
 
 def test_large_n_checks_counts_without_a_grid(data_copy, edit_cell):
     # the count check used an (n+1) x (n+1) array: n = 10**6 needed terabytes
+    edit_cell(data_copy / "arms.csv", {"study": "petrou2021"}, "n", "1000000")  # (an outcome's n is at most its arm's)
     edit_cell(data_copy / "edss.csv", {"study": "petrou2021"}, "n", "1000000")
     assert one(load_evidence(data_copy).edss, study="petrou2021").n == 10**6
     edit_cell(data_copy / "edss.csv", {"study": "petrou2021"}, "stable", "999995")
@@ -605,6 +610,12 @@ def test_with_tables_round_trip_and_revalidation(ev):
         ev.with_tables(edss=edss)
     with pytest.raises(KeyError):
         ev.with_tables(edsss=edss)
+
+
+def test_with_tables_keeps_covariates_with_their_arms(ev):
+    arms = ev.arms.assign(age_mean=[40.0 + i for i in range(len(ev.arms))]).iloc[::-1]  # index not 0..n-1
+    got = ev.with_tables(arms=arms).arms  # was: covariates aligned by index, the other columns by position
+    assert list(zip(got.study, got.arm, got.age_mean)) == list(zip(arms.study, arms.arm, arms.age_mean))
 
 
 # --- a plain effect-size table -------------------------------------------------------------

@@ -1,16 +1,58 @@
 """The evidence base: CSV tables in data/ -> one validated, immutable `Evidence`.
 
 Validation collects every problem in every table and raises one `EvidenceError`
-naming file, row, column, value and what was expected. Missing ("not reported") is
-NaN/None; a reported zero is 0. Nothing is filled in here.
+naming file, line, column, value and what was expected; bad evidence never raises
+anything else. Missing ("not reported") is NaN/None; a reported zero is 0. Nothing is
+filled in here.
+
+What is read, and how:
+
+* **Files.** A table is the file named exactly ``<table>.csv`` in the folder (``edss.csv``).
+  It must be a readable regular file (a symbolic link to one is fine) of at most
+  :data:`MAX_FILE_BYTES` (50 MB) and :data:`MAX_CELLS` cells: a folder, FIFO, device,
+  socket, dangling link or link loop under a table's name is a problem, and a FIFO or
+  device is never opened. A table whose file is absent is empty.
+* **Near-miss file names.** When a table's file is absent, a file whose name, cut at its
+  first '.', lower-cased and with spaces/'-' as '_', is that table's name or close to it
+  (difflib ratio >= 0.8: ``EDSS.csv``, ``mri.CSV``, ``arm.csv``, ``adverse_event.csv``,
+  ``edss.csv.txt``) is a problem with a "did you mean". Every other file (``README.md``,
+  ``notes.txt``, CSV files not named like a table, such as ``covariates.csv``) is ignored.
+* **Text.** UTF-8 (a BOM is allowed), comma-separated, as the csv module reads it.
+  A header cell's surrounding whitespace is stripped (as every cell's is); an empty or
+  repeated header name is a problem. Blank lines are skipped.
+* **Lines.** Problems of rows read from a file name the row's line as an editor shows it:
+  the header is line 1, blank lines count, and a quoted field's line breaks count; a row
+  is named by the line it starts on. Tables built in memory (`Evidence.with_tables`) have
+  no lines: their problems name the 1-based row.
+* **Columns.** An unknown column is a problem, except in ``arms.csv``, where any further
+  column is a candidate covariate unless it is a near-miss of a known column (see
+  `_near_known_column`: equal ignoring case, spaces and '-', or an edit or two away from
+  a longer name: ``Group``, ``grup``, ``Route``, ``folowup_months``). A table without a
+  column it needs gets that one problem, and its rows are not checked further.
+* **Numbers** are written as plain decimals in ASCII digits (:data:`NUMBER`): an optional
+  sign, digits with an optional decimal point, an optional exponent (``12``, ``+5``,
+  ``-0.5``, ``.5``, ``1e3``), surrounding spaces ignored. ``1_000``, ``1,5``, ``0x10``,
+  ``inf``, non-ASCII digits (``١٢``, ``１２``) and values beyond the float range are
+  problems (``nan``, like ``NA``, is "not reported").
+* **Arm sizes.** An outcome row counts patients of one arm: its ``n`` (``edss.csv``) or
+  ``n_at_risk`` (``adverse_events.csv``, ``mri.csv``), and the distinct patients of an arm
+  in ``patients.csv``, are at most that arm's ``n`` in ``arms.csv``.
 """
 
 from __future__ import annotations
 
+import codecs
+import collections
 import csv
+import dataclasses
+import difflib
+import errno
 import hashlib
 import io
 import math
+import os
+import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,6 +171,26 @@ ROW_KEYS = {
     "mri": ("study", "arm", "event", "timepoint_months"),
 }
 MISSING = {"", "NA", "N/A", "NR", "nan", "NaN"}
+#: Groups of columns of which a table needs at least one (beyond its required columns).
+ONE_OF = {
+    "edss": (("timepoint_months", "timepoint_weeks"),),
+    "patients": (("timepoint_months", "timepoint_weeks"), ("edss", "change")),
+    "mri": (("timepoint_months", "timepoint_weeks"),),
+}
+#: The column of an outcome table that counts patients of one arm: at most the arm's n.
+PATIENT_COUNTS = {"edss": "n", "adverse_events": "n_at_risk", "mri": "n_at_risk"}
+
+#: Largest table file read (bytes). The bundled tables are a few kB; a larger file, or a link
+#: to an endless device, is refused before it is read.
+MAX_FILE_BYTES = 50 * 2**20
+#: Most cells (fields of non-blank records, header included) read from one table file:
+#: bounds memory where a 50 MB file of short fields would expand many times over.
+MAX_CELLS = 2_000_000
+#: A number as the tables write it: sign, ASCII digits, decimal point, exponent (no '_', no
+#: hexadecimal, no inf/nan, no non-ASCII digits, all of which float() alone would accept).
+NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NUMBER_FORMAT = "written as a plain decimal such as 12, -0.5 or 1e3 (ASCII digits; no '_', ',' or spaces)"
+_WHOLE_FORMAT = "written in ASCII digits such as 12 or 1e3 (no '_', ',' or spaces)"
 
 
 @dataclass(frozen=True)
@@ -166,7 +228,7 @@ class Evidence:
                 months = pd.to_numeric(df["timepoint_months"], errors="coerce")
                 derived = np.isclose(months, weeks * 7 / DAYS_PER_MONTH)
                 new[name] = df.assign(timepoint_months=df["timepoint_months"].mask(derived))
-        frames = {k: _to_text(v) for k, v in new.items()}
+        frames = {k: _to_text(v).reset_index(drop=True) for k, v in new.items()}  # rows align by position
         return _build(frames, f"{self.path} (modified)")
 
     def subset(self, *, studies=None, exclude_studies=(), arms_where=None) -> "Evidence":
@@ -214,68 +276,259 @@ def load_evidence(path: str | Path = "data") -> Evidence:
     """Read and validate the evidence tables in `path` (a folder of CSV files).
 
     `arms.csv` is optional only when the outcome tables carry no arm characteristics
-    (a plain effect-size table): arms are then the study/arm pairs found.
+    (a plain effect-size table): arms are then the study/arm pairs found. What is read,
+    and how, is in the module docstring.
     """
     folder = Path(path)
     if not folder.is_dir():
         raise EvidenceError([Problem(str(folder), None, None, str(folder), "a folder of evidence CSV files")])
-    frames: dict[str, pd.DataFrame] = {}
     problems: list[Problem] = []
+    entries = _folder_entries(folder, problems)
+    problems += _misnamed_tables(folder, entries)
+    frames: dict[str, pd.DataFrame] = {}
+    lines: dict[str, list[int]] = {}
     digest = hashlib.sha256()
     for name in TABLES:
         file = folder / f"{name}.csv"
-        if not file.exists():
+        if file.name not in entries:
             continue
-        raw = file.read_bytes()
+        raw = _read_file(file, problems)
+        if raw is None:
+            continue
         digest.update(name.encode() + b"\0" + raw)
-        try:
-            text = raw.decode("utf-8-sig")
-            rows = list(csv.reader(io.StringIO(text, newline="")))
-        except (UnicodeDecodeError, csv.Error) as exc:
-            problems.append(Problem(str(file), None, None, type(exc).__name__, f"a UTF-8 CSV file ({exc})"))
-            continue
-        if not rows:
-            problems.append(Problem(str(file), None, None, "", "a header row"))
-            continue
-        header, body = rows[0], [r for r in rows[1:] if any(c.strip() for c in r)]
-        bad = [(i, r) for i, r in enumerate(body, 1) if len(r) != len(header)]
-        for i, r in bad:
-            problems.append(Problem(str(file), i, None, f"{len(r)} fields", f"{len(header)} fields as in the header"))
-        if bad:
-            continue
-        if len(set(header)) != len(header):
-            dup = sorted({h for h in header if header.count(h) > 1})
-            problems.append(Problem(str(file), None, ", ".join(dup), "repeated column", "unique column names"))
-            continue
-        frames[name] = pd.DataFrame(body, columns=header, dtype=object)
-    if not any(n in frames for n in TABLES[1:]) and "arms" not in frames:
-        problems.append(Problem(str(folder), None, None, "no tables", "at least one of " + ", ".join(f"{t}.csv" for t in TABLES)))
+        table = _read_csv(raw, str(file), problems)
+        if table is not None:
+            frames[name], lines[str(file)] = table
+    if not frames and not problems:
+        problems.append(Problem(str(folder), None, None, "no tables",
+                                "at least one of " + ", ".join(f"{t}.csv" for t in TABLES)))
     if problems:  # still report the cell-level problems of the tables that could be read
         for name, df in frames.items():
-            _parse(df, SCHEMAS[name], _file_label(str(folder), name), problems, open_columns=name == "arms")
-        raise EvidenceError(problems)
-    return _build(frames, str(folder), digest.hexdigest()[:16])
+            _parse_table(name, df, str(folder / f"{name}.csv"), problems)
+        raise EvidenceError(_located(problems, lines))
+    return _build(frames, str(folder), digest.hexdigest()[:16], lines)
 
 
-def _build(frames: dict[str, pd.DataFrame], path: str, data_hash: str | None = None) -> Evidence:
+# --- reading files -------------------------------------------------------------------
+
+
+def _folder_entries(folder: Path, problems: list[Problem]) -> set[str]:
+    """The names in `folder`. A table is present when its exact name is listed (on every file system)."""
+    try:
+        return set(os.listdir(folder))
+    except OSError as exc:
+        problems.append(Problem(str(folder), None, None, exc.strerror or str(exc), "a readable folder"))
+        return set()
+
+
+def _misnamed_tables(folder: Path, entries: set[str]) -> list[Problem]:
+    """A file that looks like an absent table under another name ('EDSS.csv', 'arm.csv', 'mri.CSV')."""
+    problems = []
+    for entry in sorted(entries):
+        table = _resembled_table(entry)
+        if table is None or f"{table}.csv" in entries or (folder / entry).is_dir():
+            continue
+        problems.append(Problem(str(folder / entry), None, None, entry,
+                                f"a table named exactly '{table}.csv' (did you mean '{table}.csv'?); "
+                                "files not named like a table are ignored"))
+    return problems
+
+
+def _resembled_table(entry: str) -> str | None:
+    """The table whose name `entry`'s (first '.'-separated part, squashed) is or is close to."""
+    stem = _squash(entry.split(".", 1)[0])
+    if not stem or entry in {f"{t}.csv" for t in TABLES}:
+        return None
+    matches = difflib.get_close_matches(stem, TABLES, n=1, cutoff=0.8)
+    return matches[0] if matches else None
+
+
+class _Refused(Exception):
+    """A table path that is not a regular file of acceptable size (the message says what it is)."""
+
+
+def _read_file(file: Path, problems: list[Problem]) -> bytes | None:
+    """The bytes of `file`, or None (problem added) if it is not a readable regular file of at most MAX_FILE_BYTES."""
+    try:
+        return _file_bytes(file)
+    except _Refused as exc:
+        found = str(exc)
+    except OSError as exc:
+        found = _unreadable(file, exc)
+    if os.path.islink(file) and "symbolic link" not in found:
+        found += f" (a symbolic link to {os.readlink(file)!r})"
+    problems.append(Problem(str(file), None, None, found,
+                            f"a readable regular file of at most {MAX_FILE_BYTES // 2**20} MB"))
+    return None
+
+
+def _file_bytes(file: Path) -> bytes:
+    """Read a regular file. Its type is checked before opening (a FIFO or device is never opened)
+    and again on the open file; a non-blocking open never waits, should it have become a FIFO."""
+    info = os.stat(file)  # follows links: a dangling link or a loop raises here
+    _require_regular(info)
+    fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with open(fd, "rb") as fh:
+        _require_regular(os.fstat(fd))
+        raw = fh.read(MAX_FILE_BYTES + 1)
+    if len(raw) > MAX_FILE_BYTES:
+        raise _Refused(f"more than {MAX_FILE_BYTES:,} bytes")
+    return raw
+
+
+def _require_regular(info: os.stat_result) -> None:
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    for test, what in kinds:
+        if test(info.st_mode):
+            raise _Refused(what)
+    if not stat.S_ISREG(info.st_mode):
+        raise _Refused("not a regular file")
+    if info.st_size > MAX_FILE_BYTES:
+        raise _Refused(f"{info.st_size:,} bytes")
+
+
+def _unreadable(file: Path, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "a symbolic link loop"
+    if exc.errno == errno.ENOENT and os.path.islink(file):
+        return f"a symbolic link to {os.readlink(file)!r}, which does not exist"
+    return exc.strerror or str(exc)
+
+
+def _read_csv(raw: bytes, file: str, problems: list[Problem]) -> tuple[pd.DataFrame, list[int]] | None:
+    """A table's cells as text and the line each data row starts on; None (problems added) if it
+    is not a well-formed comma-separated UTF-8 table."""
+    text = _decode(raw, file, problems)
+    records = None if text is None else _records(text, file, problems)
+    if records is None:
+        return None
+    if not records:
+        problems.append(Problem(file, None, None, "", "a header row"))
+        return None
+    (header_line, _, header), body = records[0], records[1:]
+    found = _header_problems(header, file, header_line)
+    if not found:
+        found = _ragged_rows(body, len(header), file)
+    problems += found
+    if found:
+        return None
+    frame = pd.DataFrame([fields for _, _, fields in body], columns=[h.strip() for h in header], dtype=object)
+    return frame, [line for line, _, _ in body]
+
+
+def _decode(raw: bytes, file: str, problems: list[Problem]) -> str | None:
+    body = raw[len(codecs.BOM_UTF8):] if raw.startswith(codecs.BOM_UTF8) else raw
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            expected = "UTF-8 text (this file looks UTF-16: save it as UTF-8)"
+        else:
+            byte = exc.start + len(raw) - len(body) + 1
+            expected = f"UTF-8 text (byte {byte:,} of the file is not UTF-8: save it as UTF-8)"
+        line = 1 + len(re.findall(rb"\r\n|\r|\n", body[: exc.start]))
+        problems.append(Problem(file, None, None, body[exc.start : exc.end], expected, line=line))
+        return None
+
+
+def _records(text: str, file: str, problems: list[Problem]) -> list[tuple[int, int, list[str]]] | None:
+    """Each non-blank record with its first and last line (lines as csv.reader counts them: a
+    quoted line break is a line); None (problem added) if the csv module cannot read it."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    records, start, cells = [], 1, 0
+    try:
+        for fields in reader:
+            if any(c.strip() for c in fields):
+                records.append((start, reader.line_num, fields))
+                cells += len(fields)
+                if cells > MAX_CELLS:
+                    problems.append(Problem(file, None, None, f"more than {MAX_CELLS:,} cells",
+                                            f"at most {MAX_CELLS:,} cells in one table", line=start))
+                    return None
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        hint = "is a quote left open?" if "field limit" in str(exc) else "a well-formed CSV record"
+        problems.append(Problem(file, None, None, str(exc), f"CSV fields of at most {csv.field_size_limit():,} "
+                                f"characters ({hint})", line=start))
+        return None
+    return records
+
+
+def _header_problems(header: list[str], file: str, line: int) -> list[Problem]:
+    separator = _foreign_separator(header)
+    if separator:
+        shown = ",".join(header)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        expected = f"comma-separated fields; this looks {separator}-separated"
+        return [Problem(file, None, None, shown, expected, line=line)]
+    names = [h.strip() for h in header]
+    problems = [Problem(file, None, None, h, f"a name for column {k} of the header", line=line)
+                for k, h in enumerate(names, 1) if not h]
+    repeated = sorted(h for h, count in collections.Counter(names).items() if h and count > 1)
+    if repeated:
+        problems.append(Problem(file, None, ", ".join(repeated), "repeated column", "unique column names", line=line))
+    return problems
+
+
+def _foreign_separator(header: list[str]) -> str | None:
+    """"';'", "tab" or "'|'" when the header has at least as many of those as fields: not comma-separated."""
+    for separator, name in ((";", "';'"), ("\t", "tab"), ("|", "'|'")):
+        if sum(h.count(separator) for h in header) >= len(header):
+            return name
+    return None
+
+
+def _ragged_rows(body: list[tuple[int, int, list[str]]], width: int, file: str) -> list[Problem]:
+    problems = []
+    for i, (line, last, fields) in enumerate(body, 1):
+        if len(fields) != width:
+            hint = f" (this row spans lines {line}-{last}: is a quote left open?)" if last > line else ""
+            problems.append(Problem(file, i, None, f"{len(fields)} fields", f"{width} fields as in the header" + hint,
+                                    line=line))
+    return problems
+
+
+def _located(problems: list[Problem], lines: dict[str, list[int]]) -> list[Problem]:
+    """Each problem of a row read from a file, with the line that row starts on."""
+    out = []
+    for p in problems:
+        rows = lines.get(p.file, ())
+        if p.line is None and p.row is not None and 0 < p.row <= len(rows):
+            p = dataclasses.replace(p, line=rows[p.row - 1])
+        out.append(p)
+    return out
+
+
+# --- parsing and checking ------------------------------------------------------------
+
+
+def _build(frames: dict[str, pd.DataFrame], path: str, data_hash: str | None = None,
+           lines: dict[str, list[int]] | None = None) -> Evidence:
+    """Parse and check the tables. `lines` (file -> line of each row) is None for tables built in
+    memory; their problems then name the file alone ('edss.csv') and the row."""
+    def label(name: str) -> str:
+        return f"{name}.csv" if lines is None else str(Path(path) / f"{name}.csv")
+
     problems: list[Problem] = []
     tables: dict[str, pd.DataFrame] = {}
+    broken: set[str] = set()  # tables without a column they need: their rows are not checked
     for name in TABLES:
-        file = _file_label(path, name)
         if name in frames:
-            tables[name] = _parse(frames[name], SCHEMAS[name], file, problems, open_columns=name == "arms")
+            tables[name], ok = _parse_table(name, frames[name], label(name), problems)
+            broken |= set() if ok else {name}
         else:
             tables[name] = pd.DataFrame({c: pd.Series(dtype=_dtype(col)) for c, col in SCHEMAS[name].items()})
     if "arms" not in frames:
-        tables["arms"] = _arms_from_outcomes(tables, problems)
+        tables["arms"] = _arms_from_outcomes(tables)
     # Row-level checks run on every row whose values all parsed (a cell that failed to
     # parse is already reported; checks on its blank would only repeat it).
     unparsed = {(p.file, p.row) for p in problems}
     row_problems: list[Problem] = []
-    _check_rows(tables, path, row_problems)
+    _check_rows(tables, label, broken, row_problems)
     problems += [p for p in row_problems if (p.file, p.row) not in unparsed]
     if problems:
-        raise EvidenceError(problems)
+        raise EvidenceError(_located(problems, lines or {}))
     for df in tables.values():
         if "timepoint_weeks" in df and "timepoint_months" in df:
             weeks = df["timepoint_weeks"] * 7 / DAYS_PER_MONTH
@@ -293,48 +546,72 @@ def _hash_tables(tables: dict[str, pd.DataFrame]) -> str:
     ).hexdigest()
 
 
-def _file_label(path: str, name: str) -> str:
-    """The file named in a problem: just 'edss.csv' for tables modified in memory (`with_tables`)."""
-    return f"{name}.csv" if path.endswith(" (modified)") else f"{Path(path) / name}.csv"
-
-
 def _dtype(col: Column) -> str:
     return {"float": "float64", "int": "Int64", "bool": "boolean"}.get(col.kind, "object")
 
 
+def _parse_table(name: str, df: pd.DataFrame, file: str, problems: list[Problem]) -> tuple[pd.DataFrame, bool]:
+    """The parsed table, and whether it has every column it needs."""
+    absent = _absent_columns(name, set(df.columns), file)
+    problems += absent
+    return _parse(df, SCHEMAS[name], file, problems, open_columns=name == "arms"), not absent
+
+
+def _absent_columns(name: str, columns: set, file: str) -> list[Problem]:
+    problems = [Problem(file, None, c, "(column absent)", f"a column '{c}'")
+                for c, col in SCHEMAS[name].items() if col.required and c not in columns]
+    for group in ONE_OF.get(name, ()):
+        if not columns & set(group):
+            problems.append(Problem(file, None, "/".join(group), "(columns absent)",
+                                    "a column " + " or ".join(f"'{c}'" for c in group)))
+    return problems
+
+
 def _parse(df: pd.DataFrame, schema: dict[str, Column], file: str, problems: list[Problem], open_columns: bool):
-    for name, col in schema.items():
-        if col.required and name not in df.columns:
-            problems.append(Problem(file, None, name, "(column absent)", f"a column '{name}'"))
     out = {}
     for name in df.columns:
         col = schema.get(name)
-        if col is None:
-            if open_columns:  # any further arms.csv column is a candidate covariate
-                out[name] = _parse_open(df[name])
-                continue
-            problems.append(Problem(file, None, name, "(unknown column)", "a known column" + did_you_mean(name, schema)))
+        if col is not None:
+            out[name] = _parse_column(df[name], name, col, file, problems)
             continue
-        values = []
-        for i, raw in enumerate(df[name], 1):
-            text = str(raw).strip()
-            if text in MISSING:
-                if col.required:
-                    problems.append(Problem(file, i, name, raw, "a value (this column is required)"))
-                values.append(None)
-                continue
-            value, ok = _convert(text, col)
-            if not ok:
-                hint = did_you_mean(text, col.choices) if col.kind == "cat" else ""
-                problems.append(Problem(file, i, name, raw, col.expected() + hint))
-            values.append(value if ok else None)
-        out[name] = pd.Series(values, dtype=_dtype(col)) if col.kind != "float" else pd.Series(
-            [np.nan if v is None else v for v in values], dtype="float64")
+        near = _near_known_column(str(name), schema) if open_columns else None
+        if open_columns and near is None:  # any further arms.csv column is a candidate covariate
+            out[name] = _parse_open(df[name], name, file, problems)
+            continue
+        hint = f" (did you mean '{near}'?); a covariate needs a name unlike every known column" if near else \
+            did_you_mean(name, schema)
+        problems.append(Problem(file, None, name, "(unknown column)", "a known column" + hint))
     for name, col in schema.items():
         if name not in out:
             out[name] = pd.Series([None] * len(df), dtype=_dtype(col)) if col.kind != "float" else pd.Series(
                 np.full(len(df), np.nan))
     return pd.DataFrame(out)
+
+
+def _parse_column(series: pd.Series, name: str, col: Column, file: str, problems: list[Problem]) -> pd.Series:
+    values = []
+    for i, raw in enumerate(series, 1):
+        text = str(raw).strip()
+        if text in MISSING:
+            if col.required:
+                problems.append(Problem(file, i, name, raw, "a value (this column is required)"))
+            values.append(None)
+            continue
+        value, ok = _convert(text, col)
+        if not ok:
+            problems.append(Problem(file, i, name, raw, col.expected() + _hint(text, col)))
+        values.append(value if ok else None)
+    if col.kind == "float":
+        return pd.Series([np.nan if v is None else v for v in values], dtype="float64")
+    return pd.Series(values, dtype=_dtype(col))
+
+
+def _hint(text: str, col: Column) -> str:
+    if col.kind == "cat":
+        return did_you_mean(text, col.choices)
+    if col.kind in ("int", "float") and not NUMBER.fullmatch(text):
+        return ", " + (_WHOLE_FORMAT if col.kind == "int" else _NUMBER_FORMAT)
+    return ""
 
 
 def _convert(text: str, col: Column):
@@ -345,11 +622,8 @@ def _convert(text: str, col: Column):
     if col.kind == "bool":
         low = text.lower()
         return (low in ("true", "yes", "1")), low in ("true", "yes", "1", "false", "no", "0")
-    try:
-        number = float(text)
-    except ValueError:
-        return None, False
-    if not math.isfinite(number):
+    number = _number(text)
+    if number is None:
         return None, False
     if col.kind == "int":
         if number != int(number) or abs(number) >= 2**63:
@@ -362,16 +636,77 @@ def _convert(text: str, col: Column):
     return number, True
 
 
-def _parse_open(series: pd.Series) -> pd.Series:
-    text = series.astype(str).str.strip()
-    missing = text.isin(MISSING)
-    numbers = pd.to_numeric(text.where(~missing), errors="coerce")
-    if numbers[~missing].notna().all():
-        return numbers.astype("float64")
-    return text.where(~missing, None).astype(object)
+def _number(text: str) -> float | None:
+    """The value of a number written as :data:`NUMBER` allows and within the float range, else None."""
+    if not NUMBER.fullmatch(text):
+        return None
+    value = float(text)
+    return value if math.isfinite(value) else None
 
 
-def _arms_from_outcomes(tables: dict[str, pd.DataFrame], problems: list[Problem]) -> pd.DataFrame:
+def _parse_open(series: pd.Series, name: str, file: str, problems: list[Problem]) -> pd.Series:
+    """A covariate column: numbers if every reported value is one, else text. A column that
+    float() would read whole ('1_000', '١٢', 'inf' among numbers) is numbers written wrongly."""
+    text = [str(v).strip() for v in series]
+    numbers = [np.nan if t in MISSING else _number(t) for t in text]
+    if all(v is not None for v in numbers):
+        return pd.Series(numbers, dtype="float64")
+    if all(v is not None or _loose_number(t) for t, v in zip(text, numbers)):
+        for i, (raw, v) in enumerate(zip(series, numbers), 1):
+            if v is None:
+                problems.append(Problem(file, i, name, raw, f"a finite number {_NUMBER_FORMAT} (the other values "
+                                        "of this covariate are numbers)"))
+        return pd.Series([np.nan if v is None else v for v in numbers], dtype="float64")
+    return pd.Series([None if t in MISSING else t for t in text], dtype=object)
+
+
+def _loose_number(text: str) -> bool:
+    """Would float() take it (as it takes '1_000', 'inf' and non-ASCII digits)?"""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _squash(name: str) -> str:
+    """'  Follow-up Months ' -> 'follow_up_months': lower case, spaces and '-' as '_'."""
+    return re.sub(r"[\s\-]+", "_", name.strip()).casefold()
+
+
+def _near_known_column(name: str, known) -> str | None:
+    """The known column `name` is a near-miss of, else None.
+
+    Near: the squashed name (`_squash`) is within an edit distance (insertions, deletions,
+    substitutions and swaps of neighbours) of 0 for known names of 1-3 characters, 1 for 4-7
+    and 2 for 8 or more. 'Group', 'grup', 'Route', 'disease ', 'folowup_month' are near;
+    'age_mean', 'edss_baseline_mean', 'female_percent' are new columns.
+    """
+    squashed = _squash(name)
+    best = None
+    for k in known:
+        slack = 0 if len(k) <= 3 else 1 if len(k) < 8 else 2
+        if abs(len(squashed) - len(k)) <= slack:
+            distance = _edit_distance(squashed, k)
+            if distance <= slack and (best is None or distance < best[0]):
+                best = (distance, k)
+    return best[1] if best else None
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Optimal string alignment distance (Levenshtein plus swaps of neighbouring characters)."""
+    previous, current = None, list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        before, previous, current = previous, current, [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], before[j - 2] + 1)
+    return current[len(b)]
+
+
+def _arms_from_outcomes(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     parts = [t[["study", "arm"]] for n, t in tables.items() if n != "arms" and len(t)]
     keys = pd.concat(parts).dropna().drop_duplicates() if parts else pd.DataFrame(columns=["study", "arm"])
     arms = pd.DataFrame({c: pd.Series([None] * len(keys), dtype=_dtype(col)) for c, col in SCHEMAS["arms"].items()})
@@ -384,47 +719,84 @@ def _arms_from_outcomes(tables: dict[str, pd.DataFrame], problems: list[Problem]
     return arms
 
 
-def _check_rows(tables: dict[str, pd.DataFrame], path: str, problems: list[Problem]) -> None:
-    def file(name: str) -> str:
-        return _file_label(path, name)
-
+def _check_rows(tables: dict[str, pd.DataFrame], label, broken: set[str], problems: list[Problem]) -> None:
+    """Checks across rows and tables, skipping tables without a column they need (`broken`)."""
     arms = tables["arms"]
-    known = {(s, a) for s, a in zip(arms["study"], arms["arm"]) if pd.notna(s) and pd.notna(a)}
     for name, df in tables.items():
-        if not len(df):
+        if not len(df) or name in broken:
             continue
-        if name != "arms":
-            for i, (s, a) in enumerate(zip(df["study"], df["arm"]), 1):
-                if (s, a) not in known:
-                    arms_of_s = sorted(x for (st, x) in known if st == s)
-                    hint = did_you_mean(a, arms_of_s) if arms_of_s else did_you_mean(s, sorted({st for st, _ in known}))
-                    problems.append(Problem(file(name), i, "study/arm", f"{s}/{a}", "a study/arm listed in arms.csv" + hint))
+        if name != "arms" and "arms" not in broken:
+            _check_known_arms(df, arms, label(name), problems)
+            _check_arm_sizes(name, df, arms, label(name), problems)
         if "timepoint_months" in df and name != "arms":
-            both = df["timepoint_months"].notna() & df["timepoint_weeks"].notna()
-            for i in np.flatnonzero(both.to_numpy()):
-                problems.append(Problem(file(name), i + 1, "timepoint_weeks", df["timepoint_weeks"].iloc[i],
-                                        "either timepoint_months or timepoint_weeks, not both"))
-            if name in ("edss", "patients", "mri"):
-                neither = df["timepoint_months"].isna() & df["timepoint_weeks"].isna()
-                for i in np.flatnonzero(neither.to_numpy()):
-                    problems.append(Problem(file(name), i + 1, "timepoint_months", "", "a timepoint (months or weeks)"))
-        keys = [k if k != "timepoint_months" else "_t" for k in ROW_KEYS[name]]
-        keyed = df.assign(_t=df["timepoint_months"].fillna(df["timepoint_weeks"] * 7 / DAYS_PER_MONTH)) if "timepoint_weeks" in df else df
-        dup = keyed.astype(object).where(keyed.notna(), None).duplicated(subset=keys, keep="first")
-        for i in np.flatnonzero(dup.to_numpy()):
-            problems.append(Problem(file(name), i + 1, ",".join(ROW_KEYS[name]), tuple(keyed[k].iloc[i] for k in keys),
-                                    "a unique row (the same key appears earlier)"))
-        if "secondary_fields" in df:
-            for i, fields in enumerate(df["secondary_fields"], 1):
-                for col in _split(fields):
-                    if col not in df.columns:
-                        problems.append(Problem(file(name), i, "secondary_fields", col,
-                                                "a column of this table" + did_you_mean(col, df.columns)))
-    _check_arms(arms, file("arms"), problems)
-    _check_edss(tables["edss"], file("edss"), problems)
-    _check_patients(tables["patients"], file("patients"), problems)
-    for name in ("adverse_events", "mri"):
-        _check_events(tables[name], file(name), problems)
+            _check_timepoints(name, df, label(name), problems)
+        _check_duplicates(name, df, label(name), problems)
+        _check_secondary_fields(df, label(name), problems)
+    checks = {"arms": _check_arms, "edss": _check_edss, "patients": _check_patients,
+              "adverse_events": _check_events, "mri": _check_events}
+    for name, check in checks.items():
+        if name not in broken:
+            check(tables[name], label(name), problems)
+
+
+def _check_known_arms(df: pd.DataFrame, arms: pd.DataFrame, file: str, problems: list[Problem]) -> None:
+    by_study: dict[object, list] = collections.defaultdict(list)
+    for s, a in zip(arms["study"], arms["arm"]):
+        if pd.notna(s) and pd.notna(a):
+            by_study[s].append(a)
+    for i, (s, a) in enumerate(zip(df["study"], df["arm"]), 1):
+        if a in by_study.get(s, ()):
+            continue
+        hint = did_you_mean(a, sorted(by_study[s])) if s in by_study else did_you_mean(s, sorted(by_study))
+        problems.append(Problem(file, i, "study/arm", f"{s}/{a}", "a study/arm listed in arms.csv" + hint))
+
+
+def _check_arm_sizes(name: str, df: pd.DataFrame, arms: pd.DataFrame, file: str, problems: list[Problem]) -> None:
+    """A row counts patients of one arm: at most the arm's n (distinct patients, in patients.csv)."""
+    arm_n = {(s, a): n for s, a, n in zip(arms["study"], arms["arm"], arms["n"]) if pd.notna(n)}
+    if name == "patients":
+        seen: dict[tuple, set] = collections.defaultdict(set)
+        for i, (s, a, patient) in enumerate(zip(df["study"], df["arm"], df["patient"]), 1):
+            seen[s, a].add(patient)
+            if (s, a) in arm_n and len(seen[s, a]) == arm_n[s, a] + 1:
+                problems.append(Problem(file, i, "patient", patient,
+                                        f"at most the arm's n in arms.csv ({arm_n[s, a]}) distinct patients"))
+        return
+    column = PATIENT_COUNTS[name]
+    for i, (s, a, n) in enumerate(zip(df["study"], df["arm"], df[column]), 1):
+        if (s, a) in arm_n and pd.notna(n) and n > arm_n[s, a]:
+            problems.append(Problem(file, i, column, n, f"at most the arm's n in arms.csv ({arm_n[s, a]})"))
+
+
+def _check_timepoints(name: str, df: pd.DataFrame, file: str, problems: list[Problem]) -> None:
+    both = df["timepoint_months"].notna() & df["timepoint_weeks"].notna()
+    for i in np.flatnonzero(both.to_numpy()):
+        problems.append(Problem(file, i + 1, "timepoint_weeks", df["timepoint_weeks"].iloc[i],
+                                "either timepoint_months or timepoint_weeks, not both"))
+    if name in ("edss", "patients", "mri"):
+        neither = df["timepoint_months"].isna() & df["timepoint_weeks"].isna()
+        for i in np.flatnonzero(neither.to_numpy()):
+            problems.append(Problem(file, i + 1, "timepoint_months", "", "a timepoint (months or weeks)"))
+
+
+def _check_duplicates(name: str, df: pd.DataFrame, file: str, problems: list[Problem]) -> None:
+    keys = [k if k != "timepoint_months" else "_t" for k in ROW_KEYS[name]]
+    keyed = df.assign(_t=df["timepoint_months"].fillna(df["timepoint_weeks"] * 7 / DAYS_PER_MONTH)) \
+        if "timepoint_weeks" in df else df
+    dup = keyed.astype(object).where(keyed.notna(), None).duplicated(subset=keys, keep="first")
+    for i in np.flatnonzero(dup.to_numpy()):
+        problems.append(Problem(file, i + 1, ",".join(ROW_KEYS[name]), tuple(keyed[k].iloc[i] for k in keys),
+                                "a unique row (the same key appears earlier)"))
+
+
+def _check_secondary_fields(df: pd.DataFrame, file: str, problems: list[Problem]) -> None:
+    if "secondary_fields" not in df:
+        return
+    for i, fields in enumerate(df["secondary_fields"], 1):
+        for col in _split(fields):
+            if col not in df.columns:
+                problems.append(Problem(file, i, "secondary_fields", col,
+                                        "a column of this table" + did_you_mean(col, df.columns)))
 
 
 def _check_arms(arms: pd.DataFrame, file: str, problems: list[Problem]) -> None:
