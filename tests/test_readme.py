@@ -1,0 +1,67 @@
+"""Every code block of the README runs (or, for the command synopsis, names only what exists)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from msc_bayes.cli import _parser
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text(encoding="utf-8")
+BLOCKS = re.findall(r"^```(\w+)\n(.*?)^```", README, flags=re.S | re.M)
+
+
+def blocks(language: str) -> list[str]:
+    return [body for lang, body in BLOCKS if lang == language]
+
+
+def test_every_block_is_one_of_the_kinds_tested_here():
+    assert {lang for lang, _ in BLOCKS} <= {"bash", "python", "text"}
+    assert len(blocks("bash")) == 2 and len(blocks("python")) == 1 and len(blocks("text")) == 1
+
+
+def test_the_test_command_is_what_ci_runs():
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert blocks("bash")[1].strip() in ci
+
+
+def test_the_command_synopsis_names_only_real_commands_and_options():
+    parser = _parser()
+    commands = parser._subparsers._group_actions[0].choices  # argparse has no public accessor
+    for line in blocks("text")[0].splitlines():
+        words = line.split("#")[0].split()
+        assert words[:3] == ["python", "-m", "msc_bayes"] and words[3] in commands
+        options = set(re.findall(r"--[a-z-]+", line.split("#")[0]))
+        known = {o for action in commands[words[3]]._actions for o in action.option_strings}
+        assert options <= known, options - known
+
+
+@pytest.mark.slow
+def test_the_python_api_block_runs(monkeypatch):
+    monkeypatch.chdir(REPO)
+    namespace: dict = {}
+    exec(compile(blocks("python")[0], "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    assert namespace["result"].summary().shape[0] > 0
+    assert namespace["post"].mu_quantile([0.5]).shape == (1,)
+
+
+@pytest.mark.slow
+def test_the_main_command_runs(tmp_path):
+    """The main job as written (less the install, which CI's own set-up is), in a scratch folder."""
+    commands = [c.strip() for c in blocks("bash")[0].split("&&")]
+    assert commands[:2] == ["python -m venv .venv", ".venv/bin/pip install -q -c constraints.txt -e ."]
+    words = shlex.split(commands[2])
+    assert words[:3] == [".venv/bin/python", "-m", "msc_bayes"]
+    for name in ("data", "models"):
+        (tmp_path / name).symlink_to(REPO / name)
+    done = subprocess.run([sys.executable, *words[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr
+    runs = list((tmp_path / "reports").iterdir())
+    assert len(runs) == 1 and (runs[0] / "index.html").exists() and (runs[0] / "report.md").exists()
+    assert f"report: reports/{runs[0].name}/index.html" in done.stdout
