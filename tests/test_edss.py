@@ -329,6 +329,49 @@ def test_counts_likelihood_matches_enumeration(mixed, pattern, threshold):
     assert got == pytest.approx(edss.count_loglik_numpy(theta, sigma, n, counts, threshold), rel=FLOAT_RTOL)
 
 
+LARGE_N = 15_000  # a valid arm size; enumerating its splits took ~6 GB and several seconds
+#: Every reporting pattern at n = LARGE_N: (reported counts, its exact log likelihood from scipy's
+#: multinomial / binomial given the category probabilities (p_improved, p_stable, p_worsened)).
+LARGE_PATTERNS = {
+    "full": ({"improved": 5000, "stable": 6000, "worsened": 4000},
+             lambda p: stats.multinomial.logpmf([5000, 6000, 4000], LARGE_N, p)),
+    "improved_and_not_worse": ({"improved": 6000, "stable_or_improved": 14000},
+                               lambda p: stats.multinomial.logpmf([6000, 8000, 1000], LARGE_N, p)),
+    "all_stable": ({"stable": LARGE_N}, lambda p: LARGE_N * math.log(p[1])),
+    "worsened_only": ({"worsened": 3000}, lambda p: stats.binom.logpmf(3000, LARGE_N, p[2])),
+    "improved_only": ({"improved": 5000}, lambda p: stats.binom.logpmf(5000, LARGE_N, p[0])),
+    "stable_only": ({"stable": 3000}, lambda p: stats.binom.logpmf(3000, LARGE_N, p[1])),
+    "not_better": ({"stable_or_worsened": 9000}, lambda p: stats.binom.logpmf(6000, LARGE_N, p[0])),
+    "not_worse": ({"stable_or_improved": 12000}, lambda p: stats.binom.logpmf(3000, LARGE_N, p[2])),
+}
+#: Bounds for one count_groups + count_loglik_numpy call at n = LARGE_N: generous for a closed
+#: form (measured ~0.1 MiB and ~6 ms), four orders of magnitude below enumerating every split.
+LARGE_PEAK_BYTES = 16 * 2**20
+LARGE_SECONDS = 1.0
+
+
+@pytest.mark.parametrize("pattern", list(LARGE_PATTERNS))
+def test_counts_likelihood_of_a_large_arm_is_exact_in_constant_memory(pattern):
+    import time
+    import tracemalloc
+
+    counts, exact = LARGE_PATTERNS[pattern]
+    theta, sigma, threshold = -0.1, 0.8, 0.5
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        edss.count_groups(LARGE_N, counts)
+        got = edss.count_loglik_numpy(theta, sigma, LARGE_N, counts, threshold)
+        seconds = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < LARGE_PEAK_BYTES and seconds < LARGE_SECONDS
+    p_imp = stats.norm.cdf(-threshold + 0.25, theta, sigma)
+    p_wor = stats.norm.sf(threshold - 0.25, theta, sigma)
+    assert got == pytest.approx(exact([p_imp, 1 - p_imp - p_wor, p_wor]), rel=FLOAT_RTOL)
+
+
 def test_counts_thresholds_follow_the_half_point_rounding(mixed):
     """Rounded change <= -t  <=>  Delta < -t + 0.25 (and >= t <=> Delta >= t - 0.25), so one
     patient's P(improved) at t = 0.5 is Phi((-0.25 - theta)/sigma), P(stable) at t = 1 is

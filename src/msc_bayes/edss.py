@@ -41,6 +41,7 @@ reported quantity keep their meaning; ``study_offset`` is the standardised coord
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -157,31 +158,16 @@ def prepare(spec, evidence: Evidence) -> Prepared:
     return Prepared(units, d, tuple(notes) + d.notes)
 
 
-def _partitions(n: int, row) -> np.ndarray:
-    """Every (improved, stable, worsened) split of n consistent with the reported counts."""
-    i = np.arange(n + 1)[:, None]
-    s = np.arange(n + 1)[None, :]
-    w = n - i - s
-    ok = w >= 0
-    parts = {"improved": i, "stable": s, "worsened": w, "stable_or_improved": i + s, "stable_or_worsened": s + w}
-    for c in COUNT_COLUMNS:
-        v = getattr(row, c, None) if not isinstance(row, dict) else row.get(c)
-        if v is not None and pd.notna(v):
-            ok &= parts[c] == int(v)
-    ii, ss = np.nonzero(ok)
-    return np.stack([ii, ss, n - ii - ss], axis=1)
-
-
 def count_loglik_numpy(theta: float, sigma: float, n: int, row, threshold: float) -> float:
-    """Reference implementation of the counts likelihood (used by tests and PPC)."""
-    parts = _partitions(n, row)
+    """The counts likelihood with scipy (tests, checks): the closed form of :func:`count_groups`,
+    its coefficient plus each category group's count times the group's log probability."""
+    coef, counts = count_groups(n, row)
     lo, hi = -threshold + HALF_STEP, threshold - HALF_STEP
-    lp = np.array([stats.norm.logcdf(lo, theta, sigma),
-                   np.log(stats.norm.cdf(hi, theta, sigma) - stats.norm.cdf(lo, theta, sigma)),
-                   stats.norm.logsf(hi, theta, sigma)])
-    coef = special.gammaln(n + 1) - special.gammaln(parts + 1).sum(axis=1)
-    terms = coef + np.where(parts > 0, parts * lp, 0.0).sum(axis=1)
-    return float(special.logsumexp(terms))
+    dist = stats.norm(theta, sigma)
+    log_p = {"improved": dist.logcdf(lo), "worsened": dist.logsf(hi), "stable": np.log(dist.cdf(hi) - dist.cdf(lo)),
+             "stable_or_improved": dist.logcdf(hi), "stable_or_worsened": dist.logsf(lo),
+             "improved_or_worsened": np.logaddexp(dist.logcdf(lo), dist.logsf(hi))}
+    return float(coef + sum(c * log_p[g] for g, c in counts.items() if c > 0))
 
 
 def build(spec, evidence: Evidence, *, standardise: bool = True):
@@ -309,26 +295,79 @@ COUNT_GROUPS = {"improved": (1, 0, 0), "stable": (0, 1, 0), "worsened": (0, 0, 1
                 "stable_or_improved": (1, 1, 0), "stable_or_worsened": (0, 1, 1), "improved_or_worsened": (1, 0, 1)}
 
 
+CATEGORIES = ("improved", "stable", "worsened")
+#: What a reported count fixes: one of i = improved, s = stable, t = improved + stable
+#: (= n - worsened), and its value, given n and the count.
+_FIXES = {
+    "improved": lambda n, v: ("i", v),
+    "stable": lambda n, v: ("s", v),
+    "worsened": lambda n, v: ("t", n - v),
+    "stable_or_improved": lambda n, v: ("t", v),
+    "stable_or_worsened": lambda n, v: ("i", n - v),
+}
+#: When only one of i, s, t is fixed: (the fixed category, the other two merged); for t the
+#: fixed category is worsened = n - t.
+_BINOMIALS = {"i": ("improved", "stable_or_worsened"), "s": ("stable", "improved_or_worsened"),
+              "t": ("worsened", "stable_or_improved")}
+
+
+def _reported(row, column: str) -> int | None:
+    v = row.get(column) if isinstance(row, dict) else getattr(row, column, None)
+    return None if v is None or pd.isna(v) else int(v)
+
+
+def _fixed(n: int, reported: Mapping[str, int]) -> dict[str, int]:
+    """Which of i, s, t the reported counts fix, and their values (see `_FIXES`)."""
+    fixed: dict[str, int] = {}
+    for column, v in reported.items():
+        key, value = _FIXES[column](n, v)
+        if fixed.setdefault(key, value) != value:
+            raise ValueError(f"the counts {dict(reported)} of n = {n} disagree")
+    if not fixed:
+        raise ValueError("no improved/stable/worsened count reported")
+    return fixed
+
+
+def _full_split(n: int, fixed: Mapping[str, int], reported: Mapping[str, int]) -> tuple[int, int, int] | None:
+    """(improved, stable, worsened) when the fixed values leave one split, else None.
+
+    Two of i, s, t fix the third; one category holding all n patients (i = n, s = n or
+    t = 0) leaves the others none.
+    """
+    i, s, t = fixed.get("i"), fixed.get("s"), fixed.get("t")
+    if s is not None and t is not None and i is None:
+        i = t - s
+    elif i is not None and t is not None and s is None:
+        s = t - i
+    elif len(fixed) == 1 and (i == n or s == n or t == 0):
+        i, s = (n if i == n else 0), (n if s == n else 0)
+    if i is None or s is None:
+        return None
+    if i < 0 or s < 0 or i + s > n or (t is not None and t != i + s):
+        raise ValueError(f"no split of n = {n} into improved + stable + worsened has the counts {dict(reported)}")
+    return i, s, n - i - s
+
+
 def count_groups(n: int, row) -> tuple[float, dict[str, int]]:
     """The counts likelihood in closed form: (log coefficient, patients per category group).
 
     The reported counts fix either every category (one split: a multinomial) or exactly one
     (a line of splits, (n - k + 1) of them). Summing the multinomial over a line is a binomial
     of the fixed category against the other two merged (binomial theorem), so the sum over
-    every consistent split is ``coef + sum_g count_g * log P(group g)`` exactly, with no
-    sum over splits at run time.
+    every consistent split is ``coef + sum_g count_g * log P(group g)`` exactly. Computed from
+    the reported counts alone: O(1) in n, no split is enumerated.
     """
-    parts = _partitions(n, row)
-    if len(parts) == 1:
-        counts = dict(zip(("improved", "stable", "worsened"), (int(c) for c in parts[0])))
-        return float(special.gammaln(n + 1) - special.gammaln(parts[0] + 1).sum()), counts
-    fixed = [c for c in range(3) if (parts[:, c] == parts[0, c]).all()]
-    if len(fixed) != 1 or len(parts) != n - parts[0, fixed[0]] + 1:
-        raise AssertionError(f"counts of {row} do not fix one category")  # pragma: no cover - see docstring
-    c = fixed[0]
-    k = int(parts[0, c])
-    rest = next(g for g, m in COUNT_GROUPS.items() if sum(m) == 2 and m[c] == 0)
-    name = ("improved", "stable", "worsened")[c]
+    reported = {c: v for c in COUNT_COLUMNS if (v := _reported(row, c)) is not None}
+    fixed = _fixed(n, reported)
+    split = _full_split(n, fixed, reported)
+    if split is not None:
+        coef = special.gammaln(n + 1) - special.gammaln(np.array(split) + 1).sum()
+        return float(coef), dict(zip(CATEGORIES, split))
+    ((key, value),) = fixed.items()
+    k = n - value if key == "t" else value
+    if not 0 <= k <= n:
+        raise ValueError(f"the counts {reported} do not fit n = {n}")
+    name, rest = _BINOMIALS[key]
     return float(special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)), {name: k, rest: n - k}
 
 
