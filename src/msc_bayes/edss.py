@@ -116,10 +116,11 @@ def prepare(spec, evidence: Evidence) -> Prepared:
         formats = [f for f in allowed if f in _available(row, patients_at)]
         if formats:
             rows.append({**row._asdict(), "formats": formats})
-    for (s, a, t), _ in changes.groupby(["study", "arm", "timepoint_months"]):
-        if "patient" in allowed and not any(r["study"] == s and r["arm"] == a and r["timepoint_months"] == t for r in rows):
-            n = int(((changes["study"] == s) & (changes["arm"] == a) & (changes["timepoint_months"] == t)).sum())
-            rows.append({"study": s, "arm": a, "timepoint_months": t, "n": n, "formats": ["patient"]})
+    have = {(r["study"], r["arm"], r["timepoint_months"]) for r in rows}
+    if "patient" in allowed:  # patient-level data without an edss.csv row (a set lookup: linear in the arms)
+        for (s, a, t), n in changes.groupby(["study", "arm", "timepoint_months"]).size().items():
+            if (s, a, t) not in have:
+                rows.append({"study": s, "arm": a, "timepoint_months": t, "n": int(n), "formats": ["patient"]})
     cols = list(edss.columns) + ["formats"]
     units = pd.DataFrame(rows, columns=cols) if rows else pd.DataFrame(columns=cols)
 
@@ -405,10 +406,10 @@ def _patient_logp(rows: pd.DataFrame, evidence: Evidence, theta, sigma, spec):
 
     ev = evidence.without_secondary() if spec.options["exclude_secondary"] else evidence
     changes = patient_changes(ev.patients)
+    by_unit = {k: g["change"].to_numpy(dtype=float) for k, g in changes.groupby(["study", "arm", "timepoint_months"])}
     ends, lower, upper, unit_of, count = [], [], [], [], []  # ends: (unit, x); intervals index into ends
     for u, r in enumerate(rows.itertuples(index=False)):
-        sel = changes[(changes["study"] == r.study) & (changes["arm"] == r.arm) & (changes["timepoint_months"] == r.timepoint_months)]
-        values, counts = np.unique(sel["change"].to_numpy(dtype=float), return_counts=True)
+        values, counts = np.unique(by_unit.get((r.study, r.arm, r.timepoint_months), np.empty(0)), return_counts=True)
         at = {}
         for x in np.unique(np.concatenate([values - HALF_STEP, values + HALF_STEP])):
             at[x] = len(ends)
