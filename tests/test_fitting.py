@@ -51,3 +51,110 @@ def test_bundled_models_avoid_ops_that_compile_slowly(spec_file):
     outputs = [logp, *pytensor.grad(logp, model.value_vars), *model.unobserved_value_vars]
     ops = {type(v.owner.op).__name__ for v in ancestors(outputs) if v.owner is not None}
     assert ops.isdisjoint(SLOW_TO_COMPILE), sorted(ops & set(SLOW_TO_COMPILE))
+
+
+# --------------------------------------------------------------------------------------
+# Sampler settings and failures
+# --------------------------------------------------------------------------------------
+
+PLAIN = spec_from_dict({"outcome": "edss_change", "covariates": []})
+
+
+def _plain_evidence(tmp_path):
+    (tmp_path / "edss.csv").write_text("study,arm,timepoint_months,n,change_mean,change_se\n"
+                                       "s1,a,12,20,-0.3,0.15\ns2,a,12,30,0.1,0.12\ns3,a,6,15,-0.5,0.2\n")
+    return load_evidence(tmp_path)
+
+
+class _Compiled:
+    """Stands in for nutpie's compiled model (nothing is compiled): the fit goes straight to nutpie.sample."""
+
+    def with_data(self, **updates):
+        return self
+
+
+class _Running:
+    """nutpie's background sampler, failing with `exc` while sampling."""
+
+    def __init__(self, exc: BaseException):
+        self.exc, self.cancelled = exc, False
+
+    def wait(self):
+        raise self.exc
+
+    def cancel(self):
+        self.cancelled = True
+
+
+def _failing_sampler(monkeypatch, exc: BaseException) -> _Running:
+    running = _Running(exc)
+    monkeypatch.setattr(fitting, "compiled", lambda spec, evidence: (_Compiled(), *fitting.build(spec, evidence)))
+    monkeypatch.setattr("nutpie.sample", lambda *args, **kwargs: running)
+    return running
+
+
+#: What nutpie 0.16 raises: errors of the Rust sampler as RuntimeError (with a Rust backtrace),
+#: a setting it cannot take (ValueError, OverflowError), a Rust panic as pyo3's PanicException
+#: (a BaseException, so `except Exception` misses it).
+NUTPIE_ERRORS = {
+    "RuntimeError: All initialization points failed; Caused by: Logp function returned error: ErrorCode(4)":
+        RuntimeError("All initialization points failed\n\nCaused by:\n    Logp function returned error: ErrorCode(4)"
+                     "\n\nStack backtrace:\n   0: <unknown>\n  10: start_thread\n"
+                     "             at ./nptl/pthread_create.c:442:8"),
+    "ValueError: Unknown adaptation strategy 'x'.": ValueError("Unknown adaptation strategy 'x'."),
+    "OverflowError: int too big to convert": OverflowError("int too big to convert"),
+    "PanicException: assertion failed: early_end < num_tune":
+        type("PanicException", (BaseException,), {})("assertion failed: early_end < num_tune"),
+}
+
+
+@pytest.mark.parametrize("shown, exc", NUTPIE_ERRORS.items(), ids=[type(e).__name__ for e in NUTPIE_ERRORS.values()])
+def test_a_sampler_failure_is_one_sampling_error_naming_spec_settings_and_cause(tmp_path, monkeypatch, shown, exc):
+    from msc_bayes.errors import MscBayesError, SamplingError
+
+    running = _failing_sampler(monkeypatch, exc)
+    spec = PLAIN.replace(name="plain_edss")
+    with pytest.raises(SamplingError) as info:
+        fitting.fit(spec, _plain_evidence(tmp_path), draws=30, tune=20, chains=2, seed=7, exclude_studies=["s2"])
+    assert str(info.value) == ("sampling spec 'plain_edss' (draws=30, tune=20, chains=2, seed=7, target_accept=0.9, "
+                               f"exclude_studies=['s2']) failed: {shown}")  # one line, no Rust backtrace
+    assert info.value.__cause__ is exc and isinstance(info.value, MscBayesError)
+    assert running.cancelled
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt(), SystemExit(1)], ids=lambda e: type(e).__name__)
+def test_ctrl_c_while_sampling_is_not_a_sampling_error_and_stops_the_sampler(tmp_path, monkeypatch, exc):
+    # (nutpie's blocking sample() answers Ctrl-C with the draws so far: the fit went on as if done)
+    running = _failing_sampler(monkeypatch, exc)
+    with pytest.raises(type(exc)):
+        fitting.fit(PLAIN, _plain_evidence(tmp_path), draws=30, tune=20, chains=2)
+    assert running.cancelled
+
+
+@pytest.mark.parametrize("setting, value", [
+    ("draws", 0), ("tune", 0), ("chains", 0), ("seed", -1), ("seed", 2**64), ("draws", 2.5), ("chains", True),
+    ("target_accept", 0.0), ("target_accept", 1.0),
+])
+def test_out_of_range_settings_are_refused_before_compiling_not_replaced_by_the_specs(tmp_path, monkeypatch,
+                                                                                      setting, value):
+    from msc_bayes.errors import SpecError
+
+    def not_compiled(spec, evidence):
+        raise AssertionError("compiled although a setting is invalid")
+
+    monkeypatch.setattr(fitting, "compiled", not_compiled)
+    with pytest.raises(SpecError, match=rf"fit\(\) of spec 'edss_change', column '{setting}': found {value!r}"):
+        fitting.fit(PLAIN, _plain_evidence(tmp_path), **{setting: value})
+
+
+@pytest.mark.slow
+def test_a_rust_panic_in_the_sampler_is_a_sampling_error(tmp_path, monkeypatch):
+    # tune=0 makes nutpie 0.16 panic ("assertion failed: early_end < num_tune"); fit refuses it, so
+    # let it through here to get a real panic
+    from msc_bayes.errors import SamplingError
+
+    monkeypatch.setattr("msc_bayes.spec.check_sampler_settings", lambda **kwargs: [])
+    panic = r"tune=0, .*PanicException: assertion failed: early_end < num_tune$"
+    with pytest.raises(SamplingError, match=panic) as info:
+        fitting.fit(PLAIN, _plain_evidence(tmp_path), draws=10, tune=0, chains=1)
+    assert type(info.value.__cause__).__name__ == "PanicException"

@@ -74,3 +74,7 @@ class ConvergenceError(MscBayesError):
 
 class OutputError(MscBayesError):
     """An output folder cannot be written without risking what is already there."""
+
+
+class SamplingError(MscBayesError):
+    """The sampler failed (nutpie raised or panicked): names the spec, the settings and nutpie's error."""

@@ -10,21 +10,22 @@ from __future__ import annotations
 import atexit
 import importlib
 import json
+import os
 import pickle
+import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from importlib import metadata
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from msc_bayes import INTERVAL_KIND, INTERVAL_PROB
+from msc_bayes.errors import SamplingError, SpecError
 from msc_bayes.evidence import Evidence
 
 #: The one seed used where none is given (specs carry their own).
@@ -96,7 +97,9 @@ _BUILT: dict[str, tuple] = {}
 #: Compiles precompile() handed to a helper process: structure key -> _HelperJob.
 _HELPER: dict[str, _HelperJob] = {}
 _HELPER_LOCK = threading.Lock()
-_HELPER_PROCESSES: list = []
+#: Helper processes running now (under _HELPER_LOCK); _HELPER_STOPPED: this process is exiting.
+_HELPER_PROCESSES: list[subprocess.Popen] = []
+_HELPER_STOPPED = False
 
 
 def structure_key(spec, evidence: Evidence) -> str:
@@ -191,25 +194,83 @@ def _run_helper(jobs: list[_HelperJob]) -> None:
                 continue
             job.state = "running"
         try:
-            with tempfile.TemporaryDirectory(prefix="msc_bayes-precompile-") as tmp:
-                path = Path(tmp) / "job.pkl"
-                path.write_bytes(pickle.dumps((job.spec, job.evidence)))
-                process = subprocess.Popen(
-                    [sys.executable, "-c", "import sys; from msc_bayes.fitting import _helper_main; _helper_main(sys.argv[1])",
-                     str(path)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                _HELPER_PROCESSES.append(process)
-                process.wait()
+            _compile_in_helper(job)
         finally:
             job.state = "done"
             job.done.set()
 
 
-def _helper_main(path: str) -> None:
-    """In the helper process: build one model and compile it into the on-disk cache."""
+#: The helper's command line (argv[1]: this process's pid); its job arrives on stdin.
+_HELPER_COMMAND = "import sys; from msc_bayes.fitting import _helper_main; _helper_main(int(sys.argv[1]))"
+#: The helper's exit status when its parent ended first (its stdin closed, or it started orphaned).
+HELPER_ORPHANED = 3
+
+
+def _compile_in_helper(job: _HelperJob) -> None:
+    """One helper process for one job: the job goes over the helper's stdin, which stays open
+    until the helper ends; the helper exits as soon as it closes, so when this process ends,
+    however it ends (an exception, Ctrl-C, SIGTERM, SIGKILL), its helper ends with it and
+    nothing is left on disk."""
+    payload = pickle.dumps((job.spec, job.evidence))
+    with _HELPER_LOCK:  # the atexit handler sees every helper started, and none starts after it
+        if _HELPER_STOPPED:
+            return
+        process = subprocess.Popen([sys.executable, "-c", _HELPER_COMMAND, str(os.getpid())],
+                                   stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _HELPER_PROCESSES.append(process)
+    try:
+        try:
+            process.stdin.write(payload)
+            process.stdin.flush()
+        except BrokenPipeError:  # it ended before reading its job: compiled() compiles the model here
+            pass
+        process.wait()  # reaps it: no zombie
+    finally:
+        try:
+            process.stdin.close()
+        except BrokenPipeError:  # unwritten bytes of a job it never read
+            pass
+        with _HELPER_LOCK:
+            _HELPER_PROCESSES.remove(process)
+
+
+def _helper_main(parent_pid: int) -> None:
+    """In the helper process: read one (spec, evidence) from stdin, build the model and compile it
+    into the on-disk cache; exit at once when the parent ends (stdin reaches end of file)."""
+    _exit_with_parent(parent_pid)
     from msc_bayes.compile_cache import compile_model
 
-    spec, evidence = pickle.loads(Path(path).read_bytes())
+    try:
+        spec, evidence = pickle.load(sys.stdin.buffer)
+    except (EOFError, pickle.UnpicklingError):  # the parent ended before handing over the whole job
+        os._exit(HELPER_ORPHANED)
+    watch = threading.Thread(target=_exit_at_end_of, args=(sys.stdin.buffer,), daemon=True, name="msc_bayes-parent")
+    watch.start()
     compile_model(build(spec, evidence)[0])
+
+
+def _exit_at_end_of(stream) -> None:
+    """The parent writes nothing after the job, so reading returns when the pipe closes: the parent ended."""
+    stream.read()
+    os._exit(HELPER_ORPHANED)
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """The helper ends with its parent: Ctrl-C ends it without a traceback (a terminal sends SIGINT
+    to the whole process group) and, on Linux, the kernel kills it when the parent's thread that
+    started it ends (PR_SET_PDEATHSIG: that thread waits for the helper, so only the parent's death
+    ends it early). The stdin watcher of :func:`_helper_main` is what works everywhere."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl: the stdin watcher alone
+            pass
+    if os.getppid() != parent_pid:  # the parent ended before the line above took effect
+        os._exit(HELPER_ORPHANED)
 
 
 def _take_from_helper(key: str) -> None:
@@ -234,10 +295,18 @@ def _take_from_helper(key: str) -> None:
 
 @atexit.register
 def _stop_helper() -> None:
-    """A helper still compiling when this process ends is stopped, not left behind."""
-    for process in _HELPER_PROCESSES:
-        if process.poll() is None:
-            process.kill()
+    """A helper still compiling when this process exits is stopped (and reaped), and no other
+    starts. (A process killed without running this still ends its helper: its stdin closes.)"""
+    global _HELPER_STOPPED
+    with _HELPER_LOCK:
+        _HELPER_STOPPED = True
+        processes = list(_HELPER_PROCESSES)
+    for process in processes:
+        process.kill()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL not yet delivered
+            pass
 
 
 def fit(spec, evidence: Evidence, *, draws: int | None = None, tune: int | None = None, chains: int | None = None,
@@ -248,15 +317,20 @@ def fit(spec, evidence: Evidence, *, draws: int | None = None, tune: int | None 
     `exclude_studies` gives those studies' arms zero likelihood weight: an exact
     leave-out refit of the same compiled model (their arms stay in `loglik`, so the
     left-out study's predictive density can be read off the draws).
+
+    Raises :class:`~msc_bayes.errors.SpecError` before compiling when a setting given is out of
+    range (the rules of a spec's ``[sampler]`` table: ``draws=0`` is an error, not the spec's
+    default), and :class:`~msc_bayes.errors.SamplingError` when nutpie fails.
     """
-    import nutpie
+    from msc_bayes.spec import check_sampler_settings, prior_data_name
 
-    from msc_bayes.spec import prior_data_name
-
-    s = spec.sampler
-    draws, tune, chains = draws or s.draws, tune or s.tune, chains or s.chains
-    seed = s.seed if seed is None else seed
-    target_accept = target_accept or s.target_accept
+    given = {"draws": draws, "tune": tune, "chains": chains, "seed": seed, "target_accept": target_accept}
+    problems = check_sampler_settings(**given, source=f"fit() of spec '{spec.name}'")  # None: not given
+    if problems:
+        raise SpecError(problems)
+    settings = {k: getattr(spec.sampler, k) if v is None else v for k, v in given.items()}
+    draws, tune, chains, seed = settings["draws"], settings["tune"], settings["chains"], settings["seed"]
+    target_accept = settings["target_accept"]
     model_c, model, prepared = compiled(spec, evidence)
     data_names = {d.name for d in model.data_vars}
     updates = {prior_data_name(k, p): v for k, prior in spec.priors.items() for p, v in prior.params.items()
@@ -273,8 +347,7 @@ def fit(spec, evidence: Evidence, *, draws: int | None = None, tune: int | None 
             model[name].set_value(np.asarray(value, dtype=model[name].dtype))
         sampler = model_c.with_data(**updates)
         start = time.perf_counter()
-        tree = nutpie.sample(sampler, draws=draws, tune=tune, chains=chains, seed=int(seed),
-                             target_accept=target_accept, progress_bar=progress, save_warmup=False)
+        tree = _sample(sampler, spec, settings, exclude_studies, progress)
         elapsed = time.perf_counter() - start
     posterior = tree["posterior"].to_dataset()
     if "loglik" in posterior:  # the per-arm log likelihood belongs in its own group (for LOO)
@@ -295,6 +368,57 @@ def fit(spec, evidence: Evidence, *, draws: int | None = None, tune: int | None 
         "units": json.dumps(list(prepared.units["label"])),
     })
     return Fit(tree, spec, prepared)
+
+
+def _sample(sampler, spec, settings: dict, exclude_studies, progress: bool) -> xr.DataTree:
+    """nutpie's draws; any failure of the sampler is one :class:`SamplingError`.
+
+    nutpie's blocking ``sample`` answers Ctrl-C with the draws made so far, as if sampling had
+    finished; waiting here instead lets KeyboardInterrupt through (the sampler is cancelled).
+    """
+    import nutpie
+
+    running = None
+    try:
+        running = nutpie.sample(sampler, draws=int(settings["draws"]), tune=int(settings["tune"]),
+                                chains=int(settings["chains"]), seed=int(settings["seed"]),
+                                target_accept=float(settings["target_accept"]), progress_bar=progress,
+                                save_warmup=False, blocking=False)
+        return running.wait()
+    except BaseException as exc:
+        if running is not None:
+            _cancel(running)
+        if not _is_sampler_failure(exc):
+            raise
+        shown = ", ".join(f"{k}={v}" for k, v in settings.items())
+        if exclude_studies:
+            shown += f", exclude_studies={sorted(exclude_studies)}"
+        raise SamplingError(f"sampling spec '{spec.name}' ({shown}) failed: {_one_line(exc)}") from exc
+
+
+def _is_sampler_failure(exc: BaseException) -> bool:
+    """Anything nutpie raises, including a Rust panic (pyo3's PanicException is a BaseException),
+    but not KeyboardInterrupt or SystemExit."""
+    return isinstance(exc, Exception) or type(exc).__name__ == "PanicException"
+
+
+def _cancel(running) -> None:
+    """Stop the sampler's threads. A sampler that panicked panics again when cancelled ("Poisoned
+    sampler state mutex"): the first failure is the one to report, so that one is not raised."""
+    try:
+        running.cancel()
+    except BaseException as exc:
+        if not _is_sampler_failure(exc):
+            raise
+
+
+def _one_line(exc: BaseException) -> str:
+    """'Type: message' on one line, without the Rust stack backtrace nutpie's errors carry."""
+    text = str(exc).split("Stack backtrace:")[0]
+    joined = ""
+    for line in filter(None, (line.strip() for line in text.splitlines())):
+        joined += (" " if joined.endswith(":") else "; ") + line if joined else line
+    return f"{type(exc).__name__}: {joined}" if joined else type(exc).__name__
 
 
 def draws_of(ds: xr.Dataset, name: str) -> np.ndarray:
