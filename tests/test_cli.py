@@ -14,13 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from msc_bayes import cli, fitting
+from msc_bayes import fitting
 from msc_bayes.cli import main
+from msc_bayes.spec import SAMPLER_INT_MAX
 from test_diagnostics import fake_fit, write_fixture
 
 REPO = Path(__file__).resolve().parents[1]
-BOUNDS = {"--draws": (1, cli.MAX_DRAWS), "--tune": (1, cli.MAX_DRAWS), "--chains": (1, cli.MAX_CHAINS),
-          "--seed": (0, cli.MAX_SEED)}
+BOUNDS = {"--draws": (1, SAMPLER_INT_MAX), "--tune": (1, SAMPLER_INT_MAX), "--chains": (1, SAMPLER_INT_MAX),
+          "--seed": (0, SAMPLER_INT_MAX)}  # the rules of a spec's [sampler] table
 
 
 @pytest.fixture
@@ -46,8 +47,8 @@ def fit_with(project, flag: str, value: str) -> int:
 @pytest.mark.parametrize("flag, value", [
     ("--draws", "0"), ("--tune", "-5"), ("--seed", "-1"), ("--chains", "0"), ("--chains", "abc"),
     ("--draws", "1_000"), ("--draws", "١٢"), ("--draws", "１２"), ("--draws", "1e3"), ("--draws", "0x10"),
-    ("--draws", "2.5"), ("--draws", "+5"), ("--draws", ""), ("--seed", str(2**64)), ("--chains", "65"),
-    ("--draws", "100001"), ("--seed", "nan"),
+    ("--draws", "2.5"), ("--draws", "+5"), ("--draws", ""), ("--seed", str(2**64)), ("--chains", str(2**70)),
+    ("--seed", "nan"),
 ])
 def test_a_bad_number_is_one_message_and_exit_2_before_any_work(project, capsys, flag, value):
     assert fit_with(project, flag, value) == 2
@@ -58,14 +59,14 @@ def test_a_bad_number_is_one_message_and_exit_2_before_any_work(project, capsys,
 
 def test_draws_zero_is_not_the_specs_default(project, capsys):
     assert fit_with(project, "--draws", "0") == 2
-    assert "expected a whole number from 1 to 100,000" in capsys.readouterr().err
+    assert "found 0; expected an integer >= 1" in capsys.readouterr().err
 
 
 _VALUES = st.one_of(
-    st.integers(-10**20, 10**20).map(str),
+    st.integers(-10**21, 10**21).map(str),
     st.text(max_size=8),
     st.sampled_from(["1_000", "١٢", "１２", "0x10", "1e3", " 5", "5 ", "+5", "-0", "inf", "nan", "", "0", "1",
-                     str(cli.MAX_SEED), str(cli.MAX_SEED + 1), str(cli.MAX_DRAWS), "64", "65"]),
+                     str(SAMPLER_INT_MAX), str(SAMPLER_INT_MAX + 1), "64", "65"]),
 )
 
 

@@ -15,10 +15,6 @@ import sys
 
 from msc_bayes.errors import MscBayesError
 
-#: Bounds of the sampler settings on the command line (a larger run is a spec's business).
-MAX_DRAWS = 100_000
-MAX_CHAINS = 64
-MAX_SEED = 2**32 - 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,23 +54,25 @@ def _overwrite_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _sampler_args(p: argparse.ArgumentParser) -> None:
-    for flag, help_, low, high in (("--draws", "draws per chain", 1, MAX_DRAWS),
-                                   ("--tune", "tuning steps per chain", 1, MAX_DRAWS),
-                                   ("--chains", "number of chains", 1, MAX_CHAINS),
-                                   ("--seed", "random seed", 0, MAX_SEED)):
-        p.add_argument(flag, type=_whole_number(low, high), default=None, metavar="N",
-                       help=f"{help_}, {low} to {high:,} (default: the spec's)")
+    for flag, help_ in (("--draws", "draws per chain"), ("--tune", "tuning steps per chain"),
+                        ("--chains", "number of chains"), ("--seed", "random seed")):
+        p.add_argument(flag, type=_sampler_setting(flag[2:]), default=None, metavar="N",
+                       help=f"{help_} (default: the spec's; the rules of a spec's [sampler] table apply)")
 
 
-def _whole_number(low: int, high: int):
-    """An argparse type: an ASCII whole number from `low` to `high` (no signs, no `1_000`, no `1e3`)."""
+def _sampler_setting(name: str):
+    """An argparse type: an ASCII whole number (no sign, no `1_000`, no `1e3`) that the rules of a
+    spec's ``[sampler]`` table accept (:func:`msc_bayes.spec.check_sampler_settings`)."""
 
     def parse(text: str) -> int:
+        from msc_bayes.spec import check_sampler_settings
+
         if not re.fullmatch(r"[0-9]+", text.strip()):
-            raise argparse.ArgumentTypeError(f"found {text!r}; expected a whole number from {low} to {high:,}")
+            raise argparse.ArgumentTypeError(f"found {text!r}; expected a whole number written in digits 0-9")
         value = int(text.strip())
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"found {value}; expected a whole number from {low} to {high:,}")
+        problems = check_sampler_settings(**{name: value})
+        if problems:
+            raise argparse.ArgumentTypeError(f"found {value}; expected {problems[0].expected}")
         return value
 
     parse.__name__ = "whole number"
