@@ -458,3 +458,10 @@ def test_mangled_bytes_and_files_give_evidence_or_evidence_error(data):
                 for column in ("n", "n_at_risk", "patients_with_event"):
                     if column in t and len(t):
                         assert np.isfinite(t[column].dropna().to_numpy(dtype=float)).all()
+
+
+def test_a_column_name_with_a_line_break_stays_on_one_line_of_the_message():
+    from msc_bayes.errors import Problem
+
+    text = str(Problem("arms.csv", None, "Gro\nup\x1b[31m", "(unknown column)", "a known column", line=1))
+    assert "\n" not in text and "\x1b" not in text and "Gro\\nup\\x1b[31m" in text

@@ -34,10 +34,15 @@ class Problem:
             where += f", line {self.line}"
         elif self.row is not None:
             where += f", row {self.row}"
-        if self.column is not None:
-            where += f", column '{self.column}'"
+        if self.column is not None:  # a header may hold any character: shown on one line, escaped
+            where += f", column '{_one_line(self.column)}'"
         value = self.value.item() if hasattr(self.value, "item") else self.value
         return f"{where}: found {value!r}; expected {self.expected}"
+
+
+def _one_line(text: object) -> str:
+    """`text` with control characters (line breaks, tabs, escapes) written as Python escapes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
 class MscBayesError(Exception):
