@@ -29,7 +29,7 @@ class Problem:
     line: int | None = None
 
     def __str__(self) -> str:
-        where = self.file
+        where = _one_line(self.file)
         if self.line is not None:
             where += f", line {self.line}"
         elif self.row is not None:
