@@ -67,6 +67,7 @@ Derived quantities (:func:`derive`) are documented there.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -131,17 +132,24 @@ def _no_rows(file: str, what: str, expected: str) -> EvidenceError:
     return EvidenceError([Problem(file, None, None, what, expected)])
 
 
+def _table_file(evidence: Evidence, table: str) -> str:
+    """The file of `table` as evidence errors name it: its path, or the bare name for tables built in memory."""
+    folder = Path(evidence.path)
+    return str(folder / f"{table}.csv") if folder.is_dir() else f"{table}.csv"
+
+
 def prepare(spec, evidence: Evidence) -> Prepared:
     """Select the units of the adverse-event / MRI-activity model (pure; no PyMC)."""
     opts = spec.options
     table = TABLES[spec.outcome]
-    file = f"{table}.csv"
+    file = _table_file(evidence, table)
     notes: list[str] = []
     if opts["exclude_secondary"]:
         evidence = evidence.without_secondary()
     rows = evidence.table(table).reset_index(drop=True)
     if rows.empty:
-        raise _no_rows(file, "no rows", f"at least one row of {table} data for outcome {spec.outcome}")
+        raise _no_rows(file, "no rows (a header only, or no file)",
+                       f"at least one row of {table}.csv: the {spec.outcome} model has no data without it")
 
     # 1. rows that report nothing (only possible once secondary values are blanked)
     pwe, cnt = _col(rows, "patients_with_event"), _col(rows, "events")
@@ -155,11 +163,12 @@ def prepare(spec, evidence: Evidence) -> Prepared:
     wanted = list(opts["events"])
     unknown = [e for e in wanted if e not in known]
     if unknown:
-        raise EvidenceError([Problem(file, None, "event", e, f"an event type of {file}: one of {known}"
+        raise EvidenceError([Problem(file, None, "event", e, f"an event type of {table}.csv: one of {known}"
                                      + did_you_mean(e, known)) for e in unknown])
     if wanted:
         rows = rows[rows["event"].isin(wanted)]
-    filters = [f"events={wanted or 'all'}"]
+    filters = ["exclude_secondary=true"] if silent.any() else []
+    filters.append(f"events={wanted or 'all'}")
 
     # 3. attribution
     attribution = opts["attribution"]
@@ -172,8 +181,8 @@ def prepare(spec, evidence: Evidence) -> Prepared:
         filters.append("serious_only=true")
     if rows.empty:
         raise _no_rows(file, "no rows match " + ", ".join(filters),
-                       f"at least one row of {file} with a count (patients_with_event or events) matching the "
-                       f"spec's options; event types in {file}: {known}")
+                       f"at least one row of {table}.csv with a count (patients_with_event or events) matching the "
+                       f"spec's options; event types in {table}.csv: {known}")
 
     # 3b. both "any" and "related" for the same arm, event and time: keep "any"
     t = rows["timepoint_months"]

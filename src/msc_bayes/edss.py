@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -101,15 +102,50 @@ def patient_changes(patients: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([direct, paired[direct.columns]], ignore_index=True)
 
 
+def _table_file(evidence: Evidence, table: str) -> str:
+    """The file of `table` as evidence errors name it: its path, or the bare name for tables built in memory."""
+    folder = Path(evidence.path)
+    return str(folder / f"{table}.csv") if folder.is_dir() else f"{table}.csv"
+
+
+def _require_rows(evidence: Evidence, allowed: list[str]) -> None:
+    """A table that the spec's formats read but that holds no rows (a header only, or no file) is
+    an EvidenceError naming it, not a model without data or a confusing failure later."""
+    from_edss = [f for f in allowed if f != "patient"]
+    if from_edss and evidence.edss.empty:
+        patients_only = "patient" in allowed and not evidence.patients.empty
+        hint = "; to fit the patient-level data alone, set options.formats = ['patient']" if patients_only else ""
+        raise EvidenceError([Problem(_table_file(evidence, "edss"), None, None, "no rows (a header only, or no file)",
+                                     f"at least one row of EDSS data: the spec's formats {', '.join(from_edss)} "
+                                     f"read edss.csv{hint}")])
+    if not from_edss and evidence.patients.empty:
+        raise EvidenceError([Problem(_table_file(evidence, "patients"), None, None,
+                                     "no rows (a header only, or no file)",
+                                     "at least one patient's EDSS: options.formats = ['patient'] reads patients.csv only")])
+
+
+def _none_selected(evidence: Evidence, edss: pd.DataFrame, patients_at: set, opts) -> EvidenceError:
+    """The error when no arm reports any format the spec enables (say which formats the data have)."""
+    found = {f for row in edss.itertuples(index=False) for f in _available(row, patients_at)}
+    found |= {"patient"} if patients_at else set()
+    reported = ", ".join(f for f in FORMATS if f in found) or "none"
+    secondary = " once secondary values are left out (exclude_secondary = true)" if opts["exclude_secondary"] else ""
+    return EvidenceError([Problem(_table_file(evidence, "edss"), None, "formats",
+                                  f"no usable EDSS rows: no arm reports a format of options.formats = "
+                                  f"{list(opts['formats'])}",
+                                  f"at least one arm reporting one of them; the data report: {reported}{secondary}")])
+
+
 def prepare(spec, evidence: Evidence) -> Prepared:
     """Select units and formats for the EDSS model (pure; no PyMC)."""
     opts = spec.options
+    allowed = [f for f in opts["formats"] if f in FORMATS]
+    _require_rows(evidence, allowed)
     if opts["exclude_secondary"]:
         evidence = evidence.without_secondary()
     edss = evidence.edss
     changes = patient_changes(evidence.patients)
     patients_at = set(zip(changes["study"], changes["arm"], changes["timepoint_months"]))
-    allowed = [f for f in opts["formats"] if f in FORMATS]
 
     rows = []
     for row in edss.itertuples(index=False):
@@ -121,8 +157,9 @@ def prepare(spec, evidence: Evidence) -> Prepared:
         for (s, a, t), n in changes.groupby(["study", "arm", "timepoint_months"]).size().items():
             if (s, a, t) not in have:
                 rows.append({"study": s, "arm": a, "timepoint_months": t, "n": int(n), "formats": ["patient"]})
-    cols = list(edss.columns) + ["formats"]
-    units = pd.DataFrame(rows, columns=cols) if rows else pd.DataFrame(columns=cols)
+    if not rows:
+        raise _none_selected(evidence, edss, patients_at, opts)
+    units = pd.DataFrame(rows, columns=list(edss.columns) + ["formats"])
 
     arms = evidence.arms
     has = arms.set_index(["study", "arm"]).index.isin(list(zip(units["study"], units["arm"])))
@@ -154,8 +191,9 @@ def prepare(spec, evidence: Evidence) -> Prepared:
     d = design(units, spec, units["label"])
     units = units[d.kept].reset_index(drop=True)
     if units.empty:
-        raise EvidenceError([Problem(evidence.path, None, None, "no usable EDSS rows",
-                                     "at least one arm with an EDSS format the spec enables")])
+        raise EvidenceError([Problem(_table_file(evidence, "arms"), None, None, "no arm with every covariate",
+                                     "at least one arm with an EDSS format the spec enables whose arms.csv row "
+                                     "has every covariate of the spec: " + ", ".join(spec.covariates))])
     return Prepared(units, d, tuple(notes) + d.notes)
 
 
