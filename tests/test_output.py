@@ -316,3 +316,14 @@ def test_a_failed_final_rename_leaves_the_earlier_report_visible_and_intact(proj
     assert "No space left on device" in err and "Traceback" not in err
     assert snapshot(out) == before
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("run", ".run"))) == ["run", "run.failed"]
+
+
+def test_a_link_or_a_link_loop_as_target_is_refused(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(OutputError, match="symbolic link"):
+        write_run(tmp_path / "link", {"a.nc": "x"})
+    with pytest.raises(OutputError, match="cannot be resolved|symbolic link"):
+        write_run(tmp_path / "loop" / "run", {"a.nc": "x"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "loop", "real"] and not any((tmp_path / "real").iterdir())

@@ -79,7 +79,10 @@ def check_target(target: str | Path, *, overwrite: bool = False, protect: Sequen
     _check_protected(target, protect)
     if not os.path.lexists(target):
         return target
-    if target.is_symlink() or not target.is_dir():
+    if target.is_symlink():
+        raise OutputError(f"{target} is a symbolic link: nothing was written. Give the folder itself, "
+                          "or a new path, as the output folder.")
+    if not target.is_dir():
         raise OutputError(f"{target} exists and is not a folder: nothing was written. "
                           "Choose a new folder for the output.")
     if not any(target.iterdir()):
@@ -102,15 +105,22 @@ def check_target(target: str | Path, *, overwrite: bool = False, protect: Sequen
 
 
 def _check_protected(target: Path, protect: Sequence[str | Path]) -> None:
-    resolved = target.resolve()
+    resolved = _resolve(target)
     for folder in protect:
-        guarded = Path(folder).resolve()
+        guarded = _resolve(Path(folder))
         if resolved == guarded or guarded in resolved.parents:
             raise OutputError(f"{target} is inside the evidence folder {folder}: msc_bayes writes nothing there. "
                               "Choose an output folder outside it.")
         if resolved in guarded.parents:
             raise OutputError(f"{target} contains the evidence folder {folder}: it will not be used as an output "
                               "folder. Choose another one.")
+
+
+def _resolve(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as exc:  # a symbolic link loop (RuntimeError before Python 3.13)
+        raise OutputError(f"{path} cannot be resolved ({exc}): nothing was written. Choose another path.") from exc
 
 
 def read_marker(folder: Path) -> dict | None:
