@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from msc_bayes import adverse_events, edss
-from msc_bayes.errors import EvidenceError
+from msc_bayes.errors import EvidenceError, SpecError
 from msc_bayes.evidence import load_evidence
 from msc_bayes.spec import load_spec, spec_from_dict
 
@@ -45,15 +45,16 @@ def edss_spec(**options):
 # --------------------------------------------------------------------------------------
 
 
-def test_edss_header_only_edss_table_is_named_with_the_patient_only_hint(data_copy):
-    """The bundled patient-level data remain: without the check, a confusing SpecError about the
-    route reference level of 'the arms used' (only those with patient data) came instead."""
+def test_a_header_only_edss_table_beside_patient_data_is_not_an_error_of_its_own(data_copy):
+    """Patient-level data alone is evidence (a folder may have no edss.csv at all): the model uses
+    the arms with patient data, and what the spec then asks of them is checked as usual."""
     ev = load_evidence(header_only(data_copy, "edss"))
-    with pytest.raises(EvidenceError) as ei:
+    prep = edss.prepare(edss_spec(), ev)
+    assert len(prep.units) > 0 and all(list(fs) == ["patient"] for fs in prep.units["formats"])
+    with pytest.raises(SpecError) as ei:  # the bundled spec's reference route is not among those arms
         edss.prepare(load_spec(MODELS / "edss_change.toml"), ev)
     p = the_problem(ei)
-    assert p.file == str(data_copy / "edss.csv") and "header only" in p.value
-    assert "read edss.csv" in p.expected and "options.formats = ['patient']" in p.expected
+    assert p.column == "covariate_options.route.reference" and p.value == "IV"
 
 
 def test_edss_header_only_edss_and_patients_tables(data_copy):

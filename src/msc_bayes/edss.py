@@ -109,15 +109,15 @@ def _table_file(evidence: Evidence, table: str) -> str:
 
 
 def _require_rows(evidence: Evidence, allowed: list[str]) -> None:
-    """A table that the spec's formats read but that holds no rows (a header only, or no file) is
-    an EvidenceError naming it, not a model without data or a confusing failure later."""
+    """No rows in any table the spec's formats read (a header only, or no file) is an EvidenceError
+    naming the table, not a model without data or a confusing failure later. One empty table beside
+    another with rows is not an error: a folder of patient-level data alone has no edss.csv."""
     from_edss = [f for f in allowed if f != "patient"]
-    if from_edss and evidence.edss.empty:
-        patients_only = "patient" in allowed and not evidence.patients.empty
-        hint = "; to fit the patient-level data alone, set options.formats = ['patient']" if patients_only else ""
+    with_patients = "patient" in allowed and not evidence.patients.empty
+    if from_edss and evidence.edss.empty and not with_patients:
         raise EvidenceError([Problem(_table_file(evidence, "edss"), None, None, "no rows (a header only, or no file)",
                                      f"at least one row of EDSS data: the spec's formats {', '.join(from_edss)} "
-                                     f"read edss.csv{hint}")])
+                                     "read edss.csv")])
     if not from_edss and evidence.patients.empty:
         raise EvidenceError([Problem(_table_file(evidence, "patients"), None, None,
                                      "no rows (a header only, or no file)",
