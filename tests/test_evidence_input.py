@@ -128,7 +128,7 @@ def test_file_over_the_size_limit_is_not_read(data_copy, monkeypatch):
     real_open, opened = os.open, []
     monkeypatch.setattr(os, "open", lambda path, *a, **k: opened.append(Path(path).name) or real_open(path, *a, **k))
     p = only_problem(data_copy)  # was: read whole, then 'field larger than field limit'
-    assert (Path(p.file).name, p.value) == ("patients.csv", f"{MAX_FILE_BYTES + 1:,} bytes")
+    assert (Path(p.file).name, p.value) == ("patients.csv", f"{MAX_FILE_BYTES + 1:,} bytes, more than {MAX_FILE_BYTES:,}")
     assert "at most 50 MB" in p.expected and "patients.csv" not in opened  # refused before opening
 
 

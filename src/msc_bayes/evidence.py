@@ -46,13 +46,11 @@ import collections
 import csv
 import dataclasses
 import difflib
-import errno
 import hashlib
 import io
 import math
 import os
 import re
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +58,7 @@ import numpy as np
 import pandas as pd
 
 from msc_bayes.errors import EvidenceError, Problem, did_you_mean
+from msc_bayes.input_files import NotReadable, read_bytes
 
 # --- vocabulary -------------------------------------------------------------------
 ROUTES = ("IV", "IT", "IT+IV", "mixed")
@@ -343,57 +342,17 @@ def _resembled_table(entry: str) -> str | None:
     return matches[0] if matches else None
 
 
-class _Refused(Exception):
-    """A table path that is not a regular file of acceptable size (the message says what it is)."""
-
-
 def _read_file(file: Path, problems: list[Problem]) -> bytes | None:
     """The bytes of `file`, or None (problem added) if it is not a readable regular file of at most MAX_FILE_BYTES."""
     try:
-        return _file_bytes(file)
-    except _Refused as exc:
+        return read_bytes(file, MAX_FILE_BYTES)
+    except NotReadable as exc:
         found = str(exc)
-    except OSError as exc:
-        found = _unreadable(file, exc)
     if os.path.islink(file) and "symbolic link" not in found:
         found += f" (a symbolic link to {os.readlink(file)!r})"
     problems.append(Problem(str(file), None, None, found,
                             f"a readable regular file of at most {MAX_FILE_BYTES // 2**20} MB"))
     return None
-
-
-def _file_bytes(file: Path) -> bytes:
-    """Read a regular file. Its type is checked before opening (a FIFO or device is never opened)
-    and again on the open file; a non-blocking open never waits, should it have become a FIFO."""
-    info = os.stat(file)  # follows links: a dangling link or a loop raises here
-    _require_regular(info)
-    fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    with open(fd, "rb") as fh:
-        _require_regular(os.fstat(fd))
-        raw = fh.read(MAX_FILE_BYTES + 1)
-    if len(raw) > MAX_FILE_BYTES:
-        raise _Refused(f"more than {MAX_FILE_BYTES:,} bytes")
-    return raw
-
-
-def _require_regular(info: os.stat_result) -> None:
-    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
-    for test, what in kinds:
-        if test(info.st_mode):
-            raise _Refused(what)
-    if not stat.S_ISREG(info.st_mode):
-        raise _Refused("not a regular file")
-    if info.st_size > MAX_FILE_BYTES:
-        raise _Refused(f"{info.st_size:,} bytes")
-
-
-def _unreadable(file: Path, exc: OSError) -> str:
-    if exc.errno == errno.ELOOP:
-        return "a symbolic link loop"
-    if exc.errno == errno.ENOENT and os.path.islink(file):
-        return f"a symbolic link to {os.readlink(file)!r}, which does not exist"
-    return exc.strerror or str(exc)
 
 
 def _read_csv(raw: bytes, file: str, problems: list[Problem]) -> tuple[pd.DataFrame, list[int]] | None:

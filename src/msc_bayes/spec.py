@@ -60,15 +60,12 @@ Rules worth knowing:
 from __future__ import annotations
 
 import codecs
-import errno
 import functools
 import inspect
 import json
 import math
 import numbers
-import os
 import re
-import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -80,6 +77,7 @@ import numpy as np
 import pymc as pm
 
 from msc_bayes.errors import Problem, SpecError, did_you_mean
+from msc_bayes.input_files import NotReadable, read_bytes
 
 __all__ = [
     "CovariateOption",
@@ -1016,53 +1014,11 @@ def _build(d: object, *, file: str, path: str | None, default_name: str, text: s
 
 #: Largest spec file read (bytes); the bundled specs are ~5 kB.
 MAX_SPEC_BYTES = 2**20
-_NOT_REGULAR = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
-
-
-class _NotASpecFile(Exception):
-    """A path that is not a regular file of at most MAX_SPEC_BYTES; the message says what it is."""
-
-
-def _require_regular(info: os.stat_result) -> None:
-    for test, what in _NOT_REGULAR:
-        if test(info.st_mode):
-            raise _NotASpecFile(what)
-    if not stat.S_ISREG(info.st_mode):
-        raise _NotASpecFile("not a regular file")
-    if info.st_size > MAX_SPEC_BYTES:
-        raise _NotASpecFile(f"{info.st_size:,} bytes, more than {MAX_SPEC_BYTES:,}")
-
-
-def _regular_file_bytes(p: Path) -> bytes:
-    """The bytes of a regular file. The type is checked before opening (a FIFO is never opened,
-    so it cannot hang) and on the open file, opened non-blocking should it have changed meanwhile."""
-    _require_regular(os.stat(p))  # follows links: a dangling link or a loop raises here
-    fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    with open(fd, "rb") as fh:
-        _require_regular(os.fstat(fd))
-        raw = fh.read(MAX_SPEC_BYTES + 1)
-    if len(raw) > MAX_SPEC_BYTES:
-        raise _NotASpecFile(f"more than {MAX_SPEC_BYTES:,} bytes")
-    return raw
-
-
-def _unreadable(p: Path, exc: OSError) -> str:
-    if exc.errno == errno.ELOOP:
-        return "a symbolic link loop"
-    if exc.errno == errno.ENOENT and os.path.islink(p):
-        return f"a symbolic link to {os.readlink(p)!r}, which does not exist"
-    return exc.strerror or str(exc)
-
-
 def _read_spec_bytes(p: Path, file: str) -> bytes:
     try:
-        return _regular_file_bytes(p)
-    except _NotASpecFile as exc:
-        found = str(exc)
-    except OSError as exc:
-        found = _unreadable(p, exc)
-    raise SpecError([Problem(file, None, None, found, "a readable TOML file (a regular file)")])
+        return read_bytes(p, MAX_SPEC_BYTES)
+    except NotReadable as exc:
+        raise SpecError([Problem(file, None, None, str(exc), "a readable TOML file (a regular file)")]) from None
 
 
 def _decode_spec(raw: bytes, file: str) -> str:
