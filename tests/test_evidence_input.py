@@ -22,6 +22,7 @@ from hypothesis import strategies as hs
 from msc_bayes import evidence
 from msc_bayes.errors import EvidenceError, Problem
 from msc_bayes.evidence import MAX_FILE_BYTES, SCHEMAS, TABLES, Evidence, _near_known_column, load_evidence
+from conftest import read_csv_table, write_csv_table
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -37,17 +38,6 @@ def only_problem(folder: Path) -> Problem:
     problems = problems_of(folder)
     assert len(problems) == 1, "\n".join(map(str, problems))
     return problems[0]
-
-
-def read_table(path: Path) -> tuple[list[str], list[list[str]]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.reader(fh))
-    return rows[0], rows[1:]
-
-
-def write_table(path: Path, header: list[str], rows: list[list[str]]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        csv.writer(fh).writerows([header, *rows])
 
 
 @contextmanager
@@ -111,7 +101,7 @@ def test_symbolic_links(data_copy, tmp_path):
     elsewhere.mkdir()
     shutil.move(data_copy / "mri.csv", elsewhere / "mri.csv")
     (data_copy / "mri.csv").symlink_to(elsewhere / "mri.csv")  # a link to a regular file is read
-    assert len(load_evidence(data_copy).mri) == len(read_table(elsewhere / "mri.csv")[1])
+    assert len(load_evidence(data_copy).mri) == len(read_csv_table(elsewhere / "mri.csv")[1])
     (data_copy / "edss.csv").unlink()
     (data_copy / "edss.csv").symlink_to(data_copy / "gone.csv")
     (data_copy / "arms.csv").unlink()
@@ -163,10 +153,10 @@ def test_table_under_a_near_miss_name(data_copy, table, name):
     ("folowup_months", "followup_months"), ("Dose Per Kg Million", "dose_per_kg_million"), ("course", "courses"),
 ])
 def test_near_miss_arms_column_is_not_a_covariate(data_copy, column, near):
-    header, rows = read_table(data_copy / "arms.csv")
+    header, rows = read_csv_table(data_copy / "arms.csv")
     header[header.index(near)] = column
     new = ["age_mean", "edss_baseline_mean", "female_percent", "disease_duration_years"]
-    write_table(data_copy / "arms.csv", header + new, [r + [str(40 + i), "6", "55.5", ""] for i, r in enumerate(rows)])
+    write_csv_table(data_copy / "arms.csv", header + new, [r + [str(40 + i), "6", "55.5", ""] for i, r in enumerate(rows)])
     p = only_problem(data_copy)  # was: accepted as a covariate, and the column it meant left blank
     assert (Path(p.file).name, p.column, p.value) == ("arms.csv", column, "(unknown column)")
     assert f"did you mean '{near}'?" in p.expected
@@ -174,7 +164,7 @@ def test_near_miss_arms_column_is_not_a_covariate(data_copy, column, near):
 
 def test_closeness_rule():
     known = SCHEMAS["arms"]
-    assert set(read_table(DATA / "arms.csv")[0]) <= set(known)  # the bundled columns never meet the rule
+    assert set(read_csv_table(DATA / "arms.csv")[0]) <= set(known)  # the bundled columns never meet the rule
     for new in ("age_mean", "edss_baseline_mean", "female_percent", "disease_duration_years", "age_median",
                 "n_female", "followup_years", "dose_total_million", "route_iv", "sex", "x"):
         assert _near_known_column(new, known) is None, new
@@ -185,11 +175,11 @@ def test_closeness_rule():
 
 
 def test_header_whitespace_is_stripped(data_copy):
-    header, rows = read_table(data_copy / "arms.csv")
+    header, rows = read_csv_table(data_copy / "arms.csv")
     header = [f" {h} " if h in ("group", "n") else h for h in header]
-    write_table(data_copy / "arms.csv", header, rows)
-    header, rows = read_table(data_copy / "edss.csv")
-    write_table(data_copy / "edss.csv", [h + "\t" if h == "n" else h for h in header], rows)
+    write_csv_table(data_copy / "arms.csv", header, rows)
+    header, rows = read_csv_table(data_copy / "edss.csv")
+    write_csv_table(data_copy / "edss.csv", [h + "\t" if h == "n" else h for h in header], rows)
     ev = load_evidence(data_copy)  # was: ' n ' unknown (n absent) and ' group ' a covariate
     bundled = load_evidence(DATA)
     assert list(ev.arms["group"]) == list(bundled.arms["group"]) and " group " not in ev.arms
@@ -197,27 +187,27 @@ def test_header_whitespace_is_stripped(data_copy):
 
 
 def test_blank_and_repeated_header_names(data_copy):
-    header, rows = read_table(data_copy / "arms.csv")
-    write_table(data_copy / "arms.csv", header + [""], [r + ["1"] for r in rows])
+    header, rows = read_csv_table(data_copy / "arms.csv")
+    write_csv_table(data_copy / "arms.csv", header + [""], [r + ["1"] for r in rows])
     p = only_problem(data_copy)  # was: a covariate named ''
     assert (p.line, p.value, p.expected) == (1, "", f"a name for column {len(header) + 1} of the header")
-    write_table(data_copy / "arms.csv", header + [" n"], [r + ["1"] for r in rows])
+    write_csv_table(data_copy / "arms.csv", header + [" n"], [r + ["1"] for r in rows])
     p = only_problem(data_copy)
     assert (p.line, p.column, p.value) == (1, "n", "repeated column")
 
 
 def test_open_covariate_with_a_wrongly_written_number(data_copy):
-    header, rows = read_table(data_copy / "arms.csv")
+    header, rows = read_csv_table(data_copy / "arms.csv")
     values = [str(40 + i) for i in range(len(rows))]
     values[3], values[5] = "1_000", "inf"
-    write_table(data_copy / "arms.csv", header + ["age_mean"], [r + [v] for r, v in zip(rows, values)])
+    write_csv_table(data_copy / "arms.csv", header + ["age_mean"], [r + [v] for r, v in zip(rows, values)])
     problems = problems_of(data_copy)  # was: the column read as text (categories) because of '1_000'
     assert [(p.row, p.line, p.column, p.value) for p in problems] == [(4, 5, "age_mean", "1_000"),
                                                                      (6, 7, "age_mean", "inf")]
     assert all("ASCII digits" in p.expected for p in problems)
     values[3], values[5] = "40.5", ""
     values[7] = "1-2"  # a value that is no number at all: a text covariate, as before
-    write_table(data_copy / "arms.csv", header + ["age_mean"], [r + [v] for r, v in zip(rows, values)])
+    write_csv_table(data_copy / "arms.csv", header + ["age_mean"], [r + [v] for r, v in zip(rows, values)])
     assert load_evidence(data_copy).arms["age_mean"].iloc[7] == "1-2"
 
 
@@ -230,9 +220,9 @@ def test_open_covariate_with_a_wrongly_written_number(data_copy):
     ("adverse_events", ["arm"]), ("edss", ["timepoint_months", "timepoint_weeks"]),
 ])
 def test_one_missing_column_gives_one_problem(data_copy, table, columns):
-    header, rows = read_table(data_copy / f"{table}.csv")
+    header, rows = read_csv_table(data_copy / f"{table}.csv")
     keep = [k for k, h in enumerate(header) if h not in columns]
-    write_table(data_copy / f"{table}.csv", [header[k] for k in keep], [[r[k] for k in keep] for r in rows])
+    write_csv_table(data_copy / f"{table}.csv", [header[k] for k in keep], [[r[k] for k in keep] for r in rows])
     p = only_problem(data_copy)  # was: the absent column, then one problem per row (and per row elsewhere)
     assert (Path(p.file).name, p.row, p.column) == (f"{table}.csv", None, "/".join(columns))
     assert p.value in ("(column absent)", "(columns absent)")
@@ -254,11 +244,11 @@ def test_outcome_n_above_the_arm_n(data_copy, edit_cell, table, match, column, v
 
 
 def test_more_patients_than_the_arm_n(data_copy):
-    header, rows = read_table(data_copy / "patients.csv")
+    header, rows = read_csv_table(data_copy / "patients.csv")
     k = header.index("patient")
     extra = [list(r) for r in rows if r[0] == "bonab2005"][:2]
     extra[0][k], extra[1][k] = "p6", "p7"  # bonab2005's pilot arm has n = 5: p1..p5
-    write_table(data_copy / "patients.csv", header, rows + extra)
+    write_csv_table(data_copy / "patients.csv", header, rows + extra)
     p = only_problem(data_copy)
     assert (p.row, p.column, p.value) == (len(rows) + 1, "patient", "p6")
     assert "at most the arm's n in arms.csv (5)" in p.expected
@@ -282,7 +272,7 @@ def test_bundled_outcomes_within_their_arms():
 
 
 def test_problems_name_the_line_an_editor_shows(data_copy):
-    header, rows = read_table(data_copy / "edss.csv")
+    header, rows = read_csv_table(data_copy / "edss.csv")
     rows[0][header.index("note")] = "one\ntwo\r\nthree"  # row 1: lines 2-4
     rows[2][header.index("baseline_mean")] = "12.5"  # row 3, after a blank line
     buffer = io.StringIO(newline="")
@@ -307,7 +297,7 @@ def test_tables_in_memory_keep_row_numbers():
 
 
 def test_ragged_row_names_its_line(data_copy):
-    header, rows = read_table(data_copy / "mri.csv")
+    header, rows = read_csv_table(data_copy / "mri.csv")
     text = (data_copy / "mri.csv").read_text()
     lines = text.splitlines()
     lines.insert(2, "")  # a blank line before data row 2
@@ -334,7 +324,7 @@ def test_quote_left_open(data_copy):
 
 @pytest.mark.parametrize("delimiter, name", [(";", "';'"), ("\t", "tab")])
 def test_not_comma_separated(data_copy, delimiter, name):
-    header, rows = read_table(data_copy / "edss.csv")
+    header, rows = read_csv_table(data_copy / "edss.csv")
     with open(data_copy / "edss.csv", "w", newline="", encoding="utf-8") as fh:
         csv.writer(fh, delimiter=delimiter).writerows([header, *rows])
     p = only_problem(data_copy)  # was: the header as one unknown column, then every column absent
