@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from msc_bayes import fitting
+from msc_bayes import cli, fitting
 from msc_bayes.cli import main
 from msc_bayes.spec import SAMPLER_INT_MAX
 from test_diagnostics import fake_fit, write_fixture
@@ -117,3 +117,20 @@ def test_ctrl_c_or_sigterm_during_a_report_ends_with_one_line_and_leaves_nothing
     assert process.returncode == code
     assert len(err.splitlines()) == 1 and err.startswith(line) and "Traceback" not in err
     assert list((tmp_path / "reports").iterdir()) == []  # no run folder, no staging folder
+
+
+def test_sigterm_is_not_taken_for_a_sampler_failure():
+    """SIGTERM while sampling was reported as 'sampling ... failed: _Terminated', exit 2 (tester's F05)."""
+    assert not fitting._is_sampler_failure(cli._Terminated())
+    assert not isinstance(cli._Terminated(), Exception)
+
+
+def test_a_full_or_closed_stdout_is_one_line_not_a_traceback(tmp_path):
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "msc_bayes", "describe"], cwd=REPO, stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == ["error: cannot write to standard output: No space left on device"]
+    closed = subprocess.run(["bash", "-c", f"'{sys.executable}' -m msc_bayes validate >&-"], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert closed.returncode == 0 and "Traceback" not in closed.stderr

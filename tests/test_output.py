@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import json
 import os
+import signal as signals
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
+import arviz as az
 import pytest
 
 from msc_bayes import fitting, output
 from msc_bayes.cli import main
 from msc_bayes.errors import OutputError
+from msc_bayes.evidence import load_evidence
+from msc_bayes.spec import load_spec
 from test_diagnostics import fake_fit, write_fixture
 
 
@@ -327,3 +331,29 @@ def test_a_link_or_a_link_loop_as_target_is_refused(tmp_path):
     with pytest.raises(OutputError, match="cannot be resolved|symbolic link"):
         write_run(tmp_path / "loop" / "run", {"a.nc": "x"})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "loop", "real"] and not any((tmp_path / "real").iterdir())
+
+
+@pytest.mark.parametrize("signum, raised", [("SIGINT", KeyboardInterrupt), ("SIGTERM", SystemExit)])
+def test_a_signal_during_a_posterior_write_waits_for_the_write(tmp_path, monkeypatch, signum, raised):
+    """Ctrl-C inside netCDF/HDF5 left its file lock held and the process hung at exit (tester's F08)."""
+    data, spec, _ = write_fixture(tmp_path)
+    fit = fake_fit(load_spec(spec), load_evidence(data), draws=20, chains=2)
+    real = type(fit.tree).to_netcdf
+    written = []
+
+    def interrupted_write(tree, path, **kw):
+        os.kill(os.getpid(), getattr(signals, signum))
+        for _ in range(10**5):  # a handler would run here, mid-write
+            pass
+        real(tree, path, **kw)
+        written.append(path)
+
+    monkeypatch.setattr(type(fit.tree), "to_netcdf", interrupted_write)
+    previous = signals.signal(signals.SIGTERM, lambda *a: (_ for _ in ()).throw(SystemExit(143)))
+    try:
+        with pytest.raises(raised):
+            fit.to_netcdf(tmp_path / "posterior.nc")
+    finally:
+        signals.signal(signals.SIGTERM, previous)
+    assert written == [tmp_path / "posterior.nc"]  # the write finished before the signal was acted on
+    assert "posterior" in az.from_netcdf(tmp_path / "posterior.nc").children

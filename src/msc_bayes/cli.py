@@ -79,8 +79,9 @@ def _sampler_setting(name: str):
     return parse
 
 
-class _Terminated(Exception):
-    """SIGTERM, turned into an exception so that cleanup runs as for Ctrl-C."""
+class _Terminated(BaseException):
+    """SIGTERM, turned into an exception so that cleanup runs as for Ctrl-C (a BaseException, like
+    KeyboardInterrupt, so that no `except Exception` takes it for a failure)."""
 
 
 def _on_sigterm(signum, frame):
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = _COMMANDS[args.command](args)
-        sys.stdout.flush()  # a closed pipe is found here, not in the interpreter's final flush
+        _flush_stdout()
         return code
     except MscBayesError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -110,8 +111,29 @@ def main(argv: list[str] | None = None) -> int:
         _quiet_stdout()
         print("stopped: the output pipe was closed", file=sys.stderr)
         return 141
+    except OSError as exc:
+        if not _raised_here(exc):  # a write elsewhere (output folders say their own errors): a traceback
+            raise
+        _quiet_stdout()
+        print(f"error: cannot write to standard output: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _flush_stdout() -> None:
+    """Flush what the command printed, so that a closed pipe or a full device is found in main(),
+    not in the interpreter's final flush (which would print a traceback)."""
+    if sys.stdout is not None:  # None when started with stdout closed: print() wrote nothing
+        sys.stdout.flush()
+
+
+def _raised_here(exc: BaseException) -> bool:
+    """Was `exc` raised by a line of this module? Its only I/O is printing the commands' output."""
+    tb = exc.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code.co_filename == __file__
 
 
 def _quiet_stdout() -> None:

@@ -77,7 +77,11 @@ class Fit:
         return summary(self, prob=prob)
 
     def to_netcdf(self, path) -> None:
-        self.tree.to_netcdf(path)
+        """Write the DataTree; Ctrl-C or SIGTERM meanwhile waits until the file is written."""
+        from msc_bayes.output import signals_deferred
+
+        with signals_deferred():
+            self.tree.to_netcdf(path)
 
 
 def build(spec, evidence: Evidence):

@@ -34,7 +34,9 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +60,28 @@ class RunFolder:
 
     path: Path
     target: Path
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block is done, then take their usual course.
+
+    For writes that must not be cut short: a KeyboardInterrupt inside netCDF/HDF5 leaves its
+    file lock held, and the process then hangs at exit. In the main thread only (elsewhere
+    Python delivers no signals anyway)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum))
+                for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        for signum in dict.fromkeys(received):
+            signal.raise_signal(signum)
 
 
 def default_target(kind: str, name: str = "", root: str | Path = "reports",
