@@ -791,3 +791,20 @@ def test_mangled_input_gives_evidence_or_evidence_error(data):
                     assert (t["n"].dropna() >= 1).all()
                 if "timepoint_months" in t and name != "arms" and len(t):
                     assert all(math.isfinite(x) and x > 0 for x in t["timepoint_months"].dropna())
+
+
+# --- adversarial acceptances (E99, E47, E65, E75, E62, F19, F16/F17) ---------------------------
+
+
+def test_blank_group_in_arms_is_a_problem(data_copy, edit_cell):
+    row = edit_cell(data_copy / "arms.csv", {"study": "fernandez2018", "arm": "placebo"}, "group", "")
+    p = only_problem(data_copy)  # was: valid, and the models then took the placebo arm for MSC
+    assert (Path(p.file).name, p.row, p.column) == ("arms.csv", row, "group")
+    assert "required" in p.expected
+
+
+def test_arms_without_a_group_column_are_msc_arms(data_copy):
+    header, rows = raw_table("arms", data_copy)
+    k = header.index("group")
+    write_table(data_copy, "arms", header[:k] + header[k + 1:], [r[:k] + r[k + 1:] for r in rows])
+    assert set(load_evidence(data_copy).arms["group"]) == {"msc"}  # as a folder without arms.csv; was None

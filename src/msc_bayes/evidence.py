@@ -176,6 +176,10 @@ ONE_OF = {
     "patients": (("timepoint_months", "timepoint_weeks"), ("edss", "change")),
     "mri": (("timepoint_months", "timepoint_weeks"),),
 }
+#: Columns a table may leave out (every row then gets the default) but, when present, needs on
+#: every row: an arms.csv without `group` is a table of MSC arms, as a folder without arms.csv
+#: is; a blank `group` (a placebo arm left blank) is a problem, never taken for MSC.
+REQUIRED_WHEN_PRESENT = {"arms": {"group": "msc"}}
 #: The column of an outcome table that counts patients of one arm: at most the arm's n.
 PATIENT_COUNTS = {"edss": "n", "adverse_events": "n_at_risk", "mri": "n_at_risk"}
 
@@ -513,7 +517,14 @@ def _parse_table(name: str, df: pd.DataFrame, file: str, problems: list[Problem]
     """The parsed table, and whether it has every column it needs."""
     absent = _absent_columns(name, set(df.columns), file)
     problems += absent
-    return _parse(df, SCHEMAS[name], file, problems, open_columns=name == "arms"), not absent
+    schema = SCHEMAS[name]
+    present = [c for c in REQUIRED_WHEN_PRESENT.get(name, ()) if c in df.columns]
+    schema = {**schema, **{c: dataclasses.replace(schema[c], required=True) for c in present}}
+    parsed = _parse(df, schema, file, problems, open_columns=name == "arms")
+    for c, default in REQUIRED_WHEN_PRESENT.get(name, {}).items():
+        if c not in df.columns:
+            parsed[c] = pd.Series([default] * len(df), dtype=parsed[c].dtype)
+    return parsed, not absent
 
 
 def _absent_columns(name: str, columns: set, file: str) -> list[Problem]:
