@@ -151,6 +151,7 @@ def test_table_under_a_near_miss_name(data_copy, table, name):
 @pytest.mark.parametrize("column, near", [
     ("Group", "group"), ("grup", "group"), ("Route", "route"), ("Disease", "disease"), ("DISEASE", "disease"),
     ("folowup_months", "followup_months"), ("Dose Per Kg Million", "dose_per_kg_million"), ("course", "courses"),
+    ("dieases", "disease"), ("diesase", "disease"), ("desing", "design"), ("sorce", "source"),
 ])
 def test_near_miss_arms_column_is_not_a_covariate(data_copy, column, near):
     header, rows = read_csv_table(data_copy / "arms.csv")
@@ -166,11 +167,14 @@ def test_closeness_rule():
     known = SCHEMAS["arms"]
     assert set(read_csv_table(DATA / "arms.csv")[0]) <= set(known)  # the bundled columns never meet the rule
     for new in ("age_mean", "edss_baseline_mean", "female_percent", "disease_duration_years", "age_median",
-                "n_female", "followup_years", "dose_total_million", "route_iv", "sex", "x"):
+                "n_female", "followup_years", "dose_total_million", "route_iv", "sex", "x", "age_sd", "female",
+                "weight", "edss_sd", "relapse", "cohort", "country", "subtype", "onset", "dose", "disease_type"):
         assert _near_known_column(new, known) is None, new
     for near, meant in (("Group", "group"), ("grup", "group"), (" route ", "route"), ("N", "n"),
                         ("dose_per_kg_milion", "dose_per_kg_million"), ("corses_max", "courses_max"),
-                        ("administration", "administrations"), ("follow-up_months", "followup_months")):
+                        ("administration", "administrations"), ("follow-up_months", "followup_months"),
+                        ("dieases", "disease"), ("Dieases", "disease"), ("diseases", "disease"),
+                        ("dervied", "derived"), ("desing", "design"), ("sources", "source")):
         assert _near_known_column(near, known) == meant, near
 
 

@@ -26,8 +26,9 @@ What is read, and how:
   no lines: their problems name the 1-based row.
 * **Columns.** An unknown column is a problem, except in ``arms.csv``, where any further
   column is a candidate covariate unless it is a near-miss of a known column (see
-  `_near_known_column`: equal ignoring case, spaces and '-', or an edit or two away from
-  a longer name: ``Group``, ``grup``, ``Route``, ``folowup_months``). A table without a
+  `_near_known_column`: equal ignoring case, spaces and '-', or an edit away from a name of
+  4-5 letters, two from a longer one, a swap of neighbouring letters counting as one edit:
+  ``Group``, ``grup``, ``Route``, ``dieases``, ``folowup_months``). A table without a
   column it needs gets that one problem, and its rows are not checked further.
 * **Numbers** are written as plain decimals in ASCII digits (:data:`NUMBER`): an optional
   sign, digits with an optional decimal point, an optional exponent (``12``, ``+5``,
@@ -648,14 +649,15 @@ def _near_known_column(name: str, known) -> str | None:
     """The known column `name` is a near-miss of, else None.
 
     Near: the squashed name (`_squash`) is within an edit distance (insertions, deletions,
-    substitutions and swaps of neighbours) of 0 for known names of 1-3 characters, 1 for 4-7
-    and 2 for 8 or more. 'Group', 'grup', 'Route', 'disease ', 'folowup_month' are near;
-    'age_mean', 'edss_baseline_mean', 'female_percent' are new columns.
+    substitutions and swaps of neighbours, each costing 1: `_edit_distance`) of 0 for known
+    names of 1-3 characters, 1 for 4-5 and 2 for 6 or more. 'Group', 'grup', 'Route',
+    'disease ', 'dieases', 'folowup_month' are near; 'age_mean', 'edss_baseline_mean',
+    'female_percent', 'disease_duration_years' are new columns.
     """
     squashed = _squash(name)
     best = None
     for k in known:
-        slack = 0 if len(k) <= 3 else 1 if len(k) < 8 else 2
+        slack = 0 if len(k) <= 3 else 1 if len(k) <= 5 else 2
         if abs(len(squashed) - len(k)) <= slack:
             distance = _edit_distance(squashed, k)
             if distance <= slack and (best is None or distance < best[0]):
