@@ -808,3 +808,18 @@ def test_arms_without_a_group_column_are_msc_arms(data_copy):
     k = header.index("group")
     write_table(data_copy, "arms", header[:k] + header[k + 1:], [r[:k] + r[k + 1:] for r in rows])
     assert set(load_evidence(data_copy).arms["group"]) == {"msc"}  # as a folder without arms.csv; was None
+
+
+@pytest.mark.parametrize("value", ["0.3", "1.25"])
+def test_threshold_off_the_half_point_grid(data_copy, edit_cell, value):
+    row = edit_cell(data_copy / "edss.csv", {"study": "petrou2021"}, "threshold", value)
+    p = only_problem(data_copy)  # was: valid
+    assert (Path(p.file).name, p.row, p.column, p.value) == ("edss.csv", row, "threshold", float(value))
+    assert "multiple of 0.5" in p.expected
+
+
+def test_arm_with_both_followup_months_and_weeks(data_copy, edit_cell):
+    row = edit_cell(data_copy / "arms.csv", {"study": "petrou2021"}, "followup_weeks", "120")
+    p = only_problem(data_copy)  # was: valid, the weeks silently ignored
+    assert (Path(p.file).name, p.row, p.column, p.value) == ("arms.csv", row, "followup_weeks", 120.0)
+    assert "not both" in p.expected

@@ -227,11 +227,13 @@ class Evidence:
                 raise KeyError(f"no table {name!r}; tables are {TABLES}")
             new[name] = df
         for name, df in new.items():  # months that loading derived from weeks are not input: blank them again
-            if "timepoint_weeks" in df and "timepoint_months" in df:
-                weeks = pd.to_numeric(df["timepoint_weeks"], errors="coerce")
-                months = pd.to_numeric(df["timepoint_months"], errors="coerce")
-                derived = np.isclose(months, weeks * 7 / DAYS_PER_MONTH)
-                new[name] = df.assign(timepoint_months=df["timepoint_months"].mask(derived))
+            for what in ("timepoint", "followup"):
+                if f"{what}_weeks" in df and f"{what}_months" in df:
+                    weeks = pd.to_numeric(df[f"{what}_weeks"], errors="coerce")
+                    months = pd.to_numeric(df[f"{what}_months"], errors="coerce")
+                    derived = np.isclose(months, weeks * 7 / DAYS_PER_MONTH)
+                    df = df.assign(**{f"{what}_months": df[f"{what}_months"].mask(derived)})
+            new[name] = df
         frames = {k: _to_text(v).reset_index(drop=True) for k, v in new.items()}  # rows align by position
         return _build(frames, f"{self.path} (modified)")
 
@@ -778,6 +780,9 @@ def _check_arms(arms: pd.DataFrame, file: str, problems: list[Problem]) -> None:
             problems.append(Problem(file, i, "courses_max", hi, f"at least courses_min ({lo})"))
         if pd.notna(row.courses) and (pd.notna(lo) or pd.notna(hi)):
             problems.append(Problem(file, i, "courses", row.courses, "either courses or courses_min/courses_max"))
+        if pd.notna(row.followup_months) and pd.notna(row.followup_weeks):
+            problems.append(Problem(file, i, "followup_weeks", row.followup_weeks,
+                                    "either followup_months or followup_weeks, not both"))
         if pd.notna(row.overlap_group) != pd.notna(row.overlap_rank):
             problems.append(Problem(file, i, "overlap_rank", row.overlap_rank, "overlap_group and overlap_rank together"))
 
@@ -793,6 +798,8 @@ def _check_edss(edss: pd.DataFrame, file: str, problems: list[Problem]) -> None:
             shown = ", ".join(f"{c}={v}" for c, v in counts.items() if pd.notna(v))
             problems.append(Problem(file, i, "improved/stable/worsened", shown,
                                     f"counts that split n = {n} patients into improved + stable + worsened"))
+        if pd.notna(row.threshold) and not _on_edss_grid(row.threshold):
+            problems.append(Problem(file, i, "threshold", row.threshold, f"a multiple of {EDSS_STEP} (EDSS steps)"))
         lo, hi = row.change_ci_lower, row.change_ci_upper
         if pd.notna(lo) != pd.notna(hi):
             problems.append(Problem(file, i, "change_ci_upper", hi, "both CI limits or neither"))
@@ -839,10 +846,15 @@ def _check_patients(patients: pd.DataFrame, file: str, problems: list[Problem]) 
             problems.append(Problem(file, i, "edss/change", (row.edss, row.change), "exactly one of edss or change"))
         for col in ("edss", "change"):
             v = getattr(row, col)
-            if pd.notna(v) and abs(v / EDSS_STEP - round(v / EDSS_STEP)) > 1e-9:
+            if pd.notna(v) and not _on_edss_grid(v):
                 problems.append(Problem(file, i, col, v, f"a multiple of {EDSS_STEP} (EDSS steps)"))
         if pd.notna(row.change) and pd.notna(row.timepoint_months) and row.timepoint_months == 0:
             problems.append(Problem(file, i, "timepoint_months", 0, "a follow-up time > 0 for a change from baseline"))
+
+
+def _on_edss_grid(value: float) -> bool:
+    """Is `value` a multiple of EDSS_STEP (0.5), as EDSS scores, changes and thresholds are?"""
+    return abs(value / EDSS_STEP - round(value / EDSS_STEP)) <= 1e-9
 
 
 def _check_events(df: pd.DataFrame, file: str, problems: list[Problem]) -> None:
