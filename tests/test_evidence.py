@@ -823,3 +823,33 @@ def test_arm_with_both_followup_months_and_weeks(data_copy, edit_cell):
     p = only_problem(data_copy)  # was: valid, the weeks silently ignored
     assert (Path(p.file).name, p.row, p.column, p.value) == ("arms.csv", row, "followup_weeks", 120.0)
     assert "not both" in p.expected
+
+
+def test_baseline_visit_at_time_zero(data_copy, edit_cell):
+    path, match = data_copy / "patients.csv", {"study": "bonab2005", "patient": "p4"}
+    edit_cell(path, match, "change", "")
+    edit_cell(path, match, "edss", "6.5")
+    edit_cell(path, match, "timepoint_months", "0")
+    ev = load_evidence(data_copy)  # was: "expected a number > 0" for the baseline EDSS the README describes
+    row = one(ev.patients, study="bonab2005", patient="p4")
+    assert (row.timepoint_months, row.edss) == (0.0, 6.5) and pd.isna(row.change)
+
+
+@pytest.mark.parametrize("column", ["timepoint_months", "timepoint_weeks"])
+def test_change_at_time_zero_is_a_problem(data_copy, edit_cell, column):
+    path, match = data_copy / "patients.csv", {"study": "bonab2005", "patient": "p4"}
+    if column == "timepoint_weeks":
+        edit_cell(path, match, "timepoint_months", "")
+    row = edit_cell(path, match, column, "0")
+    p = only_problem(data_copy)  # was "a number > 0": the check of a change at baseline could never run
+    assert (Path(p.file).name, p.row, p.column, p.value) == ("patients.csv", row, column, 0)
+    assert p.expected == "a follow-up time > 0 for a change from baseline"
+
+
+def test_plain_effect_size_folder_checks_no_arm_sizes_against_an_absent_arms_csv(tmp_path):
+    (tmp_path / "edss.csv").write_text(PLAIN)
+    (tmp_path / "adverse_events.csv").write_text(
+        "study,arm,event,patients_with_event,n_at_risk\nalpha2001,treated,serious_ae,1,25\n")
+    ev = load_evidence(tmp_path)  # was: "at most the arm's n in arms.csv (20)", with no arms.csv
+    assert one(ev.adverse_events, study="alpha2001").n_at_risk == 25
+    assert one(ev.arms, study="alpha2001").n == 20

@@ -37,7 +37,8 @@ What is read, and how:
   problems (``nan``, like ``NA``, is "not reported").
 * **Arm sizes.** An outcome row counts patients of one arm: its ``n`` (``edss.csv``) or
   ``n_at_risk`` (``adverse_events.csv``, ``mri.csv``), and the distinct patients of an arm
-  in ``patients.csv``, are at most that arm's ``n`` in ``arms.csv``.
+  in ``patients.csv``, are at most that arm's ``n`` in ``arms.csv`` (when there is one: arms
+  derived from the outcome tables take their ``n`` from ``edss.csv``).
 """
 
 from __future__ import annotations
@@ -144,8 +145,11 @@ SCHEMAS: dict[str, dict[str, Column]] = {
         "threshold": Column("float", positive=True, high=10, what="EDSS points"), "threshold_basis": _S,
         **PROVENANCE,
     },
-    "patients": {
-        **_KEYS, "patient": Column("str", required=True), **_TIME,
+    "patients": {  # a visit at time 0 is the baseline EDSS (a change at 0 is a problem: _check_patients)
+        **_KEYS, "patient": Column("str", required=True),
+        "timepoint_months": Column("float", low=0, what="months since treatment; 0 = baseline"),
+        "timepoint_weeks": Column("float", low=0, what="weeks since treatment; 0 = baseline"),
+        "timepoint_text": _S,
         "edss": _EDSS_VALUE, "change": _CHANGE, **PROVENANCE,
     },
     "adverse_events": {
@@ -491,7 +495,7 @@ def _build(frames: dict[str, pd.DataFrame], path: str, data_hash: str | None = N
     # parse is already reported; checks on its blank would only repeat it).
     unparsed = {(p.file, p.row) for p in problems}
     row_problems: list[Problem] = []
-    _check_rows(tables, label, broken, row_problems)
+    _check_rows(tables, label, broken, row_problems, arms_given="arms" in frames)
     problems += [p for p in row_problems if (p.file, p.row) not in unparsed]
     if problems:
         raise EvidenceError(_located(problems, lines or {}))
@@ -693,15 +697,19 @@ def _arms_from_outcomes(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return arms
 
 
-def _check_rows(tables: dict[str, pd.DataFrame], label, broken: set[str], problems: list[Problem]) -> None:
-    """Checks across rows and tables, skipping tables without a column they need (`broken`)."""
+def _check_rows(tables: dict[str, pd.DataFrame], label, broken: set[str], problems: list[Problem],
+                arms_given: bool = True) -> None:
+    """Checks across rows and tables, skipping tables without a column they need (`broken`). Arm
+    sizes are checked only against an arms.csv that was given (`arms_given`), not against arms
+    derived from the outcome tables (whose n is edss.csv's)."""
     arms = tables["arms"]
     for name, df in tables.items():
         if not len(df) or name in broken:
             continue
         if name != "arms" and "arms" not in broken:
             _check_known_arms(df, arms, label(name), problems)
-            _check_arm_sizes(name, df, arms, label(name), problems)
+            if arms_given:
+                _check_arm_sizes(name, df, arms, label(name), problems)
         if "timepoint_months" in df and name != "arms":
             _check_timepoints(name, df, label(name), problems)
         _check_duplicates(name, df, label(name), problems)
@@ -848,8 +856,9 @@ def _check_patients(patients: pd.DataFrame, file: str, problems: list[Problem]) 
             v = getattr(row, col)
             if pd.notna(v) and not _on_edss_grid(v):
                 problems.append(Problem(file, i, col, v, f"a multiple of {EDSS_STEP} (EDSS steps)"))
-        if pd.notna(row.change) and pd.notna(row.timepoint_months) and row.timepoint_months == 0:
-            problems.append(Problem(file, i, "timepoint_months", 0, "a follow-up time > 0 for a change from baseline"))
+        for col in ("timepoint_months", "timepoint_weeks"):
+            if pd.notna(row.change) and getattr(row, col) == 0:
+                problems.append(Problem(file, i, col, 0, "a follow-up time > 0 for a change from baseline"))
 
 
 def _on_edss_grid(value: float) -> bool:
