@@ -16,12 +16,11 @@ from hypothesis import strategies as st
 
 from msc_bayes import cli, fitting
 from msc_bayes.cli import main
-from msc_bayes.spec import SAMPLER_INT_MAX
+from msc_bayes.spec import SAMPLER_INT_MAX, SAMPLER_MAXIMUM
 from test_diagnostics import fake_fit, write_fixture
 
 REPO = Path(__file__).resolve().parents[1]
-BOUNDS = {"--draws": (1, SAMPLER_INT_MAX), "--tune": (1, SAMPLER_INT_MAX), "--chains": (1, SAMPLER_INT_MAX),
-          "--seed": (0, SAMPLER_INT_MAX)}  # the rules of a spec's [sampler] table
+BOUNDS = {f"--{k}": (1 if k != "seed" else 0, high) for k, high in SAMPLER_MAXIMUM.items()}  # a spec's rules
 
 
 @pytest.fixture
@@ -66,7 +65,7 @@ _VALUES = st.one_of(
     st.integers(-10**21, 10**21).map(str),
     st.text(max_size=8),
     st.sampled_from(["1_000", "١٢", "１２", "0x10", "1e3", " 5", "5 ", "+5", "-0", "inf", "nan", "", "0", "1",
-                     str(SAMPLER_INT_MAX), str(SAMPLER_INT_MAX + 1), "64", "65"]),
+                     str(SAMPLER_INT_MAX), str(SAMPLER_INT_MAX + 1), "64", "65", "1000000", "1000001"]),
 )
 
 

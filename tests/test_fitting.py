@@ -158,3 +158,18 @@ def test_a_rust_panic_in_the_sampler_is_a_sampling_error(tmp_path, monkeypatch):
     with pytest.raises(SamplingError, match=panic) as info:
         fitting.fit(PLAIN, _plain_evidence(tmp_path), draws=10, tune=0, chains=1)
     assert type(info.value.__cause__).__name__ == "PanicException"
+
+
+def test_settings_that_together_keep_too_many_draws_are_refused_before_compiling(monkeypatch):
+    """Each given value may be fine while draws x chains (with the spec's chains) is not: nutpie then
+    aborted the whole process when its allocation failed (tester's F12)."""
+    from msc_bayes.errors import SpecError
+    from msc_bayes.spec import SAMPLER_MAX_KEPT_DRAWS, spec_from_dict
+
+    def no_compiling(*a, **k):
+        raise AssertionError("compiled although the settings were refused")
+
+    monkeypatch.setattr(fitting, "compiled", no_compiling)
+    spec = spec_from_dict({"outcome": "edss_change", "covariates": [], "sampler": {"chains": 8}})
+    with pytest.raises(SpecError, match="draws in all chains together"):
+        fitting.fit(spec, None, draws=SAMPLER_MAX_KEPT_DRAWS // 8 + 1)  # fine alone, not with the spec's 8 chains

@@ -128,9 +128,12 @@ beta = { dist = "Normal", mu = 0, sigma = 1e300 }
     [
         ({"tune": 0}, "sampler.tune", "integer >= 1"),  # nutpie panics (Rust assertion) on tune = 0
         ({"seed": 2**64}, "sampler.seed", r"< 2\*\*64"),  # nutpie: OverflowError
-        ({"draws": 2**64}, "sampler.draws", r"< 2\*\*64"),
-        ({"chains": 2**64}, "sampler.chains", r"< 2\*\*64"),
-        ({"tune": 10**30}, "sampler.tune", r"< 2\*\*64"),
+        ({"draws": 2**64}, "sampler.draws", "<= 1,000,000"),
+        ({"chains": 2**64}, "sampler.chains", "<= 64"),
+        ({"tune": 10**30}, "sampler.tune", "<= 1,000,000"),
+        ({"chains": 100_000}, "sampler.chains", "<= 64"),  # nutpie aborted the process (allocation)
+        ({"draws": 10**12}, "sampler.draws", "<= 1,000,000"),
+        ({"draws": 1_000_000, "chains": 8}, "sampler.draws", "4,000,000 draws in all chains together"),
     ],
 )
 def test_sampler_settings_nutpie_cannot_take_are_spec_errors(settings, column, match):

@@ -330,9 +330,11 @@ def fit(spec, evidence: Evidence, *, draws: int | None = None, tune: int | None 
 
     given = {"draws": draws, "tune": tune, "chains": chains, "seed": seed, "target_accept": target_accept}
     problems = check_sampler_settings(**given, source=f"fit() of spec '{spec.name}'")  # None: not given
+    settings = {k: getattr(spec.sampler, k) if v is None else v for k, v in given.items()}
+    if not problems:  # each given value is fine: now the settings together (draws x chains)
+        problems = check_sampler_settings(**settings, source=f"fit() of spec '{spec.name}'")
     if problems:
         raise SpecError(problems)
-    settings = {k: getattr(spec.sampler, k) if v is None else v for k, v in given.items()}
     draws, tune, chains, seed = settings["draws"], settings["tune"], settings["chains"], settings["seed"]
     target_accept = settings["target_accept"]
     model_c, model, prepared = compiled(spec, evidence)

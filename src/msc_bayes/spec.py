@@ -45,9 +45,11 @@ Rules worth knowing:
 * Prior keys with a restricted domain: ``tau``, ``tau_event``, ``sigma_tau``
   and ``sigma_edss`` need a distribution on [0, inf); ``rho`` needs support
   within [-1, 1] (e.g. Beta, Uniform(-1, 1), TruncatedNormal(lower=-1, upper=1)).
-* ``[sampler]``: draws, tune and chains are integers >= 1 (nutpie panics on tune = 0),
-  seed an integer >= 0, all < 2**64 (nutpie's unsigned 64-bit integers; see
-  :func:`check_sampler_settings`, which the CLI applies to its flags too);
+* ``[sampler]``: draws, tune and chains are integers >= 1 (nutpie panics on tune = 0), draws
+  and tune at most 1,000,000, chains at most 64, draws x chains at most 4,000,000 (every draw is
+  kept in memory; nutpie aborts the process when an allocation fails), seed an integer >= 0 and
+  < 2**64 (nutpie's unsigned 64-bit integers; see :func:`check_sampler_settings`, which the CLI
+  applies to its flags too);
   target_accept is strictly between 0 and 1.
 * The spec file must be a regular UTF-8 file (a folder, FIFO, device or dangling link
   is refused without being read) holding valid TOML.
@@ -86,6 +88,8 @@ __all__ = [
     "PRIOR_LOCATION_LIMIT",
     "PRIOR_SCALE_RANGE",
     "SAMPLER_INT_MAX",
+    "SAMPLER_MAXIMUM",
+    "SAMPLER_MAX_KEPT_DRAWS",
     "OptionInfo",
     "OutcomeInfo",
     "Prior",
@@ -562,11 +566,22 @@ _SAMPLER_MINIMUM = {"draws": 1, "tune": 1, "chains": 1, "seed": 0}
 _SAMPLER_KEYS = ("draws", "tune", "chains", "target_accept", "seed")
 
 
-def _sampler_int_issue(value: object, minimum: int) -> str | None:
+#: Largest draws/tune per chain and number of chains: every draw of every chain is kept in memory,
+#: and nutpie aborts the process (no exception) when an allocation fails (--chains 100000 or
+#: --draws 10**12 did). A million draws per chain is far beyond any use on this evidence.
+SAMPLER_MAXIMUM = {"draws": 1_000_000, "tune": 1_000_000, "chains": 64, "seed": SAMPLER_INT_MAX}
+#: Largest draws x chains kept (memory: a few GB for the EDSS model's quantities).
+SAMPLER_MAX_KEPT_DRAWS = 4_000_000
+
+
+def _sampler_int_issue(value: object, key: str) -> str | None:
+    minimum, maximum = _SAMPLER_MINIMUM[key], SAMPLER_MAXIMUM[key]
     integral = isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-    if integral and minimum <= value <= SAMPLER_INT_MAX:  # type: ignore[operator]
+    if integral and minimum <= value <= maximum:  # type: ignore[operator]
         return None
-    return f"an integer >= {minimum} and < 2**64 (nutpie takes unsigned 64-bit integers)"
+    if maximum == SAMPLER_INT_MAX:
+        return f"an integer >= {minimum} and < 2**64 (nutpie takes unsigned 64-bit integers)"
+    return f"an integer >= {minimum} and <= {maximum:,}"
 
 
 def _target_accept_issue(value: object) -> str | None:
@@ -581,9 +596,13 @@ def _sampler_issues(settings: Mapping[str, object]) -> list[tuple[str, object, s
         if key == "target_accept":
             expected = _target_accept_issue(value)
         else:
-            expected = _sampler_int_issue(value, _SAMPLER_MINIMUM[key])
+            expected = _sampler_int_issue(value, key)
         if expected is not None:
             issues.append((key, value, expected))
+    draws, chains = settings.get("draws"), settings.get("chains")
+    if not issues and draws is not None and chains is not None and draws * chains > SAMPLER_MAX_KEPT_DRAWS:
+        issues.append(("draws", draws, f"at most {SAMPLER_MAX_KEPT_DRAWS:,} draws in all chains together "
+                                        f"(here {chains} chains: at most {SAMPLER_MAX_KEPT_DRAWS // chains:,} each)"))
     return issues
 
 
@@ -600,8 +619,10 @@ def check_sampler_settings(*, draws: object = None, tune: object = None, chains:
         if problems:
             raise SpecError(problems)
 
-    Rules: draws, tune and chains are integers >= 1, seed an integer >= 0, all at most
-    :data:`SAMPLER_INT_MAX`; target_accept a number strictly between 0 and 1.
+    Rules: draws, tune and chains are integers >= 1, seed an integer >= 0 and at most
+    :data:`SAMPLER_INT_MAX`; draws and tune at most 1,000,000, chains at most 64 and draws x chains
+    at most :data:`SAMPLER_MAX_KEPT_DRAWS` (when both are given); target_accept a number strictly
+    between 0 and 1.
     """
     given = {"draws": draws, "tune": tune, "chains": chains, "seed": seed, "target_accept": target_accept}
     given = {k: v for k, v in given.items() if v is not None}
