@@ -357,3 +357,12 @@ def test_a_signal_during_a_posterior_write_waits_for_the_write(tmp_path, monkeyp
         signals.signal(signals.SIGTERM, previous)
     assert written == [tmp_path / "posterior.nc"]  # the write finished before the signal was acted on
     assert "posterior" in az.from_netcdf(tmp_path / "posterior.nc").children
+
+
+def test_a_file_in_the_path_or_an_overlong_name_is_said_as_such(tmp_path):
+    (tmp_path / "afile").write_text("mine", encoding="utf-8")
+    with pytest.raises(OutputError, match="afile is not a folder"):
+        write_run(tmp_path / "afile" / "run", {"a.nc": "x"})
+    with pytest.raises(OutputError, match="too long"):
+        write_run(tmp_path / ("r" * 250), {"a.nc": "x"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]

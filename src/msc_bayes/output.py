@@ -215,6 +215,9 @@ def run_folder(target: str | Path, *, kind: str, overwrite: bool = False, protec
 
 
 def _make_parent(target: Path) -> None:
+    blocking = next((p for p in reversed(target.parents) if os.path.lexists(p) and not p.is_dir()), None)
+    if blocking is not None:
+        raise OutputError(f"{blocking} is not a folder, so {target} cannot be created there. Nothing was written.")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -230,6 +233,10 @@ def _make_staging(target: Path, kind: str) -> Path:
         except FileExistsError:
             continue
         except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                raise OutputError(f"the folder name {target.name!r} is too long for this file system (its staging "
+                                  f"folder adds {len(staging.name) - len(target.name)} characters). Nothing was "
+                                  "written; choose a shorter name.") from exc
             raise OutputError(f"cannot write in {target.parent}: {exc.strerror or exc}. Nothing was written; "
                               "choose a writable output folder.") from exc
         try:
