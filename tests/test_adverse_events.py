@@ -27,7 +27,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy import special, stats
 
 from msc_bayes import adverse_events as ae
-from msc_bayes.errors import EvidenceError
+from msc_bayes.errors import EvidenceError, SpecError
 from msc_bayes.evidence import load_evidence
 from msc_bayes.spec import load_spec, spec_from_dict
 
@@ -277,7 +277,7 @@ def test_selection_options(bundled):
 
 def test_clear_errors_when_nothing_is_left(bundled):
     spec = load_spec(AE_SPEC)
-    with pytest.raises(EvidenceError) as err:
+    with pytest.raises(SpecError) as err:  # the spec asks for an event the table does not have
         ae.prepare(spec.replace(options={"events": ["serious_AE"]}), bundled)
     assert "adverse_events.csv" in str(err.value) and "did you mean 'serious_ae'" in str(err.value)
     with pytest.raises(EvidenceError, match="mri.csv"):

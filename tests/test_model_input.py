@@ -137,3 +137,14 @@ def test_event_model_exclude_secondary_leaving_no_row_says_so(tmp_path):
         adverse_events.prepare(spec, load_evidence(folder))
     p = the_problem(ei)
     assert p.file == str(folder / "adverse_events.csv") and "exclude_secondary=true" in p.value
+
+
+def test_an_unknown_event_in_the_spec_names_the_spec_not_the_table(data_copy, tmp_path):
+    text = (MODELS / "mri_activity.toml").read_text(encoding="utf-8")
+    spec_file = tmp_path / "mri.toml"
+    spec_file.write_text(text.replace("events = []", 'events = ["new_t3"]', 1), encoding="utf-8")
+    with pytest.raises(SpecError) as ei:
+        adverse_events.prepare(load_spec(spec_file), load_evidence(data_copy))
+    p = the_problem(ei)
+    assert (p.file, p.column, p.value) == (str(spec_file), "options.events", "new_t3")
+    assert "mri.csv" in p.expected

@@ -75,7 +75,7 @@ import xarray as xr
 from scipy import special
 
 from msc_bayes.covariates import Design, design, with_effects
-from msc_bayes.errors import EvidenceError, Problem, did_you_mean
+from msc_bayes.errors import EvidenceError, Problem, SpecError, did_you_mean
 from msc_bayes.evidence import Evidence
 from msc_bayes.likelihood import observe
 from msc_bayes.selection import count_once
@@ -163,8 +163,9 @@ def prepare(spec, evidence: Evidence) -> Prepared:
     wanted = list(opts["events"])
     unknown = [e for e in wanted if e not in known]
     if unknown:
-        raise EvidenceError([Problem(file, None, "event", e, f"an event type of {table}.csv: one of {known}"
-                                     + did_you_mean(e, known)) for e in unknown])
+        raise SpecError([Problem(spec.path or "<spec>", None, "options.events", e,  # the spec asks for it
+                                 f"an event type found in {file}: one of {known}" + did_you_mean(e, known))
+                         for e in unknown])
     if wanted:
         rows = rows[rows["event"].isin(wanted)]
     filters = ["exclude_secondary=true"] if silent.any() else []
