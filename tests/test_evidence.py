@@ -19,6 +19,7 @@ from msc_bayes.errors import EvidenceError, Problem
 from msc_bayes.evidence import (
     DAYS_PER_MONTH,
     GRADES,
+    SCHEMAS,
     TABLES,
     Evidence,
     _partition_exists,
@@ -849,7 +850,60 @@ def test_change_at_time_zero_is_a_problem(data_copy, edit_cell, column):
 def test_plain_effect_size_folder_checks_no_arm_sizes_against_an_absent_arms_csv(tmp_path):
     (tmp_path / "edss.csv").write_text(PLAIN)
     (tmp_path / "adverse_events.csv").write_text(
-        "study,arm,event,patients_with_event,n_at_risk\nalpha2001,treated,serious_ae,1,25\n")
+        "study,arm,event,patients_with_event,n_at_risk\nalpha2001,treated,serious_ae,1,25\n"
+        "zeta2022,treated,serious_ae,1,25\n")
     ev = load_evidence(tmp_path)  # was: "at most the arm's n in arms.csv (20)", with no arms.csv
     assert one(ev.adverse_events, study="alpha2001").n_at_risk == 25
     assert one(ev.arms, study="alpha2001").n == 20
+    ns = ev.without_secondary()  # zeta2022's derived arm has no n (no edss row): kept, nothing was blanked
+    assert len(ns.adverse_events) == 2 and "zeta2022" in ns.studies
+
+
+@pytest.mark.parametrize("file, match, fields", [
+    ("edss.csv", {"study": "petrou2021"}, "study"), ("arms.csv", {"study": "petrou2021"}, "arm"),
+    ("adverse_events.csv", {"study": "petrou2021"}, "n_at_risk;event"),
+    ("adverse_events.csv", {"study": "petrou2021"}, "attribution"), ("mri.csv", {"study": "yamout2010"}, "timepoint_months"),
+    ("edss.csv", {"study": "iacobaeus2019"}, "timepoint_weeks"),
+])
+def test_secondary_fields_may_not_name_a_row_key(data_copy, edit_cell, file, match, fields):
+    row = edit_cell(data_copy / file, match, "secondary_fields", fields)
+    p = only_problem(data_copy)  # was: valid, and without_secondary() blanked the key (the row vanished)
+    assert (Path(p.file).name, p.row, p.column, p.value) == (file, row, "secondary_fields", fields.split(";")[-1])
+    assert p.expected.startswith("a column of this table that does not identify the row (not study, arm")
+
+
+@pytest.mark.parametrize("file, match, column", [
+    ("edss.csv", {"study": "petrou2021"}, "n"), ("adverse_events.csv", {"study": "petrou2021"}, "n_at_risk"),
+    ("mri.csv", {"study": "yamout2010"}, "n_at_risk"),
+])
+def test_without_secondary_drops_a_row_whose_required_value_is_secondary(data_copy, edit_cell, file, match, column):
+    edit_cell(data_copy / file, match, "secondary_fields", column)
+    ev = load_evidence(data_copy)
+    name = file[:-4]
+    ns = ev.without_secondary()  # was: the row kept with a NaN n_at_risk (a crash in pm.Data later)
+    assert len(ns.table(name)) == len(ev.table(name)) - 1
+    assert where(ns.table(name), **match).shape[0] == where(ev.table(name), **match).shape[0] - 1
+    for t in TABLES:
+        for c, col in SCHEMAS[t].items():
+            if col.required and c != "patients_with_event":  # a blank event count is "not reported"
+                assert ns.table(t)[c].notna().all(), (t, c)
+
+
+def test_without_secondary_drops_a_patient_row_left_without_edss_or_change(data_copy, edit_cell):
+    edit_cell(data_copy / "patients.csv", {"study": "bonab2005", "patient": "p4"}, "change", "-0.5")
+    header, rows = raw_table("patients", data_copy)
+    write_table(data_copy, "patients", header + ["secondary_fields"],
+                [r + ["change" if (r[0], r[2]) == ("bonab2005", "p4") else ""] for r in rows])
+    ev = load_evidence(data_copy)
+    ns = ev.without_secondary()
+    assert where(ns.patients, study="bonab2005", patient="p4").empty
+    assert (ns.patients["edss"].notna() | ns.patients["change"].notna()).all()
+
+
+def test_without_secondary_drops_an_arm_whose_n_is_secondary_with_its_rows(data_copy, edit_cell):
+    edit_cell(data_copy / "arms.csv", {"study": "petrou2021"}, "secondary_fields", "n")
+    ns = load_evidence(data_copy).without_secondary()
+    for name in TABLES:
+        assert where(ns.table(name), study="petrou2021").empty, name
+    assert ns.arms["n"].notna().all()
+

@@ -181,6 +181,8 @@ ONE_OF = {
     "patients": (("timepoint_months", "timepoint_weeks"), ("edss", "change")),
     "mri": (("timepoint_months", "timepoint_weeks"),),
 }
+#: Required outcome values that `Evidence.without_secondary` may leave blank (the models skip them).
+OUTCOME_VALUES = ("patients_with_event",)
 #: Columns a table may leave out (every row then gets the default) but, when present, needs on
 #: every row: an arms.csv without `group` is a table of MSC arms, as a folder without arms.csv
 #: is; a blank `group` (a placebo arm left blank) is a problem, never taken for MSC.
@@ -258,17 +260,43 @@ class Evidence:
         return Evidence(self.path, f"{self.data_hash}+subset-{_hash_tables(tables)[:8]}", tables)
 
     def without_secondary(self) -> "Evidence":
-        """Blank every value that a row marks as coming from a secondary source."""
+        """Blank every value that a row marks as coming from a secondary source.
+
+        A row that this leaves without a value it needs (a required column such as ``n``,
+        ``n_at_risk`` or arms' ``group``; both of patients' ``edss`` and ``change``; not an
+        event count, see OUTCOME_VALUES) cannot be used and is dropped; an arm dropped so takes its outcome rows with it."""
         tables = {}
-        for name, df in self._tables.items():
-            df = df.copy()
+        for name, before in self._tables.items():
+            df = before.copy()
             if "secondary_fields" in df:
                 for i, fields in df["secondary_fields"].items():
                     for col in _split(fields):
                         df.loc[i, col] = None if df[col].dtype == object else np.nan
-            tables[name] = df
+            usable = np.ones(len(df), dtype=bool)
+            for group in _needed_columns(name):  # blanked here (not blank already, as a derived arm's n can be)
+                usable &= df[list(group)].notna().any(axis=1).to_numpy() | before[list(group)].isna().all(axis=1).to_numpy()
+            tables[name] = df[usable]
         tables["patients"] = tables["patients"][tables["patients"].get("grade", "primary") != "secondary"]
+        arms = set(zip(tables["arms"]["study"], tables["arms"]["arm"]))
+        for name in TABLES[1:]:
+            df = tables[name]
+            tables[name] = df[np.array([key in arms for key in zip(df["study"], df["arm"])], dtype=bool)]
         return Evidence(self.path, f"{self.data_hash}-secondary-{_hash_tables(tables)[:8]}", tables)
+
+
+def _needed_columns(name: str) -> list[tuple[str, ...]]:
+    """Groups of columns of which a row of table `name` needs a value in at least one to be used:
+    each required column alone, each ONE_OF group, and REQUIRED_WHEN_PRESENT columns. A blank
+    count of patients with an event (OUTCOME_VALUES) leaves the row: its model reads it as "not
+    reported" and says that exclude_secondary blanked it."""
+    needed = [(c,) for c, col in SCHEMAS[name].items() if col.required and c not in OUTCOME_VALUES]
+    return needed + [(c,) for c in REQUIRED_WHEN_PRESENT.get(name, ())] + list(ONE_OF.get(name, ()))
+
+
+def _key_columns(name: str) -> tuple[str, ...]:
+    """The columns that identify a row of table `name` (ROW_KEYS; a timepoint in months or weeks)."""
+    keys = ROW_KEYS[name]
+    return keys + ("timepoint_weeks",) if "timepoint_months" in keys else keys
 
 
 def _split(value) -> list[str]:
@@ -713,7 +741,7 @@ def _check_rows(tables: dict[str, pd.DataFrame], label, broken: set[str], proble
         if "timepoint_months" in df and name != "arms":
             _check_timepoints(name, df, label(name), problems)
         _check_duplicates(name, df, label(name), problems)
-        _check_secondary_fields(df, label(name), problems)
+        _check_secondary_fields(name, df, label(name), problems)
     checks = {"arms": _check_arms, "edss": _check_edss, "patients": _check_patients,
               "adverse_events": _check_events, "mri": _check_events}
     for name, check in checks.items():
@@ -771,14 +799,20 @@ def _check_duplicates(name: str, df: pd.DataFrame, file: str, problems: list[Pro
                                 "a unique row (the same key appears earlier)"))
 
 
-def _check_secondary_fields(df: pd.DataFrame, file: str, problems: list[Problem]) -> None:
+def _check_secondary_fields(name: str, df: pd.DataFrame, file: str, problems: list[Problem]) -> None:
+    """Each named column is one of the table's, and not one that identifies the row (blanking a key
+    would make the row another row, or none)."""
     if "secondary_fields" not in df:
         return
+    keys = _key_columns(name)
     for i, fields in enumerate(df["secondary_fields"], 1):
         for col in _split(fields):
             if col not in df.columns:
                 problems.append(Problem(file, i, "secondary_fields", col,
                                         "a column of this table" + did_you_mean(col, df.columns)))
+            elif col in keys:
+                problems.append(Problem(file, i, "secondary_fields", col, "a column of this table that does not "
+                                        f"identify the row (not {', '.join(keys)})"))
 
 
 def _check_arms(arms: pd.DataFrame, file: str, problems: list[Problem]) -> None:
