@@ -6,6 +6,7 @@ asserts afterwards that it is byte-identical and visible.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal as signals
@@ -51,13 +52,13 @@ def dead_pid() -> int:
 def test_a_new_run_is_published_whole_with_a_marker_and_ordinary_permissions(tmp_path):
     old_umask = os.umask(0o022)
     try:
-        write_run(tmp_path / "reports" / "run", {"a.nc": "posterior", "figures/f.png": "png"})
+        write_run(tmp_path / "reports" / "run", {"a.nc": "posterior", "figures/k_forest.png": "png"})
     finally:
         os.umask(old_umask)
     run = tmp_path / "reports" / "run"
     assert stat.S_IMODE(run.stat().st_mode) == 0o755  # not mkdtemp's 0700
     marker = json.loads((run / output.MARKER).read_text(encoding="utf-8"))
-    assert marker["kind"] == "report" and set(marker["files"]) == {"a.nc", "figures/f.png"}
+    assert marker["kind"] == "report" and set(marker["files"]) == {"a.nc", "figures/k_forest.png"}
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["run"]  # no staging folder left
     assert not (run / output.PARTIAL_MARKER).exists()
 
@@ -91,7 +92,7 @@ def test_an_empty_folder_is_filled_not_replaced(tmp_path):
 
 def test_an_earlier_run_needs_overwrite_and_stays_intact_until_the_new_one_is_complete(tmp_path):
     target = tmp_path / "run"
-    write_run(target, {"a.nc": "old", "old_only.csv": "old"})
+    write_run(target, {"a.nc": "old", "old_summary.csv": "old"})
     before = snapshot(target)
     with pytest.raises(OutputError, match="--overwrite"):
         write_run(target, {"a.nc": "new"})
@@ -99,7 +100,7 @@ def test_an_earlier_run_needs_overwrite_and_stays_intact_until_the_new_one_is_co
     with output.run_folder(target, kind="report", overwrite=True, log=lambda line: None) as folder:
         (folder.path / "a.nc").write_text("new", encoding="utf-8")
         assert snapshot(target) == before  # still there, visible, while the new run is written
-    assert (target / "a.nc").read_text(encoding="utf-8") == "new" and not (target / "old_only.csv").exists()
+    assert (target / "a.nc").read_text(encoding="utf-8") == "new" and not (target / "old_summary.csv").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
@@ -366,3 +367,25 @@ def test_a_file_in_the_path_or_an_overlong_name_is_said_as_such(tmp_path):
     with pytest.raises(OutputError, match="too long"):
         write_run(tmp_path / ("r" * 250), {"a.nc": "x"})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+@pytest.mark.parametrize("listed", ["thesis.docx", "../data/arms.csv", "/etc/passwd", "notes/plan.csv"])
+def test_a_forged_marker_never_makes_a_users_file_removable(tmp_path, listed):
+    """A marker listing a file no msc_bayes run writes is not ours: --overwrite refuses (tester's N02-N04)."""
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "thesis.docx").write_bytes(b"precious")
+    digest = hashlib.sha256(b"precious").hexdigest()
+    (target / output.MARKER).write_text(json.dumps({"kind": "fit", "created_utc": "x", "files": {listed: digest}}),
+                                        encoding="utf-8")
+    before = snapshot(tmp_path)
+    with pytest.raises(OutputError, match="not an msc_bayes run folder"):
+        write_run(target, {"posterior.nc": "x"}, overwrite=True, kind="fit")
+    assert snapshot(tmp_path) == before
+
+
+def test_every_file_a_report_writes_is_a_name_its_marker_may_list(tmp_path):
+    names = ["edss_change.nc", 'x"><img src=x>.nc', "edss_change_summary.csv", "edss_change_psense.csv",
+             "figures/edss_change_forest.png", "index.html", "report.md", "run.json"]
+    assert all(output.WRITES["report"].fullmatch(n) for n in names)
+    assert not any(output.WRITES["report"].fullmatch(n) for n in ["notes.txt", "../x.nc", "a/b.csv", "x.csv"])

@@ -32,6 +32,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -49,6 +50,11 @@ MARKER = ".msc_bayes-run.json"
 PARTIAL_MARKER = ".msc_bayes-partial.json"
 #: What kinds of run folder the package writes (the ``kind`` of :data:`MARKER`).
 KINDS = ("report", "fit")
+#: The names each kind of run writes: a marker listing any other name (a forged one, say) does not
+#: make a folder replaceable, so --overwrite can never remove a file the package did not write.
+WRITES = {"fit": re.compile(r"posterior\.nc|summary\.csv"),
+          "report": re.compile(r"[^/]+\.nc|[^/]+_(?:summary|diagnostics|study_estimates|ppc|sensitivity|psense)\.csv"
+                               r"|figures/[^/]+_[a-z_]+\.png|index\.html|report\.md|run\.json")}
 
 _RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2
 _AT_FDCWD = -100
@@ -158,6 +164,8 @@ def read_marker(folder: Path) -> dict | None:
         return None
     if not isinstance(marker, dict) or marker.get("kind") not in KINDS or not isinstance(marker.get("files"), dict):
         return None
+    if not all(isinstance(f, str) and WRITES[marker["kind"]].fullmatch(f) for f in marker["files"]):
+        return None  # a marker naming a file this kind of run never writes was not written by msc_bayes
     return marker
 
 
