@@ -32,6 +32,9 @@ FIT_STAGES = [("fitting", "fit"), ("Fit", "to_netcdf"), ("Fit", "summary"), ("ou
               ("output", "publish"), ("output", "exchange"), ("output", "_remove_entry")]
 REPORT_STAGES = [("fitting", "fit"), ("report", "write_outputs"), ("report", "render_markdown"),
                  ("output", "write_marker"), ("output", "exchange"), ("output", "_remove_entry")]
+#: Stages before the check that a run was not stopped (run_folder, before it writes the marker).
+STAGES_BEFORE_PUBLISHING = {("fitting", "fit"), ("Fit", "to_netcdf"), ("Fit", "summary"), ("report", "write_outputs"),
+                            ("report", "render_markdown")}
 OWNERS = {"fitting": fitting, "Fit": fitting.Fit, "output": output, "report": report, "shutil": shutil}
 
 
@@ -111,23 +114,31 @@ def _sigint():
         pass
 
 
+def _swallowed_sigint():
+    """Ctrl-C whose KeyboardInterrupt a finalizer swallowed ("Exception ignored in ..."): only the record is left."""
+    output.request_stop(KeyboardInterrupt)
+
+
 def _oserror():
     raise OSError(28, "No space left on device (injected)")
 
 
 @pytest.mark.parametrize("kind, stage", [("fit", s) for s in FIT_STAGES] + [("report", s) for s in REPORT_STAGES],
                          ids=lambda v: ".".join(v) if isinstance(v, tuple) else v)
-@pytest.mark.parametrize("fault", ["sigint", "oserror"])
+@pytest.mark.parametrize("fault", ["sigint", "swallowed", "oserror"])
 def test_in_process_faults_lose_nothing(case, monkeypatch, capsys, kind, stage, fault):
     data, spec, target, before = case(kind)
     _fake_sampling(monkeypatch)
-    hit = inject(monkeypatch, *stage, {"sigint": _sigint, "oserror": _oserror}[fault])
+    hit = inject(monkeypatch, *stage, {"sigint": _sigint, "swallowed": _swallowed_sigint, "oserror": _oserror}[fault])
     code = main(command(kind, data, spec, target, "--overwrite"))
     assert hit, "the stage was never reached"
     err = capsys.readouterr().err
     assert "Traceback" not in err
     removing = stage == ("output", "_remove_entry")  # the new run is in place: a failure to remove the old is said
-    assert code == (130 if fault == "sigint" else 0 if removing else 2), err
+    if fault == "swallowed":  # noticed before publishing; once the new run is in place it stands
+        assert code == (130 if stage in STAGES_BEFORE_PUBLISHING else 0), err
+    else:
+        assert code == (130 if fault == "sigint" else 0 if removing else 2), err
     monkeypatch.undo()
     check_after(kind, data, spec, target, before)
 

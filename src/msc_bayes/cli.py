@@ -84,16 +84,25 @@ class _Terminated(BaseException):
     KeyboardInterrupt, so that no `except Exception` takes it for a failure)."""
 
 
-def _on_sigterm(signum, frame):
-    raise _Terminated
+def _on_signal(signum, frame):
+    """Ctrl-C and SIGTERM: recorded (see :func:`msc_bayes.output.request_stop`), then raised."""
+    from msc_bayes import output
+
+    exception = KeyboardInterrupt if signum == signal.SIGINT else _Terminated
+    output.request_stop(exception)
+    raise exception
 
 
 def main(argv: list[str] | None = None) -> int:
+    from msc_bayes import output
+
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse already printed the usage message
         return int(exc.code or 0)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    output.clear_stop_requests()
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)
+                if signal.getsignal(s) is not signal.SIG_IGN}  # an ignored Ctrl-C (a background job) stays ignored
     try:
         code = _COMMANDS[args.command](args)
         _flush_stdout()
@@ -118,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot write to standard output: {exc.strerror or exc}", file=sys.stderr)
         return 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _flush_stdout() -> None:

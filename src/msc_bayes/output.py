@@ -68,6 +68,26 @@ class RunFolder:
     target: Path
 
 
+#: Stops asked for by a signal (the exception each one raises), recorded by the CLI's handlers.
+#: Python swallows an exception that a handler raises inside a finalizer ("Exception ignored in
+#: ..."; seen with llvmlite's), so a run checks before publishing that nobody stopped it meanwhile.
+_STOPS: list[type[BaseException]] = []
+
+
+def request_stop(exception: type[BaseException]) -> None:
+    """Record that a signal asked the run to stop (raise `exception` at the next check)."""
+    _STOPS.append(exception)
+
+
+def clear_stop_requests() -> None:
+    _STOPS.clear()
+
+
+def _raise_if_stopped() -> None:
+    if _STOPS:
+        raise _STOPS[0]()
+
+
 @contextlib.contextmanager
 def signals_deferred() -> Iterator[None]:
     """Ctrl-C and SIGTERM wait until the block is done, then take their usual course.
@@ -210,6 +230,7 @@ def run_folder(target: str | Path, *, kind: str, overwrite: bool = False, protec
     staging = _make_staging(target, kind)
     try:
         yield RunFolder(staging, target)
+        _raise_if_stopped()  # a Ctrl-C swallowed on the way is still a Ctrl-C: nothing is published
         write_marker(staging, kind)
         publish(staging, target, overwrite=overwrite, protect=protect, log=log)
     except BaseException as exc:
