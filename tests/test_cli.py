@@ -133,3 +133,15 @@ def test_a_full_or_closed_stdout_is_one_line_not_a_traceback(tmp_path):
     closed = subprocess.run(["bash", "-c", f"'{sys.executable}' -m msc_bayes validate >&-"], cwd=REPO,
                             capture_output=True, text=True, timeout=120)
     assert closed.returncode == 0 and "Traceback" not in closed.stderr
+
+
+def test_names_from_the_data_reach_the_terminal_on_one_line(tmp_path, capsys):
+    data, _, _ = write_fixture(tmp_path)
+    odd = tmp_path / "d\nx"
+    data.rename(odd)
+    assert main(["validate", "--data", str(odd)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "d\\nx: valid" in out
+    assert main(["describe", "--data", str(odd)]) == 0
+    described = capsys.readouterr().out
+    assert "== <script>alert(1)</script>" in described and "follow-up nan" not in described

@@ -13,7 +13,7 @@ import re
 import signal
 import sys
 
-from msc_bayes.errors import MscBayesError
+from msc_bayes.errors import MscBayesError, one_line
 
 
 
@@ -161,7 +161,7 @@ def _validate(args) -> int:
 
     ev = load_evidence(args.data)
     counts = ", ".join(f"{len(ev.table(t))} {t}" for t in ("arms", "edss", "patients", "adverse_events", "mri"))
-    print(f"{args.data}: valid ({len(ev.studies)} studies; {counts} rows; data hash {ev.data_hash})")
+    print(one_line(f"{args.data}: valid ({len(ev.studies)} studies; {counts} rows; data hash {ev.data_hash})"))
     return 0
 
 
@@ -174,14 +174,14 @@ def _describe(args) -> int:
     table = describe(load_evidence(args.data))
     with pd.option_context("display.max_colwidth", None, "display.width", 250, "display.max_rows", None):
         for study, rows in table.groupby("study", sort=False):
-            print(f"== {study}")
+            print(one_line(f"== {study}"))  # names from the data: no line break or terminal escape gets through
             for r in rows.itertuples(index=False):
-                print(f"  [{r.arm}] {r.group}, {r.disease}, n={r.n}, route {r.route}, courses {r.courses}, "
-                      f"follow-up {r.followup_months if r.followup_months is not None else 'NR'} months"
-                      + (f", overlap {r.overlap}" if r.overlap else ""))
+                followup = f"{r.followup_months:g} months" if pd.notna(r.followup_months) else "not reported"
+                print(one_line(f"  [{r.arm}] {r.group}, {r.disease}, n={r.n}, route {r.route}, courses {r.courses}, "
+                               f"follow-up {followup}" + (f", overlap {r.overlap}" if r.overlap else "")))
                 for label, text in (("EDSS", r.edss), ("AE", r.adverse_events), ("MRI", r.mri)):
                     if text:
-                        print(f"      {label}: {text}")
+                        print(one_line(f"      {label}: {text}"))
     return 0
 
 

@@ -29,18 +29,18 @@ class Problem:
     line: int | None = None
 
     def __str__(self) -> str:
-        where = _one_line(self.file)
+        where = one_line(self.file)
         if self.line is not None:
             where += f", line {self.line}"
         elif self.row is not None:
             where += f", row {self.row}"
         if self.column is not None:  # a header may hold any character: shown on one line, escaped
-            where += f", column '{_one_line(self.column)}'"
+            where += f", column '{one_line(self.column)}'"
         value = self.value.item() if hasattr(self.value, "item") else self.value
         return f"{where}: found {value!r}; expected {self.expected}"
 
 
-def _one_line(text: object) -> str:
+def one_line(text: object) -> str:
     """`text` with control characters (line breaks, tabs, escapes) written as Python escapes."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
