@@ -16,7 +16,6 @@ import sys
 from msc_bayes.errors import MscBayesError, one_line
 
 
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m msc_bayes", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -194,7 +193,7 @@ def _fit(args) -> int:
     from msc_bayes.spec import load_spec
 
     out = Path(args.out) if args.out else default_target("fit", Path(args.spec).stem)
-    check_target(out, overwrite=args.overwrite, protect=[args.data])  # before any work
+    check_target(out, overwrite=args.overwrite, protect=[args.data])  # before any work; again when writing
     spec = load_spec(args.spec)
     evidence = load_evidence(args.data)
     with run_folder(out, kind="fit", overwrite=args.overwrite, protect=[args.data]) as folder:
