@@ -34,8 +34,8 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 def write_run(target: Path, files: dict[str, str], *, overwrite: bool = False, kind: str = "report") -> None:
     with output.run_folder(target, kind=kind, overwrite=overwrite, log=lambda line: None) as folder:
         for name, text in files.items():
-            (folder.path / name).parent.mkdir(parents=True, exist_ok=True)
-            (folder.path / name).write_text(text, encoding="utf-8")
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(text, encoding="utf-8")
 
 
 def dead_pid() -> int:
@@ -98,7 +98,7 @@ def test_an_earlier_run_needs_overwrite_and_stays_intact_until_the_new_one_is_co
         write_run(target, {"a.nc": "new"})
     assert snapshot(target) == before
     with output.run_folder(target, kind="report", overwrite=True, log=lambda line: None) as folder:
-        (folder.path / "a.nc").write_text("new", encoding="utf-8")
+        (folder / "a.nc").write_text("new", encoding="utf-8")
         assert snapshot(target) == before  # still there, visible, while the new run is written
     assert (target / "a.nc").read_text(encoding="utf-8") == "new" and not (target / "old_summary.csv").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
@@ -148,7 +148,7 @@ def test_a_failed_run_keeps_its_posteriors_visibly_and_leaves_the_earlier_run(tm
     for attempt in (1, 2):
         with pytest.raises(RuntimeError, match="figure broke"):
             with output.run_folder(target, kind="report", overwrite=True, log=lambda line: None) as folder:
-                (folder.path / "a.nc").write_text(f"sampled {attempt}", encoding="utf-8")
+                (folder / "a.nc").write_text(f"sampled {attempt}", encoding="utf-8")
                 raise RuntimeError("figure broke")
     assert snapshot(target) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "run.failed", "run.failed-2"]  # none replaced
@@ -167,7 +167,7 @@ def test_a_target_that_appears_during_the_run_is_not_replaced(tmp_path):
     target = tmp_path / "run"
     with pytest.raises(OutputError, match="not an msc_bayes run folder"):
         with output.run_folder(target, kind="fit", log=lambda line: None) as folder:
-            (folder.path / "posterior.nc").write_text("sampled", encoding="utf-8")
+            (folder / "posterior.nc").write_text("sampled", encoding="utf-8")
             target.mkdir()
             (target / "theirs.txt").write_text("another program's", encoding="utf-8")
     assert snapshot(target) == {"theirs.txt": b"another program's"}

@@ -198,8 +198,8 @@ def _fit(args) -> int:
     evidence = load_evidence(args.data)
     with run_folder(out, kind="fit", overwrite=args.overwrite, protect=[args.data]) as folder:
         result = fit(spec, evidence, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed)
-        result.to_netcdf(folder.path / "posterior.nc")
-        result.summary().to_csv(folder.path / "summary.csv", index=False)
+        result.to_netcdf(folder / "posterior.nc")
+        result.summary().to_csv(folder / "summary.csv", index=False)
     for note in result.notes:
         print(f"note: {note}")
     print(f"wrote {out / 'posterior.nc'} and {out / 'summary.csv'}")

@@ -39,7 +39,6 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from msc_bayes.errors import OutputError
@@ -58,14 +57,6 @@ WRITES = {"fit": re.compile(r"posterior\.nc|summary\.csv"),
 
 _RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2
 _AT_FDCWD = -100
-
-
-@dataclass(frozen=True)
-class RunFolder:
-    """`path`: the staging folder to write into; `target`: where it is published on success."""
-
-    path: Path
-    target: Path
 
 
 #: Stops asked for by a signal (the exception each one raises), recorded by the CLI's handlers.
@@ -215,7 +206,7 @@ def _sha256(path: Path) -> str:
 
 @contextlib.contextmanager
 def run_folder(target: str | Path, *, kind: str, overwrite: bool = False, protect: Sequence[str | Path] = (),
-               log: Callable[[str], None] = print) -> Iterator[RunFolder]:
+               log: Callable[[str], None] = print) -> Iterator[Path]:
     """Yield a staging folder for a run bound for `target`; publish it when the block succeeds.
 
     Checks the target first (:func:`check_target`) and deals with staging folders that killed
@@ -229,7 +220,7 @@ def run_folder(target: str | Path, *, kind: str, overwrite: bool = False, protec
         log(f"{target} holds an earlier msc_bayes run: it is replaced once the new run is complete")
     staging = _make_staging(target, kind)
     try:
-        yield RunFolder(staging, target)
+        yield staging
         _raise_if_stopped()  # a Ctrl-C swallowed on the way is still a Ctrl-C: nothing is published
         write_marker(staging, kind)
         publish(staging, target, overwrite=overwrite, protect=protect, log=log)

@@ -236,11 +236,10 @@ def run_report(*, data: str | Path = "data", models: list[str] | None = None, ou
     settings = {"draws": draws, "tune": tune, "chains": chains, "seed": seed}
     runs: list[ModelRun] = []
     timings: dict[str, dict] = {}
-    with run_folder(out, kind="report", overwrite=overwrite, protect=[data], log=log) as folder:
+    with run_folder(out, kind="report", overwrite=overwrite, protect=[data], log=log) as tmp:
         handed = fitting.precompile([(spec, evidence) for spec in specs])
         if handed:
             log(f"compiling {', '.join(handed)} in a helper process meanwhile (first run on this machine) ...")
-        tmp = folder.path
         for i, (key, path, spec) in enumerate(zip(keys, paths, specs), 1):
             log(f"[{i}/{len(specs)}] fitting {key} ({spec.name}) ...")
             start = time.perf_counter()
