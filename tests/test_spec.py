@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
 from msc_bayes.errors import SpecError
+from msc_bayes.outcomes import OUTCOMES
 from msc_bayes.spec import (
     DISTRIBUTIONS,
-    OUTCOMES,
     CovariateOption,
     Prior,
     SamplerSettings,

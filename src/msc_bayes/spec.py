@@ -8,12 +8,12 @@ found is collected and raised together as one :class:`~msc_bayes.errors.SpecErro
 
 Minimal spec::
 
-    outcome = "edss_change"          # a key of OUTCOMES
+    outcome = "edss_change"          # a key of msc_bayes.outcomes.OUTCOMES
     covariates = ["route", "courses"]  # [] = none
     [priors]                          # keys are the model's variable names
     tau = { dist = "HalfNormal", sigma = 0.5 }
 
-Optional, with defaults (see :data:`OUTCOMES` for the per-outcome ones)::
+Optional, with defaults (see :data:`msc_bayes.outcomes.OUTCOMES` for the per-outcome ones)::
 
     name = "EDSS change"             # default: file stem (spec_from_dict: the outcome)
     [covariate_options.courses]      # one table per covariate, all keys optional
@@ -21,7 +21,7 @@ Optional, with defaults (see :data:`OUTCOMES` for the per-outcome ones)::
     centre = false                   # true: subtract the mean over the arms used; a number: subtract it (default false)
     scale = false                    # divide by the SD over the arms used (default false)
     reference = "IV"                 # categorical reference level (default: first sorted level)
-    [options]                        # outcome-specific, see OUTCOMES[outcome].options
+    [options]                        # outcome-specific, see msc_bayes.outcomes.OUTCOMES[outcome].options
     [sampler]                        # draws=1000, tune=1000, chains=4, target_accept=0.9, seed=20261121
 
 Rules worth knowing:
@@ -84,7 +84,6 @@ from msc_bayes.input_files import NotReadable, read_bytes
 __all__ = [
     "CovariateOption",
     "DISTRIBUTIONS",
-    "OUTCOMES",
     "PRIOR_LOCATION_LIMIT",
     "PRIOR_SCALE_RANGE",
     "SAMPLER_INT_MAX",
@@ -456,73 +455,6 @@ class OutcomeInfo:
     options: Mapping[str, OptionInfo]
 
 
-_TIMEPOINTS = ("last", "first", "all")
-_EDSS_FORMATS = ("patient", "change", "baseline_followup", "counts", "means_only")
-
-
-def _binary_outcome(description: str, what: str) -> OutcomeInfo:
-    return OutcomeInfo(
-        description=description,
-        priors=MappingProxyType({
-            "mu": PriorSlot(Prior("Normal", {"mu": -2, "sigma": 2}),
-                            f"pooled logit probability of {what} in MSC arms at reference covariates"),
-            "tau": PriorSlot(Prior("HalfNormal", {"sigma": 1}), "between-study SD (logit scale)", "positive"),
-            "beta": PriorSlot(Prior("Normal", {"mu": 0, "sigma": 1}), "covariate effects (logit scale)"),
-            "msc_effect": PriorSlot(Prior("Normal", {"mu": 0, "sigma": 1}),
-                                    "MSC minus control difference (log odds ratio)"),
-            "tau_event": PriorSlot(Prior("HalfNormal", {"sigma": 1}),
-                                   "between-event-type SD (logit scale)", "positive"),
-        }),
-        options=MappingProxyType({
-            "events": OptionInfo("strings", (), "event types to include; empty = all events in the data"),
-            "attribution": OptionInfo("choice", "all", "which events count: any / treatment-related / all",
-                                      ("any", "related", "all")),
-            "serious_only": OptionInfo("bool", False, "count serious events only"),
-            "timepoint": OptionInfo("choice", "last", "which follow-up visit(s) to use", _TIMEPOINTS),
-            "exclude_overlapping": OptionInfo("bool", True, "drop reports whose patients overlap another report"),
-            "exclude_secondary": OptionInfo("bool", False, "drop secondary (non-primary) reports"),
-        }),
-    )  # fmt: skip
-
-
-#: Outcome -> allowed prior keys (with defaults) and allowed ``[options]`` keys (with defaults).
-OUTCOMES: Mapping[str, OutcomeInfo] = MappingProxyType({
-    "edss_change": OutcomeInfo(
-        description="change in EDSS from baseline",
-        priors=MappingProxyType({
-            "mu": PriorSlot(Prior("Normal", {"mu": 0, "sigma": 1}),
-                            "pooled mean EDSS change in MSC arms at reference covariates"),
-            "tau": PriorSlot(Prior("HalfNormal", {"sigma": 0.5}), "between-study SD", "positive"),
-            "beta": PriorSlot(Prior("Normal", {"mu": 0, "sigma": 0.5}), "covariate effects"),
-            "msc_effect": PriorSlot(Prior("Normal", {"mu": 0, "sigma": 1}),
-                                    "MSC minus control difference in mean change"),
-            "rho": PriorSlot(Prior("Beta", {"alpha": 4, "beta": 2}), "pre-post correlation of EDSS",
-                             "correlation"),
-            "sigma_mu": PriorSlot(Prior("Normal", {"mu": math.log(0.7), "sigma": 0.5}),
-                                  "log of the typical within-arm SD of change"),
-            "sigma_tau": PriorSlot(Prior("HalfNormal", {"sigma": 0.5}), "between-arm SD of log sigma",
-                                   "positive"),
-            "sigma_edss": PriorSlot(Prior("HalfNormal", {"sigma": 1.5}), "SD of EDSS at one visit", "positive"),
-        }),
-        options=MappingProxyType({
-            "timepoint": OptionInfo("choice", "last", "which follow-up visit(s) to use", _TIMEPOINTS),
-            "formats": OptionInfo("subset", _EDSS_FORMATS,
-                                  "data formats in priority order: per arm x timepoint the first available is used",
-                                  _EDSS_FORMATS),
-            "combine": OptionInfo("choice", "priority",
-                                  "'priority': one format per arm x timepoint; 'all': every available format",
-                                  ("priority", "all")),
-            "default_threshold": OptionInfo("positive_float", 0.5,
-                                            "EDSS points defining improved/worsened where a study gives none"),
-            "exclude_overlapping": OptionInfo("bool", True, "drop reports whose patients overlap another report"),
-            "exclude_secondary": OptionInfo("bool", False, "drop secondary (non-primary) reports"),
-        }),
-    ),
-    "adverse_events": _binary_outcome("adverse events (counts of patients with an event)", "an event"),
-    "mri_activity": _binary_outcome("MRI activity (counts of patients with active lesions)", "MRI activity"),
-})  # fmt: skip
-
-
 # --------------------------------------------------------------------------------------
 # Spec
 # --------------------------------------------------------------------------------------
@@ -687,7 +619,7 @@ class Spec:
 
     @property
     def outcome_info(self) -> OutcomeInfo:
-        return OUTCOMES[self.outcome]
+        return _outcome_infos()[self.outcome]
 
     def to_dict(self) -> dict:
         """Complete, JSON-serialisable form; itself a valid spec (``spec_from_dict`` inverts it)."""
@@ -738,6 +670,13 @@ class Spec:
         if sampler is not None:
             d["sampler"].update(sampler.to_dict() if isinstance(sampler, SamplerSettings) else dict(sampler))
         return _build(d, file=self.path or "<dict>", path=self.path, default_name=self.name)
+
+
+def _outcome_infos() -> Mapping[str, OutcomeInfo]:
+    """Outcome name -> its declaration (the outcomes registry imports this module, so it is imported here)."""
+    from msc_bayes.outcomes import OUTCOMES
+
+    return OUTCOMES
 
 
 def _rebuild(d: dict, path: str | None) -> Spec:
@@ -906,6 +845,7 @@ def _build(d: object, *, file: str, path: str | None, default_name: str, text: s
 
     # outcome
     info: OutcomeInfo | None = None
+    OUTCOMES = _outcome_infos()
     if "outcome" not in d:
         c.add("outcome", None, "outcome = one of " + ", ".join(repr(o) for o in OUTCOMES))
     else:
