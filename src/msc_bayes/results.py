@@ -5,6 +5,9 @@ Tables carry the interval in their headers (95% ETI by default, never ArviZ's 89
 
 from __future__ import annotations
 
+import json
+from typing import Literal
+
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -13,6 +16,99 @@ from msc_bayes import INTERVAL_PROB
 
 #: Non-centred offsets are sampler plumbing, not parameters a reader interprets.
 OFFSETS = ("study_offset", "sigma_offset", "event_offset", "study_event_offset")
+
+#: Groups of a fitted DataTree.
+Group = Literal["posterior", "derived", "sample_stats", "log_likelihood", "prior", "prior_predictive",
+                "posterior_predictive", "observed_data", "constant_data"]
+#: Where a named quantity is looked up, in order.
+QUANTITY_GROUPS: tuple[Group, ...] = ("posterior", "derived")
+_SAMPLE_DIMS = ("chain", "draw")
+
+
+# --------------------------------------------------------------------------------------
+# Access: the only code that indexes a fitted DataTree's groups
+# --------------------------------------------------------------------------------------
+
+
+def tree_of(fit) -> xr.DataTree:
+    """The DataTree of a fit (anything with a ``.tree``) or the DataTree itself."""
+    return fit if isinstance(fit, xr.DataTree) else fit.tree
+
+
+def group(fit, name: Group) -> xr.Dataset | None:
+    """One group of a fit as a Dataset, or None when the fit has no such group."""
+    tree = tree_of(fit)
+    return tree[name].to_dataset() if name in tree.children else None
+
+
+def where(fit, name: str) -> Group | None:
+    """The group holding a quantity: posterior first, then derived; None if neither has it."""
+    tree = tree_of(fit)
+    for g in QUANTITY_GROUPS:
+        if g in tree.children and name in tree[g].data_vars:
+            return g
+    return None
+
+
+def has(fit, name: str) -> bool:
+    """Whether a variable is in the posterior or derived group."""
+    return where(fit, name) is not None
+
+
+def variable(fit, name: str) -> xr.DataArray:
+    """A posterior or derived variable (posterior first); KeyError naming both groups if absent."""
+    g = where(fit, name)
+    if g is None:
+        raise KeyError(f"{name!r} is in neither the posterior nor the derived group")
+    return tree_of(fit)[g].to_dataset()[name]
+
+
+def draws(fit, name: str) -> np.ndarray:
+    """(samples,) or (samples, *other dims) array of a posterior or derived variable, chains stacked."""
+    return stack_draws(variable(fit, name))
+
+
+def stack_draws(da: xr.DataArray) -> np.ndarray:
+    """A variable's values with chain and draw stacked into the first axis (other dims kept in order)."""
+    extra = [d for d in da.dims if d not in _SAMPLE_DIMS]
+    da = da.transpose(*_SAMPLE_DIMS, *extra)
+    return da.values.reshape(da.sizes["chain"] * da.sizes["draw"], *[da.sizes[d] for d in extra])
+
+
+def cell_label(name: str, keys) -> str:
+    """The one label of a scalar cell: ``name`` or ``name[coord,...]`` (float coords as :g)."""
+    return f"{name}[{','.join(_coord_text(k) for k in keys)}]" if len(keys) else name
+
+
+def _coord_text(value) -> str:
+    return f"{value:g}" if isinstance(value, (float, np.floating)) else str(value)
+
+
+def iter_cells(da: xr.DataArray):
+    """(label, (chain, draw) array) for every scalar cell of a variable, in C order of its other dims."""
+    extra = [d for d in da.dims if d not in _SAMPLE_DIMS]
+    da = da.transpose(*_SAMPLE_DIMS, *extra)
+    if not extra:
+        yield da.name, da.values
+        return
+    for idx in np.ndindex(*[da.sizes[d] for d in extra]):
+        yield cell_label(da.name, [da[d].values[i] for d, i in zip(extra, idx)]), da.values[(..., *idx)]
+
+
+def cells(fit, name: str) -> dict[str, np.ndarray]:
+    """{label: (chain, draw) array} of every scalar cell of a posterior or derived variable."""
+    return dict(iter_cells(variable(fit, name)))
+
+
+def attrs(fit) -> dict:
+    """The fit's provenance attributes (spec, priors, seed, data hash, versions, notes)."""
+    return dict(tree_of(fit).attrs)
+
+
+def attr_json(fit, key: str, default=None):
+    """A JSON-encoded attribute decoded, or `default` when the fit does not carry it."""
+    value = tree_of(fit).attrs.get(key)
+    return default if value is None else json.loads(value)
 
 
 def _quantile_names(prob: float) -> tuple[str, str, str]:
