@@ -22,9 +22,9 @@ from msc_bayes.evidence import (
     SCHEMAS,
     TABLES,
     Evidence,
-    _partition_exists,
     load_evidence,
 )
+from msc_bayes.evidence.checks import _partition_exists
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 WEEK = 7 / DAYS_PER_MONTH  # months per week

@@ -19,9 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
-from msc_bayes import evidence
 from msc_bayes.errors import EvidenceError, Problem
-from msc_bayes.evidence import MAX_FILE_BYTES, SCHEMAS, TABLES, Evidence, _near_known_column, load_evidence
+from msc_bayes.evidence import MAX_FILE_BYTES, SCHEMAS, TABLES, Evidence, load_evidence
+from msc_bayes.evidence import reading
+from msc_bayes.evidence.reading import _near_known_column
 from conftest import read_csv_table, write_csv_table
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -123,7 +124,7 @@ def test_file_over_the_size_limit_is_not_read(data_copy, monkeypatch):
 
 
 def test_too_many_cells(data_copy, monkeypatch):
-    monkeypatch.setattr(evidence, "MAX_CELLS", 100)
+    monkeypatch.setattr(reading, "MAX_CELLS", 100)
     problems = problems_of(data_copy)
     assert sorted(Path(p.file).name for p in problems) == sorted(f"{t}.csv" for t in TABLES)
     assert all(p.value == "more than 100 cells" and p.line > 1 for p in problems)

@@ -1,0 +1,159 @@
+"""The vocabulary of the evidence tables: codes (routes, diseases, ...), each table's columns
+(`SCHEMAS`), the columns that identify a row, and which values a row needs."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+ROUTES = ("IV", "IT", "IT+IV", "mixed")
+DISEASES = ("RRMS", "SPMS", "PPMS", "progressive", "MS", "mixed", "NMO", "NMOSD")
+GROUPS = ("msc", "control")
+DESIGNS = ("single-arm", "randomised", "randomised-crossover", "non-randomised-controlled")
+CELL_SOURCES = ("bone_marrow", "umbilical_cord", "adipose", "msc_np", "placenta", "unspecified", "none")
+CELL_ORIGINS = ("autologous", "allogeneic")
+GRADES = ("primary", "secondary")
+ATTRIBUTIONS = ("any", "related")
+EXPOSURE_UNITS = ("administrations", "person_years")
+#: EDSS moves in steps of 0.5 (0 to 10).
+EDSS_STEP = 0.5
+#: Weeks to months: mean Gregorian month of 30.4375 days.
+DAYS_PER_MONTH = 30.4375
+
+TABLES = ("arms", "edss", "patients", "adverse_events", "mri")
+COUNT_COLUMNS = ("improved", "stable", "worsened", "stable_or_improved", "stable_or_worsened")
+
+
+@dataclass(frozen=True)
+class Column:
+    kind: str  # "str" | "float" | "int" | "bool" | "cat"
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    low: float | None = None  # inclusive bounds
+    high: float | None = None
+    positive: bool = False  # strictly > 0
+    what: str = ""
+
+    def expected(self) -> str:
+        if self.kind == "cat":
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.kind == "bool":
+            return "true or false"
+        noun = "a whole number" if self.kind == "int" else "a number"
+        if self.positive:
+            noun += " > 0"
+        if self.low is not None and self.high is not None:
+            noun += f" between {self.low:g} and {self.high:g}"
+        elif self.low is not None:
+            noun += f" >= {self.low:g}"
+        return noun + (f" ({self.what})" if self.what else "")
+
+
+_S, _F, _I = Column("str"), Column("float"), Column("int")
+PROVENANCE = {
+    "location": _S, "grade": Column("cat", choices=GRADES), "secondary_fields": _S,
+    "derived": _S, "confidence": _S, "extraction_row": _S, "note": _S,
+}
+_KEYS = {"study": Column("str", required=True), "arm": Column("str", required=True)}
+_TIME = {
+    "timepoint_months": Column("float", positive=True, what="months since treatment"),
+    "timepoint_weeks": Column("float", positive=True, what="weeks since treatment"),
+    "timepoint_text": _S,
+}
+_EDSS_VALUE = Column("float", low=0, high=10, what="EDSS")
+_CHANGE = Column("float", low=-10, high=10, what="EDSS change")
+_SD = Column("float", positive=True)
+_COUNT = Column("int", low=0)
+
+SCHEMAS: dict[str, dict[str, Column]] = {
+    "arms": {
+        **_KEYS, "label": _S, "citation": _S, "source": _S,
+        "design": Column("cat", choices=DESIGNS), "disease": Column("cat", choices=DISEASES),
+        "group": Column("cat", choices=GROUPS), "cell_source": Column("cat", choices=CELL_SOURCES),
+        "cell_origin": Column("cat", choices=CELL_ORIGINS), "route": Column("cat", choices=ROUTES),
+        "dose_per_kg_million": Column("float", positive=True), "dose_cells_million": Column("float", positive=True),
+        "dose_text": _S, "courses": Column("int", low=1), "courses_min": Column("int", low=1),
+        "courses_max": Column("int", low=1), "administrations": Column("int", low=1),
+        "n": Column("int", required=True, low=1), "followup_months": Column("float", positive=True),
+        "followup_weeks": Column("float", positive=True), "overlap_group": _S,
+        "overlap_rank": Column("int", low=1), **PROVENANCE,
+    },
+    "edss": {
+        **_KEYS, **_TIME, "n": Column("int", required=True, low=1),
+        "change_mean": _CHANGE, "change_sd": _SD, "change_se": _SD,
+        "change_ci_lower": _CHANGE, "change_ci_upper": _CHANGE,
+        "change_ci_level": Column("float", positive=True, high=0.999, what="e.g. 0.95"),
+        "baseline_mean": _EDSS_VALUE, "baseline_sd": _SD, "followup_mean": _EDSS_VALUE, "followup_sd": _SD,
+        **{c: _COUNT for c in COUNT_COLUMNS},
+        "threshold": Column("float", positive=True, high=10, what="EDSS points"), "threshold_basis": _S,
+        **PROVENANCE,
+    },
+    "patients": {  # a visit at time 0 is the baseline EDSS (a change at 0 is a problem: _check_patients)
+        **_KEYS, "patient": Column("str", required=True),
+        "timepoint_months": Column("float", low=0, what="months since treatment; 0 = baseline"),
+        "timepoint_weeks": Column("float", low=0, what="weeks since treatment; 0 = baseline"),
+        "timepoint_text": _S,
+        "edss": _EDSS_VALUE, "change": _CHANGE, **PROVENANCE,
+    },
+    "adverse_events": {
+        **_KEYS, "event": Column("str", required=True), "event_text": _S, "serious": Column("bool"),
+        "attribution": Column("cat", choices=ATTRIBUTIONS),
+        "patients_with_event": Column("int", required=True, low=0),
+        "n_at_risk": Column("int", required=True, low=1), "events": _COUNT,
+        "exposure": Column("float", positive=True), "exposure_unit": Column("cat", choices=EXPOSURE_UNITS),
+        **_TIME, **PROVENANCE,
+    },
+    "mri": {
+        **_KEYS, "event": Column("str", required=True), "event_text": _S, **_TIME,
+        "patients_with_event": Column("int", required=True, low=0),
+        "n_at_risk": Column("int", required=True, low=1), **PROVENANCE,
+    },
+}
+#: Columns that identify a row; a repeat is a duplicate.
+ROW_KEYS = {
+    "arms": ("study", "arm"),
+    "edss": ("study", "arm", "timepoint_months"),
+    "patients": ("study", "arm", "patient", "timepoint_months"),
+    "adverse_events": ("study", "arm", "event", "attribution", "timepoint_months"),
+    "mri": ("study", "arm", "event", "timepoint_months"),
+}
+MISSING = {"", "NA", "N/A", "NR", "nan", "NaN"}
+#: Groups of columns of which a table needs at least one (beyond its required columns).
+ONE_OF = {
+    "edss": (("timepoint_months", "timepoint_weeks"),),
+    "patients": (("timepoint_months", "timepoint_weeks"), ("edss", "change")),
+    "mri": (("timepoint_months", "timepoint_weeks"),),
+}
+#: Required outcome values that `Evidence.without_secondary` may leave blank (the models skip them).
+OUTCOME_VALUES = ("patients_with_event",)
+#: Columns a table may leave out (every row then gets the default) but, when present, needs on
+#: every row: an arms.csv without `group` is a table of MSC arms, as a folder without arms.csv
+#: is; a blank `group` (a placebo arm left blank) is a problem, never taken for MSC.
+REQUIRED_WHEN_PRESENT = {"arms": {"group": "msc"}}
+#: The column of an outcome table that counts patients of one arm: at most the arm's n.
+PATIENT_COUNTS = {"edss": "n", "adverse_events": "n_at_risk", "mri": "n_at_risk"}
+
+
+def _needed_columns(name: str) -> list[tuple[str, ...]]:
+    """Groups of columns of which a row of table `name` needs a value in at least one to be used:
+    each required column alone, each ONE_OF group, and REQUIRED_WHEN_PRESENT columns. A blank
+    count of patients with an event (OUTCOME_VALUES) leaves the row: its model reads it as "not
+    reported" and says that exclude_secondary blanked it."""
+    needed = [(c,) for c, col in SCHEMAS[name].items() if col.required and c not in OUTCOME_VALUES]
+    return needed + [(c,) for c in REQUIRED_WHEN_PRESENT.get(name, ())] + list(ONE_OF.get(name, ()))
+
+
+def _key_columns(name: str) -> tuple[str, ...]:
+    """The columns that identify a row of table `name` (ROW_KEYS; a timepoint in months or weeks)."""
+    keys = ROW_KEYS[name]
+    return keys + ("timepoint_weeks",) if "timepoint_months" in keys else keys
+
+
+def _split(value) -> list[str]:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    return [v.strip() for v in str(value).split(";") if v.strip()]
+
+
+def _dtype(col: Column) -> str:
+    return {"float": "float64", "int": "Int64", "bool": "boolean"}.get(col.kind, "object")
