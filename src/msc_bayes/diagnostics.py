@@ -21,7 +21,13 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from msc_bayes import INTERVAL_KIND, INTERVAL_PROB
+from msc_bayes.results import (
+    group,
+    interval_columns,
+    interval_text,
+    quantile_probs,
+    quantity_summary,
+)
 
 #: Gate: rank-normalised split R-hat at most this.
 RHAT_MAX = 1.01
@@ -33,24 +39,7 @@ ESS_TAIL_MIN = 400
 MAX_DIVERGENCES = 0
 #: Warning (not gated): E-BFMI below this in a chain suggests poor exploration of the energy.
 EBFMI_MIN = 0.3
-#: Variables that are sampler plumbing, not quantities a reader interprets.
-PLUMBING_SUFFIXES = ("_offset", "_latent")
 _SAMPLE_DIMS = ["chain", "draw"]
-
-
-def interval_columns(prefix: str = "") -> tuple[str, str]:
-    """Column names of the interval ends, e.g. ('eti95_lower', 'eti95_upper')."""
-    tag = f"{INTERVAL_KIND.lower()}{INTERVAL_PROB * 100:g}"
-    return f"{prefix}{tag}_lower", f"{prefix}{tag}_upper"
-
-
-def interval_text() -> str:
-    """'95% ETI' (the one interval used everywhere)."""
-    return f"{INTERVAL_PROB:.0%} {INTERVAL_KIND}"
-
-
-def quantile_probs() -> tuple[float, float]:
-    return (1 - INTERVAL_PROB) / 2, 1 - (1 - INTERVAL_PROB) / 2
 
 
 # --------------------------------------------------------------------------------------
@@ -96,87 +85,22 @@ def _finite_or_none(x) -> float | None:
     return float(x) if x is not None and np.isfinite(x) else None
 
 
-def is_plumbing(name: str) -> bool:
-    return name.endswith(PLUMBING_SUFFIXES)
+#: Columns of :func:`quantity_table` (the report's ``<key>_diagnostics.csv``), in order.
+QUANTITY_TABLE_COLUMNS = ("group", "quantity", "constant", "r_hat", "ess_bulk", "ess_tail", "mcse_mean", "mcse_sd",
+                          *interval_columns("mcse_"))
 
 
-def reported_quantities(tree: xr.DataTree) -> dict[tuple[str, str], np.ndarray]:
-    """Every reported scalar: {(group, 'name[coord,...]'): (chain, draw) array}.
-
-    Posterior and derived variables, plumbing left out; a derived variable that repeats a
-    posterior variable of the same name (e.g. ``msc_effect``) is listed once.
-    """
-    out: dict[tuple[str, str], np.ndarray] = {}
-    posterior_names = set(tree["posterior"].data_vars)
-    for group in ("posterior", "derived"):
-        if group not in tree.children:
-            continue
-        ds = tree[group].to_dataset()
-        for name in ds.data_vars:
-            if is_plumbing(name) or (group == "derived" and name in posterior_names):
-                continue
-            for label, values in _cells(ds[name]):
-                out[(group, label)] = values.astype(float)
-    return out
+def quantity_table(fit) -> pd.DataFrame:
+    """R-hat, bulk/tail ESS and MCSE (mean, SD, interval ends) of every reported scalar quantity
+    (a fit or its DataTree): :data:`QUANTITY_TABLE_COLUMNS` of :func:`msc_bayes.results.quantity_summary`."""
+    return quantity_summary(fit)[list(QUANTITY_TABLE_COLUMNS)]
 
 
-def _cells(da: xr.DataArray):
-    extra = [d for d in da.dims if d not in _SAMPLE_DIMS]
-    da = da.transpose(*_SAMPLE_DIMS, *extra)
-    if not extra:
-        yield da.name, da.values
-        return
-    for idx in np.ndindex(*[da.sizes[d] for d in extra]):
-        keys = [da[d].values[i] for d, i in zip(extra, idx)]
-        yield f"{da.name}[{','.join(_coord_text(k) for k in keys)}]", da.values[(..., *idx)]
-
-
-def _coord_text(value) -> str:
-    return f"{value:g}" if isinstance(value, (float, np.floating)) else str(value)
-
-
-def quantity_table(tree: xr.DataTree) -> pd.DataFrame:
-    """R-hat, bulk/tail ESS and MCSE (mean, SD, interval ends) of every reported scalar quantity."""
+def sampler_stats(fit) -> tuple[int, int, int, tuple[float, ...]]:
+    """(draws, divergences, tree depth hits, E-BFMI per chain) from the sample_stats group of a fit or DataTree."""
     import arviz as az
 
-    flat = reported_quantities(tree)
-    lo_name, hi_name = interval_columns("mcse_")
-    cols = ["group", "quantity", "constant", "r_hat", "ess_bulk", "ess_tail", "mcse_mean", "mcse_sd", lo_name, hi_name]
-    if not flat:
-        return pd.DataFrame(columns=cols)
-    keys = list(flat)
-    values = np.stack([flat[k] for k in keys], axis=-1)
-    constant = np.all(values == values[:1, :1], axis=(0, 1))
-    table = pd.DataFrame({"group": [g for g, _ in keys], "quantity": [q for _, q in keys], "constant": constant})
-    for c in cols[3:]:
-        table[c] = np.nan
-    if (~constant).any():
-        da = xr.DataArray(values[..., ~constant], dims=(*_SAMPLE_DIMS, "quantity"))
-        q_lo, q_hi = quantile_probs()
-        # errstate: a two-valued quantity (a probability indicator) with exactly half its draws
-        # at each value has its median halfway between them, so the folded draws |x - median|
-        # behind the tail R-hat are constant and ArviZ divides 0 by 0, then uses the bulk R-hat.
-        # Only that division's RuntimeWarning is silenced; the values are ArviZ's.
-        with np.errstate(invalid="ignore"):
-            results = {
-                "r_hat": az.rhat(da, sample_dims=_SAMPLE_DIMS, method="rank"),
-                "ess_bulk": az.ess(da, sample_dims=_SAMPLE_DIMS, method="bulk"),
-                "ess_tail": az.ess(da, sample_dims=_SAMPLE_DIMS, method="tail"),
-                "mcse_mean": az.mcse(da, sample_dims=_SAMPLE_DIMS, method="mean"),
-                "mcse_sd": az.mcse(da, sample_dims=_SAMPLE_DIMS, method="sd"),
-                lo_name: az.mcse(da, sample_dims=_SAMPLE_DIMS, method="quantile", prob=q_lo),
-                hi_name: az.mcse(da, sample_dims=_SAMPLE_DIMS, method="quantile", prob=q_hi),
-            }
-        for c, r in results.items():
-            table.loc[~constant, c] = np.asarray(r.values, dtype=float)
-    return table[cols]
-
-
-def sampler_stats(tree: xr.DataTree) -> tuple[int, int, int, tuple[float, ...]]:
-    """(draws, divergences, tree depth hits, E-BFMI per chain) from the sample_stats group."""
-    import arviz as az
-
-    ss = tree["sample_stats"].to_dataset()
+    ss = group(fit, "sample_stats")
     draws = int(ss.sizes["chain"] * ss.sizes["draw"])
     divergences = int(ss["diverging"].sum()) if "diverging" in ss else 0
     hits = int(ss["maxdepth_reached"].sum()) if "maxdepth_reached" in ss else 0
@@ -189,8 +113,8 @@ def sampler_stats(tree: xr.DataTree) -> tuple[int, int, int, tuple[float, ...]]:
 
 def convergence(fit) -> Convergence:
     """Diagnose a fit (anything with a ``.tree`` DataTree) against the gate."""
-    table = quantity_table(fit.tree)
-    draws, divergences, hits, ebfmi = sampler_stats(fit.tree)
+    table = quantity_table(fit)
+    draws, divergences, hits, ebfmi = sampler_stats(fit)
     checked = table[~table["constant"]]
     reasons = []
     bad = checked[~(checked["r_hat"] <= RHAT_MAX)]  # NaN R-hat of a varying quantity fails too

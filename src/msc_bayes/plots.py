@@ -17,14 +17,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from msc_bayes.diagnostics import (
-    draws_flat,
+from msc_bayes.diagnostics import draws_flat, predictive_checks, study_estimates
+from msc_bayes.results import (
     interval_columns,
     interval_text,
     is_plumbing,
-    predictive_checks,
     quantile_probs,
-    study_estimates,
 )
 
 _OBSERVED = "#555555"

@@ -42,15 +42,17 @@ from msc_bayes.diagnostics import (
     Convergence,
     convergence,
     draws_flat,
-    interval_columns,
-    interval_text,
-    is_plumbing,
     predictive_checks,
-    quantile_probs,
     study_estimates,
     thresholds,
 )
 from msc_bayes.errors import Problem, SpecError
+from msc_bayes.results import (
+    interval_columns,
+    interval_text,
+    is_plumbing,
+    quantile_probs,
+)
 from msc_bayes.sensitivity import EVIDENCE_SCENARIOS, K_THRESHOLD, _as_exclusion, sensitivity_for_report
 
 #: Target acceptance of the one refit after a failed gate: at least this.
@@ -324,11 +326,8 @@ def model_json(run: ModelRun, timing: dict) -> dict:
 
 
 def summary_table(fit) -> pd.DataFrame:
-    """The posterior summary with the interval columns named for the interval (eti95_lower, ...)."""
-    table = fit.summary(prob=INTERVAL_PROB)
-    lo, hi = quantile_probs()
-    lo_name, hi_name = interval_columns()
-    return table.rename(columns={f"q{lo * 100:g}%": lo_name, "q50%": "median", f"q{hi * 100:g}%": hi_name})
+    """The posterior summary (:func:`msc_bayes.results.summary`; interval columns eti95_lower, median, eti95_upper)."""
+    return fit.summary()
 
 
 def model_section(folder: Path, run: ModelRun, evidence) -> dict:

@@ -1,21 +1,34 @@
-"""Reading fitted results: one place that knows the DataTree layout.
+"""Reading fitted results: the one place that knows the DataTree layout.
 
-Tables carry the interval in their headers (95% ETI by default, never ArviZ's 89%).
+- Access (:func:`group`, :func:`has`, :func:`variable`, :func:`draws`, :func:`cells`,
+  :func:`attrs`, :func:`attr_json`): the rest of the package reads a fit through these and
+  never indexes its groups by string. A scalar cell is labelled ``name[coord,...]`` (float
+  coordinates as ``:g``) everywhere.
+- The interval (:func:`interval_columns`, :func:`interval_text`, :func:`quantile_probs`): the
+  package's one interval, ``INTERVAL_PROB`` equal-tailed, named in every table header (never
+  ArviZ's default 89%).
+- The one summary engine (:func:`quantity_summary`): per reported scalar quantity its mean,
+  sd, median, interval ends, P(< 0), MCSE (mean, sd, interval ends), bulk/tail ESS, R-hat and
+  whether it is constant, ArviZ run once over all quantities. :func:`summary` (``Fit.summary``,
+  the report's summary CSV), ``diagnostics.quantity_table`` / ``convergence`` and
+  ``sweep.summarise`` are column selections of it.
 """
 
 from __future__ import annotations
 
 import json
+import weakref
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from msc_bayes import INTERVAL_PROB
+from msc_bayes import INTERVAL_KIND, INTERVAL_PROB
 
-#: Non-centred offsets are sampler plumbing, not parameters a reader interprets.
-OFFSETS = ("study_offset", "sigma_offset", "event_offset", "study_event_offset")
+#: Variables that are sampler plumbing (non-centred offsets, latent draws), not quantities a reader interprets.
+PLUMBING_SUFFIXES = ("_offset", "_latent")
 
 #: Groups of a fitted DataTree.
 Group = Literal["posterior", "derived", "sample_stats", "log_likelihood", "prior", "prior_predictive",
@@ -111,73 +124,143 @@ def attr_json(fit, key: str, default=None):
     return default if value is None else json.loads(value)
 
 
-def _quantile_names(prob: float) -> tuple[str, str, str]:
-    lo = (1 - prob) / 2 * 100
-    return f"q{lo:g}%", "q50%", f"q{100 - lo:g}%"
+# --------------------------------------------------------------------------------------
+# The interval
+# --------------------------------------------------------------------------------------
 
 
-def _flat(ds: xr.Dataset, names) -> dict[str, np.ndarray]:
-    """Every scalar element of the named variables as (chain, draw) arrays, labelled `name[coord,...]`."""
-    out = {}
-    for name in names:
-        da = ds[name]
-        extra = [d for d in da.dims if d not in ("chain", "draw")]
-        if not extra:
-            out[name] = da.values
+def interval_columns(prefix: str = "", *, prob: float = INTERVAL_PROB) -> tuple[str, str]:
+    """Column names of the interval ends, e.g. ('eti95_lower', 'eti95_upper')."""
+    tag = f"{INTERVAL_KIND.lower()}{prob * 100:g}"
+    return f"{prefix}{tag}_lower", f"{prefix}{tag}_upper"
+
+
+def interval_text() -> str:
+    """'95% ETI' (the one interval used everywhere)."""
+    return f"{INTERVAL_PROB:.0%} {INTERVAL_KIND}"
+
+
+def quantile_probs(prob: float = INTERVAL_PROB) -> tuple[float, float]:
+    """The probabilities of the interval ends, e.g. (0.025, 0.975)."""
+    return (1 - prob) / 2, 1 - (1 - prob) / 2
+
+
+# --------------------------------------------------------------------------------------
+# The summary engine
+# --------------------------------------------------------------------------------------
+
+
+def is_plumbing(name: str) -> bool:
+    return name.endswith(PLUMBING_SUFFIXES)
+
+
+def reported_cells(fit, quantities: Sequence[str] | None = None, *,
+                   include_plumbing: bool = False) -> dict[tuple[Group, str], np.ndarray]:
+    """{(group, label): (chain, draw) float array} of the quantities a summary reports.
+
+    Default: every posterior and derived variable, plumbing left out (unless
+    `include_plumbing`); a derived variable repeating a posterior one (e.g. ``msc_effect``) is
+    listed once. `quantities` instead names, in order, variables (all their cells) or single
+    cell labels (``route_contrast[IT vs IV]``), each looked up in the posterior, then the
+    derived group; names the fit lacks are skipped.
+    """
+    tree = tree_of(fit)
+    if quantities is None:
+        quantities = [name for g in QUANTITY_GROUPS if g in tree.children for name in tree[g].data_vars
+                      if include_plumbing or not is_plumbing(name)]
+    out: dict[tuple[Group, str], np.ndarray] = {}
+    for q in quantities:
+        name = q.split("[", 1)[0]
+        g = where(tree, name)
+        if g is None:
             continue
-        stacked = da.stack(_cell=extra)
-        for i, key in enumerate(stacked["_cell"].values):
-            key = key if isinstance(key, tuple) else (key,)
-            out[f"{name}[{','.join(str(k) for k in key)}]"] = stacked.values[..., i]
+        for label, values in iter_cells(tree[g].to_dataset()[name]):
+            if q in (name, label):
+                out.setdefault((g, label), values.astype(float))
     return out
 
 
-def summary(fit, *, prob: float = INTERVAL_PROB, groups=("posterior", "derived"), include_offsets: bool = False):
-    """One row per scalar quantity: mean, sd, quantiles, mcse, ess_bulk, ess_tail, r_hat."""
+#: Columns of :func:`quantity_summary`, in order.
+LOWER, UPPER = interval_columns()
+MCSE_LOWER, MCSE_UPPER = interval_columns("mcse_")
+QUANTITY_COLUMNS = ("quantity", "group", "mean", "sd", "median", LOWER, UPPER, "prob_below_0", "mcse_mean",
+                    "mcse_sd", MCSE_LOWER, MCSE_UPPER, "ess_bulk", "ess_tail", "r_hat", "constant")
+#: Columns of :func:`summary` (``Fit.summary()``, the report's ``<key>_summary.csv``), in order.
+SUMMARY_COLUMNS = ("quantity", "group", "mean", "sd", LOWER, "median", UPPER, "mcse_mean", "ess_bulk", "ess_tail",
+                   "r_hat")
+_SUMMARIES: dict[int, tuple[weakref.ref, pd.DataFrame]] = {}  # the default table per tree, by id
+
+
+def quantity_summary(fit, quantities: Sequence[str] | None = None, *, include_plumbing: bool = False,
+                     prob: float = INTERVAL_PROB) -> pd.DataFrame:
+    """One row per reported scalar quantity (:func:`reported_cells`), :data:`QUANTITY_COLUMNS`.
+
+    Constant quantities (every draw equal) have MCSE 0 and no ESS or R-hat (NaN). The default
+    table of a fit is computed once and kept while its DataTree lives.
+    """
+    tree = tree_of(fit)
+    default = quantities is None and not include_plumbing and prob == INTERVAL_PROB
+    ref, table = _SUMMARIES.get(id(tree), (None, None))
+    if default and ref is not None and ref() is tree:
+        return table.copy()
+    table = _summarise(reported_cells(tree, quantities, include_plumbing=include_plumbing), prob)
+    if default:
+        for key in [k for k, (r, _) in _SUMMARIES.items() if r() is None]:
+            del _SUMMARIES[key]
+        _SUMMARIES[id(tree)] = (weakref.ref(tree), table)
+    return table.copy()
+
+
+def _summarise(cells: dict[tuple[str, str], np.ndarray], prob: float) -> pd.DataFrame:
+    lower, upper = interval_columns(prob=prob)
+    mcse_lower, mcse_upper = interval_columns("mcse_", prob=prob)
+    columns = [{LOWER: lower, UPPER: upper, MCSE_LOWER: mcse_lower, MCSE_UPPER: mcse_upper}.get(c, c)
+               for c in QUANTITY_COLUMNS]
+    if not cells:
+        return pd.DataFrame(columns=columns)
+    values = np.stack(list(cells.values()), axis=-1)  # (chain, draw, quantity)
+    x = values.reshape(-1, values.shape[-1])
+    q_lo, q_hi = quantile_probs(prob)
+    lo, med, hi = np.quantile(x, [q_lo, 0.5, q_hi], axis=0)
+    constant = np.all(values == values[:1, :1], axis=(0, 1))
+    table = pd.DataFrame({
+        "quantity": [label for _, label in cells], "group": [g for g, _ in cells], "mean": x.mean(axis=0),
+        "sd": x.std(axis=0, ddof=1) if len(x) > 1 else np.nan, "median": med, lower: lo, upper: hi,
+        "prob_below_0": np.mean(x < 0, axis=0), "constant": constant})
+    for c, v in (("mcse_mean", 0.0), ("mcse_sd", 0.0), (mcse_lower, 0.0), (mcse_upper, 0.0),
+                 ("ess_bulk", np.nan), ("ess_tail", np.nan), ("r_hat", np.nan)):
+        table[c] = v
+    if (~constant).any():
+        for c, r in _arviz_diagnostics(values[..., ~constant], q_lo, q_hi).items():
+            table.loc[~constant, {"mcse_lower": mcse_lower, "mcse_upper": mcse_upper}.get(c, c)] = r
+    return table[columns]
+
+
+def _arviz_diagnostics(values: np.ndarray, q_lo: float, q_hi: float) -> dict[str, np.ndarray]:
+    """ArviZ's R-hat, ESS and MCSE of (chain, draw, quantity) draws, vectorised over the quantity dim
+    (per-variable Datasets cost ~1 s per fit in xarray overhead alone)."""
     import arviz as az
 
-    qs = _quantile_names(prob)
-    frames = []
-    for group in groups:
-        if group not in fit.tree.children:
-            continue
-        ds = fit.tree[group].to_dataset()
-        names = [v for v in ds.data_vars if include_offsets or v not in OFFSETS]
-        names = [v for v in names if not v.endswith("_latent") or include_offsets]
-        flat = _flat(ds, names)
-        if not flat:
-            continue
-        # one array with a quantity dim: ArviZ's diagnostics vectorise over it (per-variable
-        # Datasets cost ~1 s per fit in xarray overhead alone)
-        values = np.stack([v.astype(float) for v in flat.values()], axis=-1)
-        da = xr.DataArray(values, dims=("chain", "draw", "quantity"))
-        dims = ["chain", "draw"]
-        x = values.reshape(-1, values.shape[-1])
-        lo, med, hi = np.quantile(x, [(1 - prob) / 2, 0.5, 1 - (1 - prob) / 2], axis=0)
-        with np.errstate(invalid="ignore"):  # see msc_bayes.diagnostics.quantity_table
-            diagnostics = {"mcse_mean": az.mcse(da, method="mean", sample_dims=dims).values,
-                           "ess_bulk": az.ess(da, method="bulk", sample_dims=dims).values,
-                           "ess_tail": az.ess(da, method="tail", sample_dims=dims).values,
-                           "r_hat": az.rhat(da, sample_dims=dims).values}
-        frames.append(pd.DataFrame({
-            "quantity": list(flat), "group": group, "mean": x.mean(axis=0), "sd": x.std(axis=0, ddof=1),
-            qs[0]: lo, qs[1]: med, qs[2]: hi, **diagnostics}))
-    columns = ["quantity", "group", "mean", "sd", *qs, "mcse_mean", "ess_bulk", "ess_tail", "r_hat"]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    da = xr.DataArray(values, dims=(*_SAMPLE_DIMS, "quantity"))
+    dims = list(_SAMPLE_DIMS)
+    # errstate: a two-valued quantity (a probability indicator) with exactly half its draws
+    # at each value has its median halfway between them, so the folded draws |x - median|
+    # behind the tail R-hat are constant and ArviZ divides 0 by 0, then uses the bulk R-hat.
+    # Only that division's RuntimeWarning is silenced; the values are ArviZ's.
+    with np.errstate(invalid="ignore"):
+        results = {
+            "r_hat": az.rhat(da, sample_dims=dims, method="rank"),
+            "ess_bulk": az.ess(da, sample_dims=dims, method="bulk"),
+            "ess_tail": az.ess(da, sample_dims=dims, method="tail"),
+            "mcse_mean": az.mcse(da, sample_dims=dims, method="mean"),
+            "mcse_sd": az.mcse(da, sample_dims=dims, method="sd"),
+            "mcse_lower": az.mcse(da, sample_dims=dims, method="quantile", prob=q_lo),
+            "mcse_upper": az.mcse(da, sample_dims=dims, method="quantile", prob=q_hi),
+        }
+    return {c: np.asarray(r.values, dtype=float) for c, r in results.items()}
 
 
-def probability(fit, name: str, *, below: float | None = None, above: float | None = None) -> float:
-    """Posterior probability that a scalar quantity lies below/above a value."""
-    ds = fit.derived if name in fit.derived else fit.posterior
-    x = ds[name].values.ravel()
-    if below is not None:
-        return float(np.mean(x < below))
-    return float(np.mean(x > above))
-
-
-def interval(fit, name: str, *, prob: float = INTERVAL_PROB) -> tuple[float, float, float]:
-    """(median, lower, upper) of a scalar quantity: equal-tailed interval of probability `prob`."""
-    ds = fit.derived if name in fit.derived else fit.posterior
-    x = ds[name].values.reshape(ds[name].sizes["chain"] * ds[name].sizes["draw"], -1)
-    lo, med, hi = np.quantile(x, [(1 - prob) / 2, 0.5, 1 - (1 - prob) / 2], axis=0)
-    return (float(med[0]), float(lo[0]), float(hi[0])) if x.shape[1] == 1 else (med, lo, hi)
+def summary(fit, *, prob: float = INTERVAL_PROB) -> pd.DataFrame:
+    """One row per reported scalar quantity: :data:`SUMMARY_COLUMNS` of :func:`quantity_summary`."""
+    lower, upper = interval_columns(prob=prob)
+    return quantity_summary(fit, prob=prob)[[{LOWER: lower, UPPER: upper}.get(c, c) for c in SUMMARY_COLUMNS]]

@@ -28,14 +28,13 @@ exact posterior of :func:`msc_bayes.oracle.normal_normal` (~5 ms) instead of MCM
 Summary rows (:func:`summarise`) have the columns ``quantity, mean, sd, median,
 eti95_lower, eti95_upper, prob_below_0, mcse_mean, ess_bulk, r_hat``: the interval is the
 package's one interval, ``INTERVAL_PROB`` equal-tailed (the column names come from
-:func:`msc_bayes.diagnostics.interval_columns`). :func:`run_sweep` adds ``scenario``, the
+:func:`msc_bayes.results.interval_columns`). :func:`run_sweep` adds ``scenario``, the
 scenario's ``meta`` entries, ``method`` ("mcmc" / "oracle" / "error"), ``notes`` and
 ``seconds`` (wall time of the task; the only column that differs between runs).
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import threading
@@ -51,7 +50,12 @@ import numpy as np
 import pandas as pd
 
 from msc_bayes import INTERVAL_KIND, INTERVAL_PROB
-from msc_bayes.diagnostics import interval_columns
+from msc_bayes.results import (
+    interval_columns,
+    quantile_probs,
+    quantity_summary,
+    reported_cells,
+)
 
 __all__ = [
     "DEFAULT_QUANTITIES",
@@ -64,7 +68,6 @@ __all__ = [
     "run_scenarios",
     "run_sweep",
     "summarise",
-    "summarise_draws",
 ]
 
 LOWER, UPPER = interval_columns()
@@ -186,65 +189,23 @@ def remember_fit(fit, evidence, **fit_kwargs) -> None:
             _FITS.popitem(last=False)
 
 
-def summarise_draws(x: np.ndarray, *, prob: float = INTERVAL_PROB) -> dict[str, float]:
-    """Summary of the (chain, draw) draws of one scalar: mean, sd, median, ETI, P(< 0), MCSE, ESS, R-hat."""
-    import arviz_stats as azs
-
-    x = np.asarray(x, dtype=float)
-    if x.ndim == 1:
-        x = x[None, :]
-    flat = x.ravel()
-    lo, med, hi = np.quantile(flat, [(1 - prob) / 2, 0.5, 1 - (1 - prob) / 2])
-    constant = np.ptp(flat) == 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ess = float("nan") if constant else float(azs.ess(x, method="bulk"))
-        rhat = float("nan") if constant else float(azs.rhat(x))
-        mcse = 0.0 if constant else float(azs.mcse(x, method="mean"))
-    return {"mean": float(flat.mean()), "sd": float(flat.std(ddof=1)) if flat.size > 1 else float("nan"),
-            "median": float(med), LOWER: float(lo), UPPER: float(hi), "prob_below_0": float(np.mean(flat < 0)),
-            "mcse_mean": mcse, "ess_bulk": ess, "r_hat": rhat}
-
-
-def _cells(ds, name: str) -> dict[str, np.ndarray]:
-    """Every scalar cell of a variable as (chain, draw) draws, labelled `name` or `name[c1,c2]`."""
-    da = ds[name]
-    extra = [d for d in da.dims if d not in ("chain", "draw")]
-    if not extra:
-        return {name: da.transpose("chain", "draw").values}
-    da = da.transpose("chain", "draw", *extra)
-    out = {}
-    for idx in itertools.product(*[range(da.sizes[d]) for d in extra]):
-        label = ",".join(str(da[d].values[i]) for d, i in zip(extra, idx))
-        out[f"{name}[{label}]"] = da.values[(slice(None), slice(None), *idx)]
-    return out
-
-
 def quantity_draws(fit, quantities: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """(chain, draw) draws of each requested quantity the fit has (posterior, then derived group).
 
     A quantity is a variable name (every cell of it: ``route_contrast[IT vs IV]``, ...) or
     one cell label (``route_contrast[IT vs IV]``). Quantities the fit lacks are skipped.
     """
-    groups = [fit.tree[g].to_dataset() for g in ("posterior", "derived") if g in fit.tree.children]
-    out: dict[str, np.ndarray] = {}
-    for q in DEFAULT_QUANTITIES if quantities is None else quantities:
-        name = q.split("[", 1)[0]
-        for ds in groups:
-            if name in ds:
-                cells = _cells(ds, name)
-                out.update(cells if q == name else {k: v for k, v in cells.items() if k == q})
-                break
-    return out
+    cells = reported_cells(fit, DEFAULT_QUANTITIES if quantities is None else quantities)
+    return {label: values for (_, label), values in cells.items()}
 
 
-def summarise(fit, scenario: Scenario | None = None, *, quantities: Sequence[str] | None = None,
-              prob: float = INTERVAL_PROB) -> pd.DataFrame:
-    """Summary rows (:data:`SUMMARY_COLUMNS`) of the requested quantities of a fit."""
+def summarise(fit, scenario: Scenario | None = None, *, quantities: Sequence[str] | None = None) -> pd.DataFrame:
+    """Summary rows (:data:`SUMMARY_COLUMNS` of :func:`msc_bayes.results.quantity_summary`) of the
+    requested quantities of a fit (:func:`quantity_draws`)."""
     if quantities is None and scenario is not None:
         quantities = scenario.quantities
-    rows = [{"quantity": k, **summarise_draws(v, prob=prob)} for k, v in quantity_draws(fit, quantities).items()]
-    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+    table = quantity_summary(fit, DEFAULT_QUANTITIES if quantities is None else quantities)
+    return table[list(SUMMARY_COLUMNS)]
 
 
 # --------------------------------------------------------------------------------------
@@ -286,11 +247,12 @@ def oracle_posterior(spec, evidence, *, exclude_studies=()):
     return normal_normal(y, se, prior_mean=mu["mu"], prior_sd=mu["sigma"], tau_logpdf=spec.priors["tau"].logpdf)
 
 
-def _oracle_summary(post, quantities, prob: float = INTERVAL_PROB) -> pd.DataFrame:
+def _oracle_summary(post, quantities) -> pd.DataFrame:
     """Summary rows of mu, tau and theta_new from the exact posterior (MCSE 0: no sampling)."""
     from msc_bayes.oracle import _mixture_cdf
 
-    qs = [(1 - prob) / 2, 0.5, 1 - (1 - prob) / 2]
+    q_lo, q_hi = quantile_probs()
+    qs = [q_lo, 0.5, q_hi]
     x_new = np.array([1.0])
     m, s = post._predictive_components(x_new)
     exact = {
