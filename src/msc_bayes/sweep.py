@@ -249,17 +249,14 @@ def oracle_posterior(spec, evidence, *, exclude_studies=()):
 
 def _oracle_summary(post, quantities) -> pd.DataFrame:
     """Summary rows of mu, tau and theta_new from the exact posterior (MCSE 0: no sampling)."""
-    from msc_bayes.oracle import _mixture_cdf
-
     q_lo, q_hi = quantile_probs()
     qs = [q_lo, 0.5, q_hi]
     x_new = np.array([1.0])
-    m, s = post._predictive_components(x_new)
     exact = {
         "mu": (post.mu_mean, post.mu_sd, post.mu_quantile(qs), float(post.cdf(0, 0.0))),
         "tau": (post.tau_mean, post.tau_sd, post.tau_quantile(qs), 0.0),
         "theta_new": (post.predictive_mean(x_new), post.predictive_sd(x_new), post.predictive_quantile(x_new, qs),
-                      _mixture_cdf(0.0, post.tau_weights, m, s)),
+                      post.predictive_cdf(x_new, 0.0)),
     }
     rows = []
     for q in DEFAULT_QUANTITIES if quantities is None else quantities:
