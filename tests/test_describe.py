@@ -1,4 +1,4 @@
-"""Tests for msc_bayes.describe: the per-arm table reproduces the sources' own numbers."""
+"""Tests for msc_bayes.evidence.describe: the per-arm table reproduces the sources' own numbers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from msc_bayes.describe import describe, edss_text
+from msc_bayes.evidence.describe import describe, edss_text
 from msc_bayes.evidence import load_evidence
 
 DATA = Path(__file__).resolve().parents[1] / "data"

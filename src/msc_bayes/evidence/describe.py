@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from msc_bayes.evidence import COUNT_COLUMNS, Evidence
+from msc_bayes.evidence.schema import COUNT_COLUMNS
+from msc_bayes.evidence.tables import Evidence
 
 
 def _num(x) -> str:
