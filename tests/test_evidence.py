@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
-from msc_bayes.describe import describe
+from msc_bayes.evidence.describe import describe
 from msc_bayes.errors import EvidenceError, Problem
 from msc_bayes.evidence import (
     DAYS_PER_MONTH,
