@@ -22,8 +22,10 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from msc_bayes import sensitivity as S
+from msc_bayes import viz
 from msc_bayes.evidence import load_evidence
 from msc_bayes.oracle import normal_normal
+from msc_bayes.sensitivity.base import prepare, weighted_summary
 from msc_bayes.spec import Prior, load_spec, spec_from_dict
 from msc_bayes.sweep import LOWER, UPPER
 
@@ -130,19 +132,19 @@ def test_whole_study_subgroups_become_zero_weight_refits_of_the_base_model(data_
     ev = load_evidence(data_dir)
     spec = load_spec(REPO / "models" / "edss_change.toml")
     s2, e2, _ = S.EVIDENCE_SCENARIOS["without NMO/NMOSD"](spec, ev)
-    assert S._as_exclusion(spec, ev, s2, e2) == ("fu2016",)
+    assert S.as_exclusion(spec, ev, s2, e2) == ("fu2016",)
     s2, e2, _ = S.EVIDENCE_SCENARIOS["progressive MS only"](spec, ev)
-    assert S._as_exclusion(spec, ev, s2, e2) == ("fu2016", "karussis2010", "odinak2012")
+    assert S.as_exclusion(spec, ev, s2, e2) == ("fu2016", "karussis2010", "odinak2012")
     s2, e2, _ = S.EVIDENCE_SCENARIOS["primary sources only"](spec, ev)
-    assert S._as_exclusion(spec, ev, s2, e2) is None  # the spec changes: a model of its own
+    assert S.as_exclusion(spec, ev, s2, e2) is None  # the spec changes: a model of its own
 
 
 def test_next_ranked_cohort_replaces_the_cohort_in_use(data_dir):
     ev = load_evidence(data_dir)
     spec = load_spec(REPO / "models" / "edss_change.toml")
-    before = set(S._prepare(spec, ev).units["label"])
+    before = set(prepare(spec, ev).units["label"])
     _, e2, text = S.EVIDENCE_SCENARIOS["next-ranked overlapping cohort"](spec, ev)
-    after = set(S._prepare(spec, e2).units["label"])
+    after = set(prepare(spec, e2).units["label"])
     assert "bonab2012:all" in before and "bonab2012:all" not in after
     new = after - before
     assert new and all(lab.split(":")[0] in {"bonab2007", "bonab2005", "sahraian2014"} for lab in new)
@@ -163,17 +165,17 @@ def test_report_table_shift_and_plots():
         {("base", "msc_effect"): 0.0, ("base", "route_contrast[IT vs IV]"): 0.0, ("tau wide", "msc_effect"): -0.2,
          ("tau wide", "route_contrast[IT vs IV]"): -0.2, ("no NMO", "msc_effect"): 0.3,
          ("no NMO", "route_contrast[IT vs IV]"): 0.3})
-    for fig in (S.plot_sensitivity_grid(table), S.plot_scenarios(df), S.plot_prior_sensitivity(df)):
+    for fig in (viz.plot_sensitivity_grid(table), viz.plot_scenarios(df), viz.plot_prior_sensitivity(df)):
         assert isinstance(fig, Figure) and len(fig.axes) == 2
     ps = pd.DataFrame({"scenario": "base", "quantity": ["mu", "tau"], "prior_sensitivity": [0.1, 0.01],
                        "likelihood_sensitivity": [0.02, 0.2], "diagnosis": ["x", "✓"], "threshold": 0.05})
-    assert isinstance(S.plot_power_scaling(ps), Figure)
+    assert isinstance(viz.plot_power_scaling(ps), Figure)
 
 
 def test_weighted_summary_with_equal_weights_is_the_plain_summary():
     x = np.random.default_rng(1).normal(size=4000)
     w = np.full(x.size, 1 / x.size)
-    s = S._weighted_summary(x, w)
+    s = weighted_summary(x, w)
     assert s["mean"] == pytest.approx(x.mean()) and s["median"] == pytest.approx(np.median(x), abs=2e-3)
     assert s[LOWER] == pytest.approx(np.quantile(x, 0.025), abs=5e-3)
     assert s["ess_bulk"] == pytest.approx(x.size)
@@ -275,7 +277,7 @@ def test_reweighted_leave_one_out_refits_a_study_with_high_pareto_k(plain):
 
 @pytest.mark.slow
 def test_power_scaling_flags_a_conflicting_prior_and_not_a_vague_one(plain):
-    from msc_bayes.fitting import fit
+    from msc_bayes.inference import fit
 
     conflict = fit(plain_spec(mu=Prior("Normal", {"mu": 3.0, "sigma": 0.1})), plain, **FAST)
     vague = fit(plain_spec(mu=Prior("Normal", {"mu": 0.0, "sigma": 10.0})), plain, **FAST)
@@ -359,4 +361,4 @@ def test_sensitivity_for_report_table_and_psense(plain):
     # no overlap groups in this table: the scenario is the base analysis (exact oracle vs MCMC base)
     assert table.set_index("scenario").loc["next-ranked overlapping cohort", "shift"] == pytest.approx(0, abs=0.05)
     assert set(ps["quantity"]) == {"mu", "tau"} and {"prior_sensitivity", "diagnosis"} <= set(ps.columns)
-    assert isinstance(S.plot_sensitivity_grid(table), Figure)
+    assert isinstance(viz.plot_sensitivity_grid(table), Figure)

@@ -13,7 +13,7 @@ folder through :func:`msc_bayes.output.run_folder` (staged beside the target, pu
   data hash, timings, convergence);
 - for EDSS models (unless ``sensitivity=False``, CLI ``--no-sensitivity``): a sensitivity
   section (:func:`msc_bayes.sensitivity.sensitivity_for_report`, restricted to scenarios that
-  reuse the compiled base model, see ``SENSITIVITY_*``) with ``<key>_sensitivity.csv``,
+  reuse the compiled base model, see :mod:`msc_bayes.sensitivity.report_policy`) with ``<key>_sensitivity.csv``,
   ``<key>_psense.csv`` and ``figures/<key>_sensitivity.png``, run after every posterior is saved.
 
 If anything fails after a model was sampled, the staging folder with the posteriors written so
@@ -42,49 +42,28 @@ from msc_bayes.diagnostics import (
     Convergence,
     convergence,
     draws_flat,
+    interval_columns,
+    interval_text,
+    is_plumbing,
     predictive_checks,
+    quantile_probs,
     study_estimates,
     thresholds,
 )
 from msc_bayes.errors import Problem, SpecError
-from msc_bayes.results import (
-    interval_columns,
-    interval_text,
-    is_plumbing,
-    quantile_probs,
+from msc_bayes.sensitivity import sensitivity_for_report
+from msc_bayes.sensitivity.report_policy import (
+    SENSITIVITY_OUTCOMES,
+    report_arguments,
+    sensitivity_settings,
+    varied_text,
 )
-from msc_bayes.sensitivity import EVIDENCE_SCENARIOS, K_THRESHOLD, _as_exclusion, sensitivity_for_report
 
 #: Target acceptance of the one refit after a failed gate: at least this.
 REFIT_TARGET_ACCEPT = 0.99
 #: Variables with any of these dims are per arm/study: in the CSV tables, not in the key table.
 UNIT_DIMS = frozenset({"arm", "arm_sd", "arm_bf", "arm_admin", "study", "study_event"})
 TITLE = "MSC therapy in multiple sclerosis: Bayesian evidence synthesis"
-
-# Sensitivity section (EDSS models only; skipped with --no-sensitivity). Only scenarios that
-# reuse the report's compiled base model are run, so the section costs sampling, never a
-# compile: a change of prior family, of the EDSS threshold or of the data/structure would
-# compile one new model per scenario (tens of seconds each). The base fit itself is reused
-# (sweep.remember_fit), and every refit uses the sampler settings of the report's final fit.
-#: Outcomes that get a sensitivity section.
-SENSITIVITY_OUTCOMES = ("edss_change",)
-#: Families run: hyperpriors, rho held near fixed values, evidence subgroups, leave-one-study-out
-#: ("threshold" is left out: each threshold compiles its own model).
-SENSITIVITY_FAMILIES = ("prior", "rho", "evidence", "leave-one-out")
-#: Alternative hyperpriors by PSIS importance reweighting of the base fit (no refit at all) ...
-SENSITIVITY_PRIOR_METHOD = "reweight"
-#: ... and where Pareto k is too high, exact refits only of alternatives keeping the base prior
-#: family (sampling only); the others stay reweighted, flagged in their notes.
-SENSITIVITY_REFIT_UNRELIABLE = "same-family"
-#: Leave-one-study-out by PSIS importance reweighting of the base fit (weights: minus the left-out
-#: study's log likelihood), with an exact zero-weight refit of each study whose Pareto k is too high.
-SENSITIVITY_LOO_METHOD = "reweight"
-#: rho held (almost) fixed at these values: a tight Beta, the family of the spec's rho prior
-#: (run only when that prior is Beta, else it would compile).
-SENSITIVITY_RHO_VALUES = (0.2, 0.5, 0.8)
-#: Evidence scenarios run: only those that are exact zero-weight refits of the base model
-#: (whole studies left out; checked per spec, others are skipped).
-SENSITIVITY_EVIDENCE = ("progressive MS only",)
 
 
 # --------------------------------------------------------------------------------------
@@ -326,8 +305,11 @@ def model_json(run: ModelRun, timing: dict) -> dict:
 
 
 def summary_table(fit) -> pd.DataFrame:
-    """The posterior summary (:func:`msc_bayes.results.summary`; interval columns eti95_lower, median, eti95_upper)."""
-    return fit.summary()
+    """The posterior summary with the interval columns named for the interval (eti95_lower, ...)."""
+    table = fit.summary(prob=INTERVAL_PROB)
+    lo, hi = quantile_probs()
+    lo_name, hi_name = interval_columns()
+    return table.rename(columns={f"q{lo * 100:g}%": lo_name, "q50%": "median", f"q{hi * 100:g}%": hi_name})
 
 
 def model_section(folder: Path, run: ModelRun, evidence) -> dict:
@@ -367,64 +349,6 @@ def model_section(folder: Path, run: ModelRun, evidence) -> dict:
 # --------------------------------------------------------------------------------------
 
 
-def sensitivity_settings() -> dict:
-    return {"outcomes": list(SENSITIVITY_OUTCOMES), "families": list(SENSITIVITY_FAMILIES),
-            "prior_method": SENSITIVITY_PRIOR_METHOD, "refit_unreliable": SENSITIVITY_REFIT_UNRELIABLE,
-            "loo_method": SENSITIVITY_LOO_METHOD, "rho_values": list(SENSITIVITY_RHO_VALUES),
-            "evidence": list(SENSITIVITY_EVIDENCE)}
-
-
-def _exclusion_scenarios(spec, evidence) -> list[str]:
-    """The SENSITIVITY_EVIDENCE scenarios that are exact zero-weight refits of the base model."""
-    keep = []
-    for name in SENSITIVITY_EVIDENCE:
-        try:
-            spec2, evidence2, _ = EVIDENCE_SCENARIOS[name](spec, evidence)
-        except Exception:  # noqa: BLE001 - e.g. no such arms: nothing to refit
-            continue
-        if _as_exclusion(spec, evidence, spec2, evidence2):
-            keep.append(name)
-    return keep
-
-
-def _families(spec, evidence) -> tuple[tuple[str, ...], list[str]]:
-    families, names = list(SENSITIVITY_FAMILIES), []
-    if "rho" in families and getattr(spec.priors.get("rho"), "dist", None) != "Beta":
-        families.remove("rho")  # a tight non-Beta rho prior would compile a new model
-    if "evidence" in families:
-        names = _exclusion_scenarios(spec, evidence)
-        if not names:
-            families.remove("evidence")
-    return tuple(families), names
-
-
-def varied_text(table: pd.DataFrame, names: list[str]) -> str:
-    """One sentence: what the sensitivity section varied (from the families in the table)."""
-    rows = table.drop_duplicates(["family", "scenario"])
-    count = rows["family"].value_counts()
-    parts = []
-    if count.get("prior"):
-        parts.append(f"the hyperpriors ({count['prior']} alternatives, by importance reweighting of the base fit; "
-                     f"where Pareto k > {K_THRESHOLD:g}, alternatives keeping the prior family were refitted)")
-    if count.get("rho"):
-        parts.append("the pre–post correlation rho held near " + ", ".join(f"{v:g}" for v in SENSITIVITY_RHO_VALUES))
-    if count.get("evidence"):
-        parts.append("the evidence (" + ", ".join(names) + ", as exact zero-weight refits of the base model)")
-    if count.get("leave-one-out"):
-        loo = rows[rows["family"] == "leave-one-out"]
-        n_refit = int((loo["method"] != "reweight").sum())
-        if (loo["method"] == "reweight").any():
-            parts.append(f"each of {count['leave-one-out']} studies left out in turn (by importance reweighting of "
-                         f"the base fit, with an exact zero-weight refit where Pareto k > {K_THRESHOLD:g}: "
-                         f"{n_refit} {'study' if n_refit == 1 else 'studies'})")
-        else:
-            parts.append(f"each of {count['leave-one-out']} studies left out in turn (exact zero-weight refits)")
-    varied = "; ".join(parts) if parts else "nothing (no scenario applied)"
-    return (f"Varied, each with the base fit's sampler settings: {varied}. Scenarios that would compile a new "
-            "model (other prior families refitted, the EDSS category threshold, other evidence readings) are not "
-            "run here; see msc_bayes.sensitivity.")
-
-
 def sensitivity_view(table: pd.DataFrame) -> dict:
     lower, upper = interval_columns()
     rows = [[r["family"], r["scenario"], r["label"], _num(r["median"]), _num(r[lower]), _num(r[upper]),
@@ -447,7 +371,7 @@ def sensitivity_section(folder: Path, run: ModelRun, evidence) -> dict:
     refits use its final settings. Errors propagate (the report fails, like a figure).
     """
     from msc_bayes.plots import to_png
-    from msc_bayes.sensitivity import plot_sensitivity_grid
+    from msc_bayes.viz import plot_sensitivity_grid
     from msc_bayes.sweep import remember_fit
 
     fit, key = run.fit, run.key
@@ -455,10 +379,8 @@ def sensitivity_section(folder: Path, run: ModelRun, evidence) -> dict:
     settings = {"draws": int(a["draws"]), "tune": int(a["tune"]), "chains": int(a["chains"]), "seed": int(a["seed"]),
                 "target_accept": float(a["target_accept"])}
     remember_fit(fit, evidence, **settings)
-    families, names = _families(fit.spec, evidence)
-    result = sensitivity_for_report(fit.spec, evidence, families=families, prior_method=SENSITIVITY_PRIOR_METHOD,
-                                    refit_unreliable=SENSITIVITY_REFIT_UNRELIABLE, loo_method=SENSITIVITY_LOO_METHOD,
-                                    rho_values=SENSITIVITY_RHO_VALUES, evidence_names=names, **settings)
+    arguments = report_arguments(fit.spec, evidence)
+    result = sensitivity_for_report(fit.spec, evidence, **arguments, **settings)
     table, psense = result.table, result.psense
     files = {f"{key}_sensitivity.csv": table, f"{key}_psense.csv": psense}
     for name, df in files.items():
@@ -469,7 +391,7 @@ def sensitivity_section(folder: Path, run: ModelRun, evidence) -> dict:
     threshold = psense["threshold"].iloc[0] if "threshold" in psense and len(psense) else 0.05
     scaled = psense["power_scaled"].iloc[0] if "power_scaled" in psense and len(psense) else ""
     return {
-        "varied": varied_text(table, names),
+        "varied": varied_text(table, arguments["evidence_names"]),
         "figure": {"title": "Sensitivity of the headline estimates", "file": file,
                    "png_b64": base64.b64encode(png).decode("ascii"),
                    "caption": (f"Median and {interval_text()} of each headline quantity per scenario, grouped by "
