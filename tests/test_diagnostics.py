@@ -285,6 +285,31 @@ def test_convergence_to_dict_is_json(edss_fit):
     assert d["thresholds"]["r_hat_max"] == 1.01
 
 
+def test_summary_and_gate_are_one_table_computed_once(edss_fit, monkeypatch):
+    """Fit.summary (the report's summary CSV) and the gate's table are columns of one
+    results.quantity_summary with the same labels and numbers; ArviZ runs once per fit."""
+    from msc_bayes import results
+
+    calls = []
+    arviz = results._arviz_diagnostics
+    monkeypatch.setattr(results, "_arviz_diagnostics", lambda *a: calls.append(a) or arviz(*a))
+    conv = diagnostics.convergence(edss_fit)
+    summary = edss_fit.summary()
+    assert len(calls) == 1
+    assert list(summary.columns) == ["quantity", "group", "mean", "sd", "eti95_lower", "median", "eti95_upper",
+                                     "mcse_mean", "ess_bulk", "ess_tail", "r_hat"]
+    assert list(conv.table.columns) == ["group", "quantity", "constant", "r_hat", "ess_bulk", "ess_tail", "mcse_mean",
+                                        "mcse_sd", "mcse_eti95_lower", "mcse_eti95_upper"]
+    both = summary.merge(conv.table, on=["group", "quantity"], suffixes=("", "_gate"), validate="one_to_one")
+    assert len(both) == len(summary) == len(conv.table)
+    for col in ("mcse_mean", "ess_bulk", "ess_tail", "r_hat"):
+        assert (both[col] == both[f"{col}_gate"]).all(), col
+    mu = edss_fit.tree["posterior"]["mu"].values.ravel()
+    row = summary.set_index("quantity").loc["mu"]
+    lo, hi = results.quantile_probs()  # (1 - 0.95) / 2 is not the float 0.025
+    assert [row["eti95_lower"], row["median"], row["eti95_upper"]] == list(np.quantile(mu, [lo, 0.5, hi]))
+
+
 # --------------------------------------------------------------------------------------
 # Observed and shrunken estimates
 # --------------------------------------------------------------------------------------

@@ -307,6 +307,8 @@ def test_mixture_quantiles_invert_cdfs_and_predictive_matches_draws():
     d = post.draws(n, rng)
     theta_new = d["mu"] + 0.5 * d["beta"][:, 0] + d["tau"] * rng.standard_normal(n)
     exact_q = post.predictive_quantile([1.0, 0.5], q)
+    cdf = [post.predictive_cdf([1.0, 0.5], x) for x in exact_q]
+    np.testing.assert_allclose(cdf, q, rtol=1e-10)
     frac = (theta_new[:, None] < exact_q).mean(axis=0)
     np.testing.assert_array_less(np.abs(frac - q), 4 * np.sqrt(q * (1 - q) / n))
     assert abs(theta_new.mean() - post.predictive_mean([1.0, 0.5])) < 4 * post.predictive_sd(

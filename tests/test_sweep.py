@@ -72,6 +72,35 @@ def test_oracle_path_is_exact_and_tagged(plain):
     assert b["mean"] == pytest.approx(ref_b.mu_mean, rel=1e-12)
 
 
+def test_summarise_is_the_one_summary_engine():
+    """sweep.summarise: SUMMARY_COLUMNS of results.quantity_summary, requested quantities in order
+    (a variable: all its cells; a cell label: that cell; missing: skipped); constant: MCSE 0, no ESS/R-hat."""
+    import xarray as xr
+
+    from msc_bayes import results
+    from msc_bayes.sweep import summarise
+
+    rng = np.random.default_rng(SEED)
+    draws = {"mu": rng.normal(size=(2, 300)), "theta": rng.normal(size=(2, 300, 2))}
+    tree = xr.DataTree.from_dict({
+        "posterior": xr.Dataset({"mu": (("chain", "draw"), draws["mu"]),
+                                 "theta": (("chain", "draw", "study"), draws["theta"])}, coords={"study": ["s1", "s2"]}),
+        "derived": xr.Dataset({"p_below": (("chain", "draw", "threshold"), np.ones((2, 300, 2))),
+                               "route_contrast": (("chain", "draw", "contrast"), rng.normal(size=(2, 300, 1)))},
+                              coords={"threshold": [0.0, 0.5], "contrast": ["IT vs IV"]})})
+    df = summarise(tree, quantities=["theta", "mu", "route_contrast[IT vs IV]", "p_below[0]", "missing"])
+    assert list(df.columns) == list(SUMMARY_COLUMNS)
+    assert list(df["quantity"]) == ["theta[s1]", "theta[s2]", "mu", "route_contrast[IT vs IV]", "p_below[0]"]
+    full = results.quantity_summary(tree).set_index("quantity").loc[df["quantity"], list(SUMMARY_COLUMNS[1:])]
+    pd.testing.assert_frame_equal(df.set_index("quantity"), full, check_exact=True)
+    mu = df.set_index("quantity").loc["mu"]
+    lo, hi = results.quantile_probs()
+    assert [mu[LOWER], mu["median"], mu[UPPER]] == list(np.quantile(draws["mu"].ravel(), [lo, 0.5, hi]))
+    assert mu["prob_below_0"] == np.mean(draws["mu"] < 0)
+    const = df.set_index("quantity").loc["p_below[0]"]
+    assert const["mcse_mean"] == 0.0 and np.isnan(const["ess_bulk"]) and np.isnan(const["r_hat"])
+
+
 def test_oracle_does_not_apply_with_covariates_or_another_mu_prior(plain):
     assert oracle_posterior(spec(mu=Prior("StudentT", {"nu": 3, "mu": 0, "sigma": 1})), plain) is None
     bundled = load_evidence(Path(__file__).resolve().parents[1] / "data")
