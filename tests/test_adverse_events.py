@@ -1,4 +1,4 @@
-"""The adverse-event / MRI-activity model (msc_bayes.adverse_events).
+"""The adverse-event / MRI-activity model (msc_bayes.outcomes.events).
 
 Fast tests check unit selection on the bundled data, the model's structure and its exact
 likelihood without sampling. Sampling tests (marked slow) compare MCMC with independent
@@ -26,9 +26,9 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import special, stats
 
-from msc_bayes import adverse_events as ae
 from msc_bayes.errors import EvidenceError, SpecError
 from msc_bayes.evidence import load_evidence
+from msc_bayes.outcomes import events as ae
 from msc_bayes.spec import load_spec, spec_from_dict
 
 REPO = Path(__file__).resolve().parents[1]
@@ -297,8 +297,8 @@ def test_likelihood_terms_match_scipy_and_stay_finite():
     eta = np.array([-800.0, -40.0, -3.0, 0.0, 2.0, 40.0, 800.0])
     n = np.full(7, 12.0)
     y = np.array([0.0, 0.0, 1.0, 5.0, 12.0, 12.0, 11.0])
-    b = ae.binomial_logit_logp(pt.as_tensor(y), pt.as_tensor(n), pt.as_tensor(eta)).eval(mode="FAST_COMPILE")
-    p = ae.poisson_softplus_logp(pt.as_tensor(y), pt.as_tensor(n), pt.as_tensor(eta)).eval(mode="FAST_COMPILE")
+    b = ae.formats.binomial_logit_logp(pt.as_tensor(y), pt.as_tensor(n), pt.as_tensor(eta)).eval(mode="FAST_COMPILE")
+    p = ae.formats.poisson_softplus_logp(pt.as_tensor(y), pt.as_tensor(n), pt.as_tensor(eta)).eval(mode="FAST_COMPILE")
     ref_b = stats.binom.logpmf(y, n, special.expit(eta))
     ref_p = stats.poisson.logpmf(y, n * np.logaddexp(0.0, eta))
     ok = np.isfinite(ref_b)
@@ -456,7 +456,7 @@ def test_all_zero_counts_give_a_proper_posterior(plain):
 def test_poisson_and_binomial_summaries_of_the_same_patients_agree(tmp_path, plain):
     """Simulate each patient's events as Poisson(softplus(eta_i)), so P(>= 1) = sigmoid(eta_i);
     summarise the same patients as (a) patients with >= 1 event and (b) total events only."""
-    from msc_bayes.fitting import fit
+    from msc_bayes.inference import fit
 
     truth_mu, truth_tau = -0.5, 0.4
     rng = np.random.default_rng(5)
@@ -490,7 +490,7 @@ def test_poisson_and_binomial_summaries_of_the_same_patients_agree(tmp_path, pla
 
 @pytest.mark.slow
 def test_recovery_with_a_route_effect(tmp_path):
-    from msc_bayes.fitting import fit
+    from msc_bayes.inference import fit
 
     truth = {"mu": -1.2, "tau": 0.5, "beta": 0.9}
     rng = np.random.default_rng(8)
@@ -543,7 +543,7 @@ def test_simulation_based_calibration_of_mu_and_tau(plain):
 @pytest.mark.slow
 @pytest.mark.parametrize("spec_path", [AE_SPEC, MRI_SPEC], ids=["adverse_events", "mri_activity"])
 def test_fit_and_derive_on_the_bundled_specs(bundled, spec_path):
-    from msc_bayes.fitting import fit
+    from msc_bayes.inference import fit
 
     spec = load_spec(spec_path)
     f = fit(spec, bundled, draws=100, tune=100, chains=2, seed=4)

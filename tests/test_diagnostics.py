@@ -7,7 +7,6 @@ helpers are shared with tests/test_report.py.
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
@@ -17,10 +16,10 @@ import xarray as xr
 from arviz_base import from_dict
 from scipy import stats
 
-from msc_bayes import diagnostics, fitting
-from msc_bayes.edss import HALF_STEP
+from msc_bayes import diagnostics, inference, outcomes
 from msc_bayes.evidence import load_evidence
-from msc_bayes.fitting import Fit
+from msc_bayes.inference import Fit
+from msc_bayes.outcomes.edss.formats import HALF_STEP
 from msc_bayes.spec import load_spec
 
 HOSTILE = "<script>alert(1)</script>"
@@ -143,12 +142,12 @@ def _event_draws(prep, rng, C, D):
 def fake_fit(spec, evidence, *, draws: int | None = None, tune: int | None = None, chains: int | None = None,
              seed: int | None = None, target_accept: float | None = None, progress: bool = False,
              shift: float = 0.0, divergences: int = 0, walk: bool = False, sticky_energy: bool = False) -> Fit:
-    """A Fit like `fitting.fit` returns, from independent numpy draws (no MCMC).
+    """A Fit like `inference.fit` returns, from independent numpy draws (no MCMC).
 
     shift: added to mu in chain 0 (R-hat fails); divergences: that many flagged draws;
     walk: mu is a random walk (ESS fails); sticky_energy: energy a random walk (E-BFMI low).
     """
-    module = importlib.import_module(f"msc_bayes.{fitting.OUTCOME_MODULES[spec.outcome]}")
+    module = outcomes.get(spec.outcome)
     prep = module.prepare(spec, evidence)
     C, D = chains or 4, draws or 250
     rng = np.random.default_rng(seed or 0)
@@ -173,7 +172,7 @@ def fake_fit(spec, evidence, *, draws: int | None = None, tune: int | None = Non
         "spec": json.dumps(spec.to_dict()), "priors": json.dumps({k: str(v) for k, v in spec.priors.items()}),
         "seed": int(s.seed if seed is None else seed), "draws": D, "tune": int(tune or s.tune), "chains": C,
         "target_accept": float(target_accept or s.target_accept), "data_hash": evidence.data_hash,
-        "data_path": str(evidence.path), "versions": json.dumps(fitting.versions()), "sampling_seconds": 0.0,
+        "data_path": str(evidence.path), "versions": json.dumps(inference.versions()), "sampling_seconds": 0.0,
         "interval": "95% ETI", "notes": json.dumps(list(prep.notes)), "design": json.dumps(prep.design.to_dict()),
         "units": json.dumps(list(prep.units["label"])),
     })

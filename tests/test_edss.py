@@ -1,4 +1,4 @@
-"""Tests of the EDSS-change model (msc_bayes.edss) and its fitting path.
+"""Tests of the EDSS-change model (msc_bayes.outcomes.edss) and its fitting path.
 
 Every reference value is computed independently of the code under test: hand-written log
 densities with scipy, brute-force enumeration of count splits, the exact normal-normal
@@ -28,9 +28,11 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from msc_bayes import edss
 from msc_bayes.evidence import DAYS_PER_MONTH, load_evidence
 from msc_bayes.oracle import normal_normal
+from msc_bayes.outcomes import edss
+from msc_bayes.outcomes.edss.formats.counts import count_groups, count_loglik_numpy
+from msc_bayes.outcomes.edss.formats.patient import patient_changes
 from msc_bayes.spec import load_spec, spec_from_dict
 
 REPO = Path(__file__).resolve().parents[1]
@@ -326,7 +328,7 @@ def test_counts_likelihood_matches_enumeration(mixed, pattern, threshold):
     assert units.loc[label, "formats"] == ["counts"]
     got = mixed["loglik"][label]
     assert got == pytest.approx(brute_force_counts_loglik(theta, sigma, n, counts, threshold), rel=FLOAT_RTOL)
-    assert got == pytest.approx(edss.count_loglik_numpy(theta, sigma, n, counts, threshold), rel=FLOAT_RTOL)
+    assert got == pytest.approx(count_loglik_numpy(theta, sigma, n, counts, threshold), rel=FLOAT_RTOL)
 
 
 LARGE_N = 15_000  # a valid arm size; enumerating its splits took ~6 GB and several seconds
@@ -360,8 +362,8 @@ def test_counts_likelihood_of_a_large_arm_is_exact_in_constant_memory(pattern):
     tracemalloc.start()
     start = time.perf_counter()
     try:
-        edss.count_groups(LARGE_N, counts)
-        got = edss.count_loglik_numpy(theta, sigma, LARGE_N, counts, threshold)
+        count_groups(LARGE_N, counts)
+        got = count_loglik_numpy(theta, sigma, LARGE_N, counts, threshold)
         seconds = time.perf_counter() - start
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -440,7 +442,7 @@ def test_bundled_data_units_and_formats(bundled):
     units = prep.units.set_index("label")
     # one unit per arm, at the arm's last timepoint with EDSS data
     assert not prep.units.duplicated(["study", "arm"]).any()
-    changes = edss.patient_changes(ev.patients)
+    changes = patient_changes(ev.patients)
     times = pd.concat([ev.edss[["study", "arm", "timepoint_months"]], changes[["study", "arm", "timepoint_months"]]])
     last = times.groupby(["study", "arm"])["timepoint_months"].max()
     for r in prep.units.itertuples():
@@ -485,7 +487,7 @@ def test_bundled_data_timepoint_all_and_combine_all(bundled):
     kept = set(zip(last.units["study"], last.units["arm"]))
     assert set(zip(every.units["study"], every.units["arm"])) == kept
     # every timepoint of the kept arms with a usable format is a unit
-    changes = edss.patient_changes(ev.patients)
+    changes = patient_changes(ev.patients)
     times = pd.concat([ev.edss[["study", "arm", "timepoint_months"]], changes[["study", "arm", "timepoint_months"]]])
     times = times[[(s, a) in kept for s, a in zip(times["study"], times["arm"])]].drop_duplicates()
     assert len(every.units) == len(times)
@@ -530,7 +532,7 @@ def _oracle_case(name: str):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["homogeneous", "heterogeneous", "regression"])
 def test_mcmc_matches_exact_normal_normal_posterior(tmp_path, name):
-    from msc_bayes.fitting import fit
+    from msc_bayes.inference import fit
 
     table, arms, spec, X = _oracle_case(name)
     tables = {"edss": table} if arms is None else {"edss": table, "arms": arms}
@@ -603,7 +605,7 @@ def test_recovery_with_every_format(tmp_path):
     check each, as a sanity check at the fixed seed). Each arm's true theta and log(sigma)
     (sigma_mu) are checked at |z| < 3.29 (99.9%): 11 checks, family-wise miss rate ~1%.
     """
-    from msc_bayes.fitting import fit
+    from msc_bayes.inference import fit
 
     mu, sigma = -0.3, 0.7
     truth = _simulate_recovery(tmp_path / "rec", mu=mu, sigma=sigma)
@@ -658,7 +660,7 @@ def test_formats_of_the_same_patients_agree(tmp_path):
     sqrt(sd_a^2 + sd_b^2) (about sqrt(|sd_a^2 - sd_b^2|) for nested information): 2x is at
     least a 95% bound. Each 95% interval must also cover the true theta.
     """
-    from msc_bayes.fitting import fit
+    from msc_bayes.inference import fit
 
     theta_true, sigma_true, n = -0.4, 0.7, 40
     d = rounded_changes(rng_for(60), theta_true, sigma_true, n)

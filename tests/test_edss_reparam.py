@@ -1,7 +1,7 @@
-"""The standardised study effects of msc_bayes.edss are a pure change of variables.
+"""The standardised study effects of msc_bayes.outcomes.edss.model are a pure change of variables.
 
 `edss.build` samples each study's effect through a free ``study_offset`` z standardised by
-the effect's conditional normal posterior (module docstring of msc_bayes.edss);
+the effect's conditional normal posterior (module docstring of msc_bayes.outcomes.edss.model);
 `build(..., standardise=False)` is the plain non-centred model (study_offset = effect / tau).
 For the same posterior, the joint densities must satisfy, at every point,
 
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from msc_bayes import edss
 from msc_bayes.evidence import load_evidence
+from msc_bayes.outcomes import edss
 from msc_bayes.spec import load_spec
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,9 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from msc_bayes import adverse_events, edss
 from msc_bayes.errors import EvidenceError, SpecError
 from msc_bayes.evidence import load_evidence
+from msc_bayes.outcomes import edss
+from msc_bayes.outcomes import events as adverse_events
 from msc_bayes.spec import load_spec, spec_from_dict
 
 MODELS = Path(__file__).resolve().parents[1] / "models"

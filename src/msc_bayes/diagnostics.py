@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats
 
 from msc_bayes.results import (
     group,
@@ -27,6 +26,8 @@ from msc_bayes.results import (
     interval_text,
     quantile_probs,
     quantity_summary,
+    stack_draws,
+    where,
 )
 
 #: Gate: rank-normalised split R-hat at most this.
@@ -146,10 +147,7 @@ def convergence(fit) -> Convergence:
 
 def draws_flat(ds: xr.Dataset | xr.DataTree, name: str, dim: str | None = None) -> np.ndarray:
     """(samples,) or (samples, len(dim)) array of a variable, chains stacked."""
-    da = ds[name]
-    extra = [d for d in da.dims if d not in _SAMPLE_DIMS]
-    da = da.transpose(*_SAMPLE_DIMS, *extra)
-    return da.values.reshape(da.sizes["chain"] * da.sizes["draw"], *[da.sizes[d] for d in extra])
+    return stack_draws(ds[name])
 
 
 def _summarise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -158,11 +156,18 @@ def _summarise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return q[0], q[1], q[2]
 
 
-def _shrunken_name(tree: xr.DataTree) -> tuple[str, str]:
-    """(group, variable) of the per-unit estimate on the reporting scale."""
-    if "derived" in tree.children and "risk_arm" in tree["derived"].data_vars:
-        return "derived", "risk_arm"
-    return "posterior", "theta"
+def _outcome(fit):
+    from msc_bayes import outcomes
+
+    return outcomes.get(fit.spec.outcome)
+
+
+def _shrunken_name(fit) -> tuple[str, str]:
+    """(group, variable) of the per-unit estimate on the reporting scale: the outcome's
+    `unit_estimate` where the fit has it, else theta."""
+    name = _outcome(fit).unit_estimate
+    where_ = where(fit, name)
+    return (where_, name) if where_ is not None else ("posterior", "theta")
 
 
 def observed_estimates(fit, *, evidence=None) -> pd.DataFrame:
@@ -173,89 +178,32 @@ def observed_estimates(fit, *, evidence=None) -> pd.DataFrame:
     ``means_only``; no interval: the SD of change is unknown); mean of patient changes +- 1.96
     SE (``patient``, when ``evidence`` is given); none for ``counts``. Event outcomes: y/n with
     a Jeffreys interval (binomial units), 1 - exp(-events/n) (Poisson units: the risk implied
-    by the event rate, Jeffreys interval on the rate).
+    by the event rate, Jeffreys interval on the rate). Each format computes its own
+    (:mod:`msc_bayes.outcomes`); an outcome without observed estimates gives NaN.
     """
     units = fit.prepared.units
-    if "likelihood" in units.columns:
-        rows = [_observed_risk(r) for r in units.itertuples(index=False)]
-    elif "formats" in units.columns:
-        patients = _patient_changes(fit, evidence)
-        rows = [_observed_change(r, patients) for r in units.itertuples(index=False)]
-    else:
+    observed = _outcome(fit).observed
+    if observed is None:
         rows = [(np.nan, np.nan, np.nan, "") for _ in range(len(units))]
+    else:
+        rows = observed(fit, evidence=evidence, probs=quantile_probs(), interval=interval_text().split()[0])
     out = pd.DataFrame(rows, columns=["observed", "observed_lower", "observed_upper", "observed_from"])
     out.insert(0, "label", list(units["label"]))
     return out
 
 
-def _observed_risk(r) -> tuple[float, float, float, str]:
-    lo, hi = quantile_probs()
-    n = float(r.n)
-    if r.likelihood == "binomial":
-        y = float(r.patients_with_event)
-        a, b = y + 0.5, n - y + 0.5
-        return y / n, float(stats.beta.ppf(lo, a, b)), float(stats.beta.ppf(hi, a, b)), \
-            f"{y:g}/{n:g} patients (Jeffreys {interval_text().split()[0]} interval)"
-    k = float(r.events)
-    rate_lo, rate_hi = stats.gamma.ppf([lo, hi], k + 0.5, scale=1 / n)
-    risk = lambda rate: float(-np.expm1(-rate))  # noqa: E731
-    return risk(k / n), risk(rate_lo), risk(rate_hi), f"{k:g} events in {n:g} patients (risk 1 - exp(-events/n))"
-
-
-def _observed_change(r, patients: pd.DataFrame | None) -> tuple[float, float, float, str]:
-    from msc_bayes.edss import _change_mean_se
-
-    z = stats.norm.ppf(quantile_probs()[1])
-    for fmt in r.formats:
-        if fmt == "change":
-            y, se = _change_mean_se(pd.DataFrame([r._asdict()]))
-            return float(y[0]), float(y[0] - z * se[0]), float(y[0] + z * se[0]), f"mean change ± {z:.2f} SE"
-        if fmt in ("baseline_followup", "means_only"):
-            direct = fmt == "means_only" and pd.notna(r.change_mean)
-            return float(_reported_mean(r, fmt)), np.nan, np.nan, \
-                "mean change" if direct else "follow-up minus baseline mean"
-        if fmt == "patient" and patients is not None:
-            d = _unit_patients(patients, r)
-            if len(d):
-                se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.nan
-                return float(d.mean()), float(d.mean() - z * se), float(d.mean() + z * se), \
-                    f"mean of {len(d)} patient changes ± {z:.2f} SE"
-    return np.nan, np.nan, np.nan, "counts only (no mean reported)" if "counts" in r.formats else ""
-
-
-def _reported_mean(r, fmt: str) -> float:
-    """The mean change a baseline_followup / means_only row reports (as edss.build reads it)."""
-    return r.change_mean if fmt == "means_only" and pd.notna(r.change_mean) else r.followup_mean - r.baseline_mean
-
-
-def _patient_changes(fit, evidence) -> pd.DataFrame | None:
-    if evidence is None:
-        return None
-    from msc_bayes.edss import patient_changes
-
-    ev = evidence.without_secondary() if fit.spec.options.get("exclude_secondary") else evidence
-    return patient_changes(ev.patients)
-
-
-def _unit_patients(patients: pd.DataFrame, r) -> np.ndarray:
-    sel = ((patients["study"] == r.study) & (patients["arm"] == r.arm)
-           & (patients["timepoint_months"] == r.timepoint_months))
-    return patients.loc[sel, "change"].to_numpy(dtype=float)
-
-
 def study_estimates(fit, *, evidence=None) -> pd.DataFrame:
     """Per unit: study, arm, group, n, what was used, the observed estimate, and the shrunken estimate."""
     units = fit.prepared.units
-    group, name = _shrunken_name(fit.tree)
-    x = draws_flat(fit.tree[group], name)
+    used = _outcome(fit).used
+    group_, name = _shrunken_name(fit)
+    x = draws_flat(group(fit, group_), name)
     med, lo, hi = _summarise(x)
     lo_name, hi_name = interval_columns()
-    used = (units["formats"].map(lambda f: "+".join(f)) if "formats" in units.columns
-            else units["likelihood"] if "likelihood" in units.columns else "")
     out = pd.DataFrame({
         "label": list(units["label"]), "study": list(units["study"]), "arm": list(units["arm"]),
         "group": list(units["group"].fillna("msc")) if "group" in units.columns else "msc",
-        "n": list(units["n"]), "used": list(used),
+        "n": list(units["n"]), "used": list(used(units)) if used is not None else "",
     })
     obs = observed_estimates(fit, evidence=evidence)
     out = pd.concat([out, obs.drop(columns="label")], axis=1)
@@ -278,19 +226,14 @@ def predictive_checks(fit, *, evidence=None, seed: int | None = None) -> pd.Data
     ``check`` names the family (e.g. "mean change", "counts", "patients with event");
     ``p_replicate_ge_observed`` is P(replicate > observed) + P(replicate = observed)/2.
     Event outcomes use the ``predicted_count`` replicates of the derived group; EDSS units are
-    simulated here from theta and sigma (formats change, baseline_followup, means_only:
+    simulated from theta and sigma by each format (change, baseline_followup, means_only:
     the reported mean; counts: a multinomial over the rounded latent change; patient: the mean
     of the rounded patient changes, when ``evidence`` is given).
     """
     rng = np.random.default_rng(int(fit.tree.attrs.get("seed", 0)) if seed is None else seed)
-    units = fit.prepared.units
-    if "derived" in fit.tree.children and "predicted_count" in fit.tree["derived"].data_vars:
-        rows = _ppc_events(fit, units)
-    elif "formats" in units.columns:
-        rows = _ppc_edss(fit, units, rng, evidence)
-    else:
-        rows = []
-    return pd.DataFrame(rows, columns=_PPC_COLUMNS)
+    replicates = _outcome(fit).replicates
+    found = [] if replicates is None else replicates(fit, evidence=evidence, rng=rng, probs=quantile_probs())
+    return pd.DataFrame([_row(*r) for r in found], columns=_PPC_COLUMNS)
 
 
 def _row(check: str, label: str, statistic: str, observed: float, rep: np.ndarray) -> dict:
@@ -300,75 +243,3 @@ def _row(check: str, label: str, statistic: str, observed: float, rep: np.ndarra
     lo_name, hi_name = interval_columns("replicate_")
     return {"check": check, "label": label, "statistic": statistic, "observed": float(observed),
             "replicate_median": q[0], lo_name: q[1], hi_name: q[2], "p_replicate_ge_observed": p}
-
-
-def _ppc_events(fit, units: pd.DataFrame) -> list[dict]:
-    rep = draws_flat(fit.tree["derived"], "predicted_count")
-    rows = []
-    for j, r in enumerate(units.itertuples(index=False)):
-        binomial = getattr(r, "likelihood", "binomial") == "binomial"
-        observed = r.patients_with_event if binomial else r.events
-        stat = "patients with event" if binomial else "events"
-        rows.append(_row(stat, r.label, stat, float(observed), rep[:, j]))
-    return rows
-
-
-def unit_sigma(posterior: xr.Dataset, labels: list[str]) -> dict[str, np.ndarray]:
-    """Within-arm SD of change per unit label (samples,), from the EDSS posterior, where modelled."""
-    out = {}
-    if "sigma_offset" in posterior:
-        s_mu, s_tau = draws_flat(posterior, "sigma_mu"), draws_flat(posterior, "sigma_tau")
-        z = draws_flat(posterior, "sigma_offset")
-        for j, label in enumerate(posterior["arm_sd"].values):
-            out[str(label)] = np.exp(s_mu + s_tau * z[:, j])
-    if "sd_baseline" in posterior:
-        rho = draws_flat(posterior, "rho")
-        sb, sf = draws_flat(posterior, "sd_baseline"), draws_flat(posterior, "sd_followup")
-        for j, label in enumerate(posterior["arm_bf"].values):
-            out[str(label)] = np.sqrt(sb[:, j] ** 2 + sf[:, j] ** 2 - 2 * rho * sb[:, j] * sf[:, j])
-    return {k: v for k, v in out.items() if k in labels}
-
-
-def _ppc_edss(fit, units: pd.DataFrame, rng: np.random.Generator, evidence) -> list[dict]:
-    from msc_bayes.edss import HALF_STEP, _change_mean_se
-    from msc_bayes.evidence import COUNT_COLUMNS, EDSS_STEP
-
-    posterior = fit.tree["posterior"].to_dataset()
-    theta = draws_flat(posterior, "theta")
-    labels = [str(x) for x in posterior["arm"].values]
-    sigma = unit_sigma(posterior, labels)
-    patients = _patient_changes(fit, evidence)
-    default_threshold = float(fit.spec.options.get("default_threshold", 2 * HALF_STEP))
-    rows = []
-    for r in units.itertuples(index=False):
-        j = labels.index(r.label)
-        th, sd, n = theta[:, j], sigma.get(r.label), float(r.n)
-        for fmt in r.formats:
-            if fmt == "change":
-                y, se = _change_mean_se(pd.DataFrame([r._asdict()]))
-                rows.append(_row("mean change", r.label, "mean change", y[0], rng.normal(th, se[0])))
-            elif fmt in ("baseline_followup", "means_only") and sd is not None:
-                y = _reported_mean(r, fmt)
-                rows.append(_row("mean change", r.label, "mean change", y, rng.normal(th, sd / np.sqrt(n))))
-            elif fmt == "counts" and sd is not None:
-                t = r.threshold if pd.notna(r.threshold) else default_threshold
-                lo, hi = -t + HALF_STEP, t - HALF_STEP
-                p_i = stats.norm.cdf(lo, th, sd)
-                p_w = stats.norm.sf(hi, th, sd)
-                p = np.clip(np.stack([p_i, 1 - p_i - p_w, p_w], axis=1), 0, 1)
-                counts = rng.multinomial(int(n), p / p.sum(axis=1, keepdims=True))
-                parts = {"improved": counts[:, 0], "stable": counts[:, 1], "worsened": counts[:, 2],
-                         "stable_or_improved": counts[:, 0] + counts[:, 1],
-                         "stable_or_worsened": counts[:, 1] + counts[:, 2]}
-                for c in COUNT_COLUMNS:
-                    if pd.notna(getattr(r, c)):
-                        rows.append(_row("counts", r.label, f"{c.replace('_', ' ')} (threshold {t:g})",
-                                         float(getattr(r, c)), parts[c]))
-            elif fmt == "patient" and sd is not None and patients is not None:
-                d = _unit_patients(patients, r)
-                if len(d):
-                    delta = rng.normal(th[:, None], sd[:, None], size=(len(th), len(d)))
-                    rounded = np.floor((delta + HALF_STEP) / EDSS_STEP) * EDSS_STEP
-                    rows.append(_row("mean change", r.label, f"mean of {len(d)} rounded patient changes",
-                                     float(d.mean()), rounded.mean(axis=1)))
-    return rows

@@ -5,7 +5,7 @@ the fit). :func:`run_sweep` runs it through one runner and returns one tidy
 ``pandas.DataFrame`` (one block of rows per scenario, in scenario order):
 
 - ``scheduler=None`` (default): in this process, one scenario after the other. Compiled
-  models are cached per process by structure (:func:`msc_bayes.fitting.compiled`), so a
+  models are cached per process by structure (:func:`msc_bayes.inference.compiled`), so a
   sweep over prior *values*, seeds or left-out studies compiles once and then only
   samples; nutpie already runs the chains on the machine's cores.
 - ``scheduler="tcp://host:8786"`` (or a ``distributed.Client`` / ``LocalCluster``): one
@@ -35,13 +35,10 @@ scenario's ``meta`` entries, ``method`` ("mcmc" / "oracle" / "error"), ``notes``
 
 from __future__ import annotations
 
-import json
 import os
-import threading
 import time
 import uuid
 import warnings
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from msc_bayes import INTERVAL_KIND, INTERVAL_PROB
+from msc_bayes.inference import fit_cached
 from msc_bayes.results import (
     interval_columns,
     quantile_probs,
@@ -59,10 +57,9 @@ from msc_bayes.results import (
 
 __all__ = [
     "DEFAULT_QUANTITIES",
-    "fit_cached",
-    "remember_fit",
     "SUMMARY_COLUMNS",
     "Scenario",
+    "fit_cached",
     "oracle_posterior",
     "run_scenario",
     "run_scenarios",
@@ -76,7 +73,7 @@ SUMMARY_COLUMNS = ("quantity", "mean", "sd", "median", LOWER, UPPER, "prob_below
 #: Quantities summarised when a scenario names none (those the fit has): the pooled mean,
 #: heterogeneity, MSC minus control, a new study's mean, and the IT-vs-IV route contrast.
 DEFAULT_QUANTITIES = ("mu", "tau", "msc_effect", "theta_new", "route_contrast[IT vs IV]")
-#: Fit settings a scenario may carry (passed to :func:`msc_bayes.fitting.fit`).
+#: Fit settings a scenario may carry (passed to :func:`msc_bayes.inference.fit`).
 FIT_KEYS = ("draws", "tune", "chains", "seed", "target_accept", "exclude_studies")
 
 
@@ -91,7 +88,7 @@ class Scenario:
 
     name: the scenario label (the ``scenario`` column).
     spec, evidence: what to fit.
-    fit_kwargs: settings for :func:`~msc_bayes.fitting.fit` (draws, tune, chains, seed,
+    fit_kwargs: settings for :func:`~msc_bayes.inference.fit` (draws, tune, chains, seed,
         target_accept, exclude_studies); missing ones default to the spec's.
     quantities: what :func:`summarise` reports (default :data:`DEFAULT_QUANTITIES`).
     extract: ``extract(fit, scenario) -> DataFrame | dict[str, DataFrame]`` computes the
@@ -134,61 +131,6 @@ class Scenario:
         return fit_cached(self.spec, self.evidence, **self.fit_kwargs)
 
 
-_FIT_LOCK = threading.RLock()
-#: Fits kept in this process, keyed by everything that determines them (read-only!): a
-#: sweep that needs the same fit twice (the base of several analyses, an exact refit that a
-#: leave-one-out analysis already made) samples it once.
-_FITS: OrderedDict = OrderedDict()
-_FITS_MAX = 24
-
-
-def _fit_key(spec, evidence, fit_kwargs: Mapping) -> str:
-    s = spec.sampler
-    kw = {"draws": fit_kwargs.get("draws") or s.draws, "tune": fit_kwargs.get("tune") or s.tune,
-          "chains": fit_kwargs.get("chains") or s.chains,
-          "seed": s.seed if fit_kwargs.get("seed") is None else int(fit_kwargs["seed"]),
-          "target_accept": fit_kwargs.get("target_accept") or s.target_accept,
-          "exclude_studies": sorted(fit_kwargs.get("exclude_studies", ()))}
-    return json.dumps([spec.to_dict(), evidence.data_hash, kw], sort_keys=True, default=str)
-
-
-def fit_cached(spec, evidence, **fit_kwargs):
-    """:func:`msc_bayes.fitting.fit`, made independent of the order of fits and remembered.
-
-    The draws depend only on (spec, evidence, settings) (`fit` sets the cached model's data
-    before sampling), and the same request in this process
-    returns the same ``Fit`` object (the last ``_FITS_MAX`` are kept; treat them as
-    read-only). Fits in one process are serialised (nutpie already uses every core).
-    """
-    from msc_bayes.fitting import fit
-
-    key = _fit_key(spec, evidence, fit_kwargs)
-    with _FIT_LOCK:
-        if key in _FITS:
-            _FITS.move_to_end(key)
-            return _FITS[key]
-        result = fit(spec, evidence, **fit_kwargs)
-        _FITS[key] = result
-        while len(_FITS) > _FITS_MAX:
-            _FITS.popitem(last=False)
-        return result
-
-
-def remember_fit(fit, evidence, **fit_kwargs) -> None:
-    """Put an existing ``Fit`` of ``fit.spec`` on ``evidence`` with these settings into the cache of
-    :func:`fit_cached`, so that sweeps asking for that fit reuse it instead of sampling it again.
-
-    Only for a fit made by :func:`msc_bayes.fitting.fit` with exactly these settings (its draws
-    depend only on spec, evidence and settings, as for a fit made here).
-    """
-    key = _fit_key(fit.spec, evidence, fit_kwargs)
-    with _FIT_LOCK:
-        _FITS[key] = fit
-        _FITS.move_to_end(key)
-        while len(_FITS) > _FITS_MAX:
-            _FITS.popitem(last=False)
-
-
 def quantity_draws(fit, quantities: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """(chain, draw) draws of each requested quantity the fit has (posterior, then derived group).
 
@@ -217,7 +159,7 @@ def _oracle_units(spec, evidence):
     """The modelled units when the model is the plain normal-normal one (:func:`oracle_posterior`), else None."""
     if spec.outcome != "edss_change" or spec.covariates or spec.priors["mu"].dist != "Normal":
         return None
-    from msc_bayes import edss
+    from msc_bayes.outcomes import edss
 
     units = edss.prepare(spec, evidence).units
     plain = (all(list(f) == ["change"] for f in units["formats"]) and units["study"].is_unique
@@ -233,8 +175,8 @@ def oracle_posterior(spec, evidence, *, exclude_studies=()):
     unit reports ``change`` (a mean with SD, SE or CI), each study has one unit, no unit is a
     control arm, and the prior on ``mu`` is Normal. Left-out studies are dropped exactly.
     """
-    from msc_bayes import edss
     from msc_bayes.oracle import normal_normal
+    from msc_bayes.outcomes.edss.formats.change import change_mean_se
 
     units = _oracle_units(spec, evidence)
     if units is None:
@@ -242,7 +184,7 @@ def oracle_posterior(spec, evidence, *, exclude_studies=()):
     units = units[~units["study"].isin(list(exclude_studies))]
     if units.empty:
         return None
-    y, se = edss._change_mean_se(units)
+    y, se = change_mean_se(units)
     mu = spec.priors["mu"].params
     return normal_normal(y, se, prior_mean=mu["mu"], prior_sd=mu["sigma"], tau_logpdf=spec.priors["tau"].logpdf)
 
@@ -323,7 +265,7 @@ def run_scenario(scenario: Scenario, *, on_error: str = "record"):
         out = (scenario.extract or summarise)(f, scenario)
         notes = _sampler_notes(f)
         return _tag(out, scenario, "mcmc", notes, time.perf_counter() - start)
-    except Exception as exc:  # noqa: BLE001 - a sweep records a failed scenario and goes on
+    except Exception as exc:
         if on_error == "raise":
             raise
         row = pd.DataFrame([{"quantity": None}], columns=list(SUMMARY_COLUMNS))
@@ -336,9 +278,9 @@ def _tries_oracle(scenario: Scenario) -> bool:
 
 
 def _precompile(scenarios: Sequence[Scenario]) -> None:
-    """Hand the models a local sweep will compile to a helper process (:func:`msc_bayes.fitting.precompile`):
+    """Hand the models a local sweep will compile to a helper process (:func:`msc_bayes.inference.precompile`):
     one per model structure, leaving out those only the exact oracle answers."""
-    from msc_bayes.fitting import precompile, structure_key
+    from msc_bayes.inference import precompile, structure_key
 
     groups: dict[str, list[Scenario]] = {}
     for sc in scenarios:

@@ -39,24 +39,31 @@ class Outcome:
     """One modelled outcome (a spec's ``outcome``), registered in :mod:`msc_bayes.outcomes`.
 
     - ``prepare(spec, evidence) -> prepared`` selects the modelled units (pure; no PyMC);
+      ``prepared.units`` has one row per unit (``label``, ``study``, ``arm``, ``n``, ...);
     - ``build(spec, evidence) -> (pm.Model, prepared)`` never samples;
     - ``derive(posterior, prepared, spec) -> xarray.Dataset`` the derived quantities
       (``spec.sampler.seed`` seeds any random draw);
-    - ``study_estimates(posterior, prepared)`` / ``observed_estimates(prepared)`` /
-      ``predictive_checks(posterior, prepared, spec, rng)``: the per-unit shrunken and
-      observed estimates and the posterior-predictive checks (see `msc_bayes.diagnostics`).
+    - ``used(units) -> list[str]``: per unit, the format(s) it enters through;
+    - ``observed(fit, *, evidence, probs, interval) -> [(value, lower, upper, what)]`` per
+      unit, and ``replicates(fit, *, evidence, rng, probs) -> [(check, label, statistic,
+      observed, replicate draws)]``: what :mod:`msc_bayes.diagnostics` lays out as observed
+      estimates and posterior predictive checks (None: the outcome has none).
     """
 
     name: str
     description: str
     priors: Mapping[str, PriorSlot]
     options: Mapping[str, OptionInfo]
+    #: the evidence tables it reads (file stems) and its reporting formats
     tables: tuple[str, ...]
     formats: tuple[str, ...]
     prepare: Callable
     build: Callable
     derive: Callable
-    #: the per-unit estimate variable of the posterior (dim ``arm``), e.g. theta or risk_arm
+    used: Callable | None = None
+    observed: Callable | None = None
+    replicates: Callable | None = None
+    #: the per-unit estimate variable on the reporting scale (dim ``arm``; posterior or derived)
     unit_estimate: str = "theta"
     #: the quantities a report headlines, in order
     headline: tuple[Quantity, ...] = ()
@@ -67,11 +74,11 @@ class Outcome:
     #: the methods sentence of the model, and of each reporting format
     model_text: str = ""
     format_text: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: how a sentence names the outcome ("EDSS change") and the axis its per-unit estimates are drawn on
+    words: str = ""
+    axis_label: str = ""
     #: whether a report gives the outcome a sensitivity section
     sensitivity: bool = False
-    study_estimates: Callable | None = None
-    observed_estimates: Callable | None = None
-    predictive_checks: Callable | None = None
 
     def quantity(self, name: str) -> Quantity:
         """The headline `Quantity` called `name` (KeyError if the outcome headlines none of that name)."""
@@ -79,3 +86,16 @@ class Outcome:
             if q.name == name:
                 return q
         raise KeyError(name)
+
+    def headline_for(self, spec, units) -> tuple[str, str | None]:
+        """(pooled effect, route contrast) of a fit: ``msc_effect`` when a control arm is modelled,
+        else ``mu``; ``route_contrast[IT vs IV]`` when route is a covariate, else None."""
+        control = "group" in units.columns and bool((units["group"].fillna("msc") == "control").any())
+        contrast = "route_contrast[IT vs IV]"
+        return ("msc_effect" if control else "mu"), (contrast if "route" in spec.covariates else None)
+
+
+# Options every outcome shares (one declaration each)
+TIMEPOINT_OPTION = OptionInfo("choice", "last", "which follow-up visit(s) to use", ("last", "first", "all"))
+OVERLAP_OPTION = OptionInfo("bool", True, "drop reports whose patients overlap another report")
+SECONDARY_OPTION = OptionInfo("bool", False, "drop secondary (non-primary) reports")

@@ -1,0 +1,85 @@
+"""The EDSS-change outcome: its declaration (priors, options, formats, what a report headlines).
+
+The model is in :mod:`.model` (build, derive), the choice of units and formats in
+:mod:`.prepare`, each reporting format in :mod:`.formats`, the checks against the data in
+:mod:`.checks`.
+"""
+
+from __future__ import annotations
+
+import math
+from types import MappingProxyType
+
+from msc_bayes.outcomes.base import (
+    OVERLAP_OPTION,
+    SECONDARY_OPTION,
+    TIMEPOINT_OPTION,
+    Outcome,
+    Quantity,
+)
+from msc_bayes.outcomes.edss import checks
+from msc_bayes.outcomes.edss.formats import FORMATS
+from msc_bayes.outcomes.edss.model import CHANGE_THRESHOLDS, build, derive
+from msc_bayes.outcomes.edss.prepare import prepare
+from msc_bayes.spec import OptionInfo, Prior, PriorSlot
+
+_FORMATS = tuple(FORMATS)
+_POINTS = "EDSS points (negative = improvement)"
+
+OUTCOME = Outcome(
+    name="edss_change",
+    description="change in EDSS from baseline",
+    priors=MappingProxyType({
+        "mu": PriorSlot(Prior("Normal", {"mu": 0, "sigma": 1}),
+                        "pooled mean EDSS change in MSC arms at reference covariates"),
+        "tau": PriorSlot(Prior("HalfNormal", {"sigma": 0.5}), "between-study SD", "positive"),
+        "beta": PriorSlot(Prior("Normal", {"mu": 0, "sigma": 0.5}), "covariate effects"),
+        "msc_effect": PriorSlot(Prior("Normal", {"mu": 0, "sigma": 1}),
+                                "MSC minus control difference in mean change"),
+        "rho": PriorSlot(Prior("Beta", {"alpha": 4, "beta": 2}), "pre-post correlation of EDSS",
+                         "correlation"),
+        "sigma_mu": PriorSlot(Prior("Normal", {"mu": math.log(0.7), "sigma": 0.5}),
+                              "log of the typical within-arm SD of change"),
+        "sigma_tau": PriorSlot(Prior("HalfNormal", {"sigma": 0.5}), "between-arm SD of log sigma",
+                               "positive"),
+        "sigma_edss": PriorSlot(Prior("HalfNormal", {"sigma": 1.5}), "SD of EDSS at one visit", "positive"),
+    }),
+    options=MappingProxyType({
+        "timepoint": TIMEPOINT_OPTION,
+        "formats": OptionInfo("subset", _FORMATS,
+                              "data formats in priority order: per arm x timepoint the first available is used",
+                              _FORMATS),
+        "combine": OptionInfo("choice", "priority",
+                              "'priority': one format per arm x timepoint; 'all': every available format",
+                              ("priority", "all")),
+        "default_threshold": OptionInfo("positive_float", 0.5,
+                                        "EDSS points defining improved/worsened where a study gives none"),
+        "exclude_overlapping": OVERLAP_OPTION,
+        "exclude_secondary": SECONDARY_OPTION,
+    }),
+    tables=("edss", "patients", "arms"),
+    formats=_FORMATS,
+    prepare=prepare,
+    build=build,
+    derive=derive,
+    used=lambda units: ["+".join(f) for f in units["formats"]],
+    observed=checks.observed,
+    replicates=checks.replicates,
+    unit_estimate="theta",
+    headline=(
+        Quantity("mu", "pooled mean (MSC arms)", _POINTS, "lower_better"),
+        Quantity("msc_effect", "pooled MSC effect (MSC minus control)", _POINTS, "lower_better"),
+        Quantity("route_contrast[IT vs IV]", "IT vs IV contrast", _POINTS, "lower_better"),
+    ),
+    thresholds=CHANGE_THRESHOLDS,
+    prior_variables=MappingProxyType({"sigma_edss": ("sd_baseline", "sd_followup")}),
+    model_text=(
+        "a Bayesian hierarchical random-effects meta-regression of the mean EDSS change per study arm. Each "
+        "modelled arm has a latent mean change theta = mu + X·beta − msc_effect·[control arm] + tau·z(study), "
+        "z ~ N(0, 1) (non-centred), so the arms of one study share its study effect; a patient's change is a "
+        "latent normal change observed on the 0.5-point EDSS grid (rounded to the nearest half point)"),
+    format_text=MappingProxyType({name: f.text for name, f in FORMATS.items()}),
+    words="EDSS change",
+    axis_label="EDSS change from baseline (points; negative = improvement)",
+    sensitivity=True,
+)  # fmt: skip
