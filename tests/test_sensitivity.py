@@ -13,6 +13,7 @@ mixed-format models (threshold 0.5 and 1.0; rho reuses the first).
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from msc_bayes import viz
 from msc_bayes.evidence import load_evidence
 from msc_bayes.oracle import normal_normal
 from msc_bayes.sensitivity.base import prepare, weighted_summary
+from msc_bayes.sensitivity.report_policy import report_arguments
 from msc_bayes.spec import Prior, load_spec, spec_from_dict
 from msc_bayes.sweep import LOWER, UPPER
 
@@ -170,6 +172,31 @@ def test_report_table_shift_and_plots():
     ps = pd.DataFrame({"scenario": "base", "quantity": ["mu", "tau"], "prior_sensitivity": [0.1, 0.01],
                        "likelihood_sensitivity": [0.02, 0.2], "diagnosis": ["x", "✓"], "threshold": 0.05})
     assert isinstance(viz.plot_power_scaling(ps), Figure)
+
+
+def test_public_names_of_the_notebook_and_the_report_families():
+    notebook = (REPO / "notebooks" / "sensitivity.ipynb").read_text(encoding="utf-8")
+    for module, prefix in ((S, "S"), (viz, "viz")):
+        used = set(re.findall(rf"\b{prefix}\.(\w+)", notebook))
+        assert used and not [n for n in used if not hasattr(module, n)]
+        assert not [n for n in module.__all__ if not hasattr(module, n)]
+    assert S.REPORT_FAMILIES == ("prior", "rho", "threshold", "evidence", "leave-one-out")
+    assert all(S.FAMILIES[f].family == f for f in S.REPORT_FAMILIES)
+    with pytest.raises(ValueError, match="unknown family 'priors'"):  # before anything is sampled
+        S.sensitivity_for_report(plain_spec(), None, families=("prior", "priors"))
+
+
+def test_report_policy_runs_only_scenarios_that_reuse_the_base_model(data_dir):
+    ev = load_evidence(data_dir)
+    spec = load_spec(REPO / "models" / "edss_change.toml")
+    args = report_arguments(spec, ev)
+    assert args["families"] == ("prior", "rho", "evidence", "leave-one-out")
+    assert args["evidence_names"] == ["progressive MS only"]
+    assert (args["prior_method"], args["refit_unreliable"], args["loo_method"]) == ("reweight", "same-family",
+                                                                                   "reweight")
+    other_rho = spec.replace(priors={"rho": Prior("TruncatedNormal", {"mu": 0.5, "sigma": 0.2, "lower": -1,
+                                                                      "upper": 1})})
+    assert "rho" not in report_arguments(other_rho, ev)["families"]  # a tight non-Beta rho would compile
 
 
 def test_weighted_summary_with_equal_weights_is_the_plain_summary():
