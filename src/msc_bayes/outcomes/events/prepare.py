@@ -138,6 +138,29 @@ def prepare(spec, evidence: Evidence) -> Prepared:
                        f"spec's options; event types in {table}.csv: {known}")
 
     # 3b. both "any" and "related" for the same arm, event and time: keep "any"
+    rows = _any_over_related(rows, attribution, notes)
+
+    # 5. timepoints per (study, arm, event)
+    if opts["timepoint"] != "all":
+        rows = _one_timepoint(rows, opts["timepoint"], notes)
+
+    # 6. overlapping cohorts, per event type
+    arms = evidence.arms
+    rows = _count_once_per_event(rows, arms, opts["exclude_overlapping"], notes)
+
+    units = _units(rows, arms)
+    d = design(units, spec, units["label"])
+    units = units[d.kept].reset_index(drop=True)
+    if units.empty:
+        raise _no_rows(file, "no usable rows",
+                       "at least one row whose arm has every covariate of the spec: " + (", ".join(spec.covariates)))
+    _usage_notes(units, notes)
+    events = tuple(dict.fromkeys(units["event"]))
+    return Prepared(units, d, tuple(notes) + d.notes, table, events)
+
+
+def _any_over_related(rows: pd.DataFrame, attribution: str, notes: list[str]) -> pd.DataFrame:
+    """Rows of one (study, arm, event, time) with both "any" and "related": the "related" row left out."""
     t = rows["timepoint_months"]
     key = pd.DataFrame({"study": rows["study"], "arm": rows["arm"], "event": rows["event"],
                         "t": t.fillna(-1.0)}, index=rows.index)
@@ -146,21 +169,26 @@ def prepare(spec, evidence: Evidence) -> Prepared:
         drop = dup & (rows["attribution"] == "related").fillna(False).to_numpy(dtype=bool)
         for r in rows[drop].itertuples(index=False):
             notes.append(f"{r.study}:{r.arm}:{r.event} 'related' row left out: the 'any' row of the same patients is used")
-        rows, key = rows[~drop], key[~drop]
+        rows = rows[~drop]
+    return rows
 
-    # 5. timepoints per (study, arm, event)
-    if opts["timepoint"] != "all":
-        g = rows.groupby([rows["study"], rows["arm"], rows["event"]], sort=False)["timepoint_months"]
-        pick = g.transform("max" if opts["timepoint"] == "last" else "min")
-        dated = pick.notna()
-        undated_in_dated = dated & rows["timepoint_months"].isna()
-        for r in rows[undated_in_dated].itertuples(index=False):
-            notes.append(f"{r.study}:{r.arm}:{r.event} row without a timepoint left out: the arm has dated rows")
-        keep = (~dated) | (rows["timepoint_months"] == pick)
-        rows = rows[keep.to_numpy(dtype=bool)]
 
-    # 6. overlapping cohorts, per event type
-    arms = evidence.arms
+def _one_timepoint(rows: pd.DataFrame, timepoint: str, notes: list[str]) -> pd.DataFrame:
+    """The "last" / "first" known timepoint per (study, arm, event); an undated row is the single
+    timepoint of its group (left out, with a note, beside dated rows)."""
+    g = rows.groupby([rows["study"], rows["arm"], rows["event"]], sort=False)["timepoint_months"]
+    pick = g.transform("max" if timepoint == "last" else "min")
+    dated = pick.notna()
+    undated_in_dated = dated & rows["timepoint_months"].isna()
+    for r in rows[undated_in_dated].itertuples(index=False):
+        notes.append(f"{r.study}:{r.arm}:{r.event} row without a timepoint left out: the arm has dated rows")
+    keep = (~dated) | (rows["timepoint_months"] == pick)
+    return rows[keep.to_numpy(dtype=bool)]
+
+
+def _count_once_per_event(rows: pd.DataFrame, arms: pd.DataFrame, exclude_overlapping: bool,
+                          notes: list[str]) -> pd.DataFrame:
+    """`count_once` per event type, on the arms with a row of that event type."""
     arm_keys = list(zip(arms["study"], arms["arm"]))
     keep = np.zeros(len(rows), dtype=bool)
     row_keys = list(zip(rows["study"], rows["arm"]))
@@ -168,16 +196,20 @@ def prepare(spec, evidence: Evidence) -> Prepared:
         of_event = (rows["event"] == event).to_numpy()
         with_rows = {k for k, e in zip(row_keys, of_event) if e}
         has = pd.Series([k in with_rows for k in arm_keys], index=arms.index)
-        if opts["exclude_overlapping"]:
+        if exclude_overlapping:
             used, event_notes = count_once(arms, has)
             notes += [f"{n} (event {event})" for n in event_notes]
         else:
             used = arms[has.to_numpy()]
         used_keys = set(zip(used["study"], used["arm"]))
         keep |= of_event & np.array([k in used_keys for k in row_keys], dtype=bool)
-    rows = rows[keep]
+    return rows[keep]
 
-    # arm characteristics
+
+def _units(rows: pd.DataFrame, arms: pd.DataFrame) -> pd.DataFrame:
+    """The selected rows with their arm's characteristics, in arms.csv order, labelled, with their
+    likelihood and the administrations their patients received."""
+    arm_keys = list(zip(arms["study"], arms["arm"]))
     arm_cols = [c for c in arms.columns if c in ("study", "arm") or (c not in rows.columns and c != "label")]
     units = rows.merge(arms[arm_cols].rename(columns={"n": "n_arm"}), on=["study", "arm"], how="left")
     units["n"] = units["n_at_risk"].astype(float)
@@ -198,12 +230,11 @@ def prepare(spec, evidence: Evidence) -> Prepared:
     by_admin = (column(units, "exposure_unit") == "administrations").fillna(False).to_numpy(dtype=bool)
     per_arm = units["n"] * pd.to_numeric(units["administrations"], errors="coerce").astype(float)
     units["administrations_total"] = np.where(by_admin, exposure, per_arm)
+    return units
 
-    d = design(units, spec, units["label"])
-    units = units[d.kept].reset_index(drop=True)
-    if units.empty:
-        raise _no_rows(file, "no usable rows",
-                       "at least one row whose arm has every covariate of the spec: " + (", ".join(spec.covariates)))
+
+def _usage_notes(units: pd.DataFrame, notes: list[str]) -> None:
+    """Notes on counts not used twice and on arms without administrations."""
     for r in units[units["patients_with_event"].notna() & column(units, "events").notna()].itertuples(index=False):
         notes.append(f"{r.label}: patients_with_event used; its event count ({r.events}) is not counted again")
     msc = (units["group"].fillna("msc") == "msc").to_numpy()
@@ -213,5 +244,3 @@ def prepare(spec, evidence: Evidence) -> Prepared:
     elif unknown_admin:
         notes.append("rate_per_administration not available for " + ", ".join(unknown_admin)
                      + " (administrations not reported)")
-    events = tuple(dict.fromkeys(units["event"]))
-    return Prepared(units, d, tuple(notes) + d.notes, table, events)
