@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from msc_bayes.sensitivity.base import INTERVAL_LABEL, K_THRESHOLD, QUANTITY_LABELS
 from msc_bayes.sweep import LOWER, UPPER
+from msc_bayes.viz.common import plain
 from msc_bayes.viz.palette import (
     BASE,
     LIKELIHOOD_BAR,
@@ -32,10 +33,6 @@ __all__ = [
     "plot_sensitivity_grid",
     "plot_threshold_sensitivity",
 ]
-
-
-def _plain(text: object) -> str:
-    return str(text).replace("$", r"\$")
 
 
 def plot_scenarios(df: pd.DataFrame, *, quantities: Sequence[str] | None = None, base: str | None = "base",
@@ -77,11 +74,11 @@ def plot_scenarios(df: pd.DataFrame, *, quantities: Sequence[str] | None = None,
             colour = REWEIGHTED if rw else (BASE if getattr(r, label) == base else REFIT)
             ax.plot([getattr(r, LOWER), getattr(r, UPPER)], [y, y], color=colour, lw=1.6)
             ax.plot([r.median], [y], "o", color=colour, mfc="white" if rw else colour, ms=5)
-        ax.set_title(_plain(QUANTITY_LABELS.get(q, q)), fontsize=9)
+        ax.set_title(plain(QUANTITY_LABELS.get(q, q)), fontsize=9)
         ax.set_xlabel(f"median and {INTERVAL_LABEL}", fontsize=8)
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks([ypos[r] for r in rows])
-    axes[0].set_yticklabels([_plain(r[-1]) for r in rows], fontsize=8)
+    axes[0].set_yticklabels([plain(r[-1]) for r in rows], fontsize=8)
     if group:
         prev = None
         for r in rows:
@@ -91,7 +88,7 @@ def plot_scenarios(df: pd.DataFrame, *, quantities: Sequence[str] | None = None,
             prev = r[0]
         for g in dict.fromkeys(r[0] for r in rows):
             ys = [ypos[r] for r in rows if r[0] == g]
-            axes[-1].annotate(_plain(g), xy=(1.02, (max(ys) + 0.5) / n if n else 0), xycoords=("axes fraction", "axes fraction"),
+            axes[-1].annotate(plain(g), xy=(1.02, (max(ys) + 0.5) / n if n else 0), xycoords=("axes fraction", "axes fraction"),
                               fontsize=8, fontweight="bold", va="top", ha="left", annotation_clip=False)
     axes[0].set_ylim(-0.7, n - 0.3)
     if "method" in df and (df["method"] == "reweight").any():
@@ -102,7 +99,7 @@ def plot_scenarios(df: pd.DataFrame, *, quantities: Sequence[str] | None = None,
                    Line2D([], [], color=REWEIGHTED, marker="o", mfc="white", label="importance reweighting")]
         fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
     if title:
-        fig.suptitle(_plain(title), fontsize=10)
+        fig.suptitle(plain(title), fontsize=10)
     return fig
 
 
@@ -154,10 +151,10 @@ def plot_power_scaling(df: pd.DataFrame, *, title: str | None = None) -> Figure:
     thr = float(df["threshold"].iloc[0]) if n else 0.05
     ax.axvline(thr, color=BASE, ls="--", lw=1, label=f"threshold {thr:g}")
     ax.set_yticks(y)
-    ax.set_yticklabels([_plain(f"{q}  [{d}]") for q, d in zip(df["quantity"], df["diagnosis"])], fontsize=8)
+    ax.set_yticklabels([plain(f"{q}  [{d}]") for q, d in zip(df["quantity"], df["diagnosis"])], fontsize=8)
     ax.set_xlabel("power-scaling sensitivity (CJS distance gradient)")
     ax.legend(fontsize=8, loc="lower right")
-    ax.set_title(_plain(title or "Power-scaling sensitivity of the hyperpriors"), fontsize=10)
+    ax.set_title(plain(title or "Power-scaling sensitivity of the hyperpriors"), fontsize=10)
     return fig
 
 
@@ -173,10 +170,10 @@ def plot_model_comparison(df: pd.DataFrame, *, title: str | None = None) -> Figu
     ax2.axvline(0, color=REFERENCE, lw=0.8, ls=":")
     ax1.set_yticks(y)
     ax1.set_ylim(-0.6, n - 0.4)
-    ax1.set_yticklabels([_plain(f"{s} (w={w:.2f})") for s, w in zip(df["scenario"], df["weight"])], fontsize=8)
+    ax1.set_yticklabels([plain(f"{s} (w={w:.2f})") for s, w in zip(df["scenario"], df["weight"])], fontsize=8)
     ax1.set_xlabel("ELPD, leave one study out (± SE)")
     ax2.set_xlabel("ELPD difference to the best (± SE)")
-    fig.suptitle(_plain(title or "Model comparison (PSIS-LOO, exact refits where Pareto k is high)"), fontsize=10)
+    fig.suptitle(plain(title or "Model comparison (PSIS-LOO, exact refits where Pareto k is high)"), fontsize=10)
     return fig
 
 
