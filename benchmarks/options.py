@@ -15,7 +15,7 @@ Variants:
   numba_opt1    the same with NUMBA_OPT=1 (LLVM -O1 instead of -O3)
   freeze        compile_pymc_model(model, freeze_model=True) (data baked in as constants)
   nutpie_cache  compile_pymc_model(model, cache=True): numba's on-disk cache of nutpie's cfuncs
-  persistent    msc_bayes.compile_cache.compile_model(model), what msc_bayes.fitting.compiled()
+  persistent    msc_bayes.inference.compile_cache.compile_model(model), what msc_bayes.inference.compiled()
                 does: nutpie's cfuncs cached on disk under a fingerprint of the model graph
   jax           compile_pymc_model(model, backend="jax", gradient_backend="jax") with JAX's
                 persistent compilation cache (needs jax; --jax-path adds a folder to sys.path)
@@ -57,7 +57,7 @@ def _work(params: dict, t_start: float) -> dict:
     import nutpie
     import pymc as pm
 
-    from msc_bayes import fitting
+    from msc_bayes import inference
     from msc_bayes.evidence import load_evidence
     from msc_bayes.spec import load_spec
 
@@ -67,7 +67,7 @@ def _work(params: dict, t_start: float) -> dict:
     s = spec.sampler
     tune = 300 if variant == "tune300" else s.tune
     t = time.perf_counter()
-    model, _ = fitting.build(spec, ev)
+    model, _ = inference.build(spec, ev)
     res["build_s"] = round(time.perf_counter() - t, 3)
 
     t = time.perf_counter()
@@ -80,7 +80,7 @@ def _work(params: dict, t_start: float) -> dict:
         c = nutpie.compile_pymc_model(model, cache=True)
         res["cfunc_cache_hits"] = [c.compiled_logp_func.cache_hits, c.compiled_expand_func.cache_hits]
     elif variant == "persistent":
-        from msc_bayes import compile_cache
+        from msc_bayes.inference import compile_cache
 
         c = compile_cache.compile_model(model)
         res["persistent"] = dict(compile_cache.STATS)

@@ -243,29 +243,29 @@ def w_inprocess(params: dict, t_start: float) -> dict:
     import nutpie  # noqa: F401
     import pymc  # noqa: F401
 
-    from msc_bayes import fitting
+    from msc_bayes import inference
     res = {"import_s": round(time.perf_counter() - t_start, 3)}
     spec, ev = _load(params)
     kw = {k: params[k] for k in ("draws", "tune", "chains") if params.get(k)}
 
     t = time.perf_counter()
-    fitting.compiled(spec, ev)
+    inference.compiled(spec, ev)
     res["first_compile_s"] = round(time.perf_counter() - t, 3)
     t = time.perf_counter()
-    f1 = fitting.fit(spec, ev, **kw)
+    f1 = inference.fit(spec, ev, **kw)
     res["first_fit_after_compile_s"] = round(time.perf_counter() - t, 3)
     res["first_sampling_s"] = round(f1.tree.attrs["sampling_seconds"], 3)
     res["first_fit_total_s"] = round(res["first_compile_s"] + res["first_fit_after_compile_s"], 3)
     res.update(_ess_per_s(f1, f1.tree.attrs["sampling_seconds"]))
 
     t = time.perf_counter()
-    f2 = fitting.fit(spec, ev, seed=spec.sampler.seed + 1, **kw)
+    f2 = inference.fit(spec, ev, seed=spec.sampler.seed + 1, **kw)
     res["refit_s"] = round(time.perf_counter() - t, 3)
     res["refit_sampling_s"] = round(f2.tree.attrs["sampling_seconds"], 3)
     res.update({k + "_refit": v for k, v in _ess_per_s(f2, f2.tree.attrs["sampling_seconds"]).items()})
 
     # sensitivity sweep: other prior values (same families) and left-out studies, same compiled model
-    n_compiled = len(fitting._COMPILED)
+    n_compiled = len(inference.ENGINE.compiled_models)
     sweep = []
     tau = spec.priors["tau"]
     scale_key = next(iter(tau.params))
@@ -273,21 +273,21 @@ def w_inprocess(params: dict, t_start: float) -> dict:
         s2 = spec.replace(priors={"tau": {"dist": tau.dist, **{k: v * (factor if k == scale_key else 1)
                                                                for k, v in tau.params.items()}}})
         t = time.perf_counter()
-        f = fitting.fit(s2, ev, **kw)
+        f = inference.fit(s2, ev, **kw)
         sweep.append({"change": f"tau {scale_key} x{factor}", "wall_s": round(time.perf_counter() - t, 3),
                       "sampling_s": round(f.tree.attrs["sampling_seconds"], 3)})
     studies = f1.prepared.studies
     for st in studies[: params.get("n_exclude", 2)]:
         t = time.perf_counter()
-        f = fitting.fit(spec, ev, exclude_studies=[st], **kw)
+        f = inference.fit(spec, ev, exclude_studies=[st], **kw)
         sweep.append({"change": f"exclude {st}", "wall_s": round(time.perf_counter() - t, 3),
                       "sampling_s": round(f.tree.attrs["sampling_seconds"], 3)})
     res["sweep"] = sweep
-    res["sweep_recompiled"] = len(fitting._COMPILED) != n_compiled
+    res["sweep_recompiled"] = len(inference.ENGINE.compiled_models) != n_compiled
     res["sweep_median_refit_s"] = median([s["wall_s"] for s in sweep])
 
     tracemalloc.start()
-    fitting.fit(spec, ev, **kw)
+    inference.fit(spec, ev, **kw)
     res["tracemalloc_peak_refit_mib"] = round(tracemalloc.get_traced_memory()[1] / 2**20, 1)
     tracemalloc.stop()
     res["worker_total_s"] = round(time.perf_counter() - t0, 3)
@@ -297,23 +297,23 @@ def w_inprocess(params: dict, t_start: float) -> dict:
 def w_scaling(params: dict, t_start: float) -> dict:
     import numpy as np
 
-    from msc_bayes import fitting
+    from msc_bayes import inference
     res = {"import_s": round(time.perf_counter() - t_start, 3)}
     spec, ev = _load(params)
     t = time.perf_counter()
-    model, prepared = fitting.build(spec, ev)
+    model, prepared = inference.build(spec, ev)
     res["build_s"] = round(time.perf_counter() - t, 3)
     res["units"] = int(len(prepared.units))
     res["studies"] = len(prepared.studies)
-    fitting._COMPILED.clear()
+    inference.ENGINE.compiled_models.clear()
     t = time.perf_counter()
-    c, model, prepared = fitting.compiled(spec, ev)
+    c, model, prepared = inference.compiled(spec, ev)
     res["compile_s"] = round(time.perf_counter() - t, 3)  # includes its own build
     res["n_dim"] = int(c.n_dim)
     res["us_per_grad"] = _us_per_grad(c, 200 if c.n_dim > 500 else 2000)
     kw = {k: params[k] for k in ("draws", "tune", "chains") if params.get(k)}
     t = time.perf_counter()
-    f = fitting.fit(spec, ev, **kw)
+    f = inference.fit(spec, ev, **kw)
     res["fit_after_compile_s"] = round(time.perf_counter() - t, 3)
     res["sampling_s"] = round(f.tree.attrs["sampling_seconds"], 3)
     ss = f.tree["sample_stats"].to_dataset()

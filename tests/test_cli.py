@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from msc_bayes import cli, fitting
+from msc_bayes import cli, inference
 from msc_bayes.cli import main
 from msc_bayes.spec import SAMPLER_INT_MAX, SAMPLER_MAXIMUM
 from test_diagnostics import fake_fit, write_fixture
@@ -33,7 +33,7 @@ def project(tmp_path, monkeypatch):
         seen.append(settings)
         return fake_fit(spec, evidence, draws=10, chains=2)
 
-    monkeypatch.setattr(fitting, "fit", stub)
+    monkeypatch.setattr(inference.ENGINE, "fit", stub)
     return data, spec, seen
 
 
@@ -120,7 +120,7 @@ def test_ctrl_c_or_sigterm_during_a_report_ends_with_one_line_and_leaves_nothing
 
 def test_sigterm_is_not_taken_for_a_sampler_failure():
     """SIGTERM while sampling was reported as 'sampling ... failed: _Terminated', exit 2 (tester's F05)."""
-    assert not fitting._is_sampler_failure(cli._Terminated())
+    assert not inference.sampling.is_sampler_failure(cli._Terminated())
     assert not isinstance(cli._Terminated(), Exception)
 
 

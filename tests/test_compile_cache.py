@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from msc_bayes import compile_cache, fitting
+from msc_bayes import inference
 from msc_bayes.evidence import load_evidence
+from msc_bayes.inference import compile_cache
 from msc_bayes.spec import Prior, load_spec, spec_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +30,7 @@ def _evidence(tmp_path, values=(-0.3, 0.1, -0.5, -0.1)):
 
 
 def _key(spec, evidence) -> str:
-    return compile_cache.fingerprint(fitting.build(spec, evidence)[0])
+    return compile_cache.fingerprint(inference.build(spec, evidence)[0])
 
 
 def test_fingerprint_is_stable_and_ignores_values_that_are_runtime_data(tmp_path):
@@ -65,7 +66,7 @@ def _sentinel(monkeypatch):
 
 
 def test_switched_off_or_unfingerprintable_models_compile_the_stock_way(tmp_path, monkeypatch):
-    model = fitting.build(PLAIN, _evidence(tmp_path))[0]
+    model = inference.build(PLAIN, _evidence(tmp_path))[0]
     calls = _sentinel(monkeypatch)
     monkeypatch.setenv(compile_cache.ENV_SWITCH, "0")
     assert compile_cache.compile_model(model) == "stock"
@@ -79,8 +80,32 @@ def test_switched_off_or_unfingerprintable_models_compile_the_stock_way(tmp_path
     assert len(calls) == 2
 
 
+def test_a_compile_runs_without_fast_math_and_leaves_the_callers_setting(tmp_path, monkeypatch):
+    import pytensor
+
+    model = inference.build(PLAIN, _evidence(tmp_path))[0]
+    during = []
+    monkeypatch.setattr("nutpie.compile_pymc_model", lambda model: during.append(pytensor.config.numba__fastmath))
+    monkeypatch.setenv(compile_cache.ENV_SWITCH, "0")  # the stock compile (the cached one shares the code path)
+    for callers in (True, False):
+        with pytensor.config.change_flags(numba__fastmath=callers):
+            compile_cache.compile_model(model)
+            assert pytensor.config.numba__fastmath is callers
+    assert during == [compile_cache.NUMBA_FASTMATH] * 2
+
+
+def test_importing_msc_bayes_leaves_pytensor_fast_math_at_its_default():
+    show = "import pytensor; print(pytensor.config.numba__fastmath)"
+    imports = "import msc_bayes, msc_bayes.inference, msc_bayes.report, msc_bayes.sweep, msc_bayes.cli; "
+
+    def child(code: str) -> str:
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+
+    assert child(imports + show) == child(show)
+
+
 def test_a_damaged_entry_is_compiled_afresh(tmp_path, monkeypatch):
-    model = fitting.build(PLAIN, _evidence(tmp_path))[0]
+    model = inference.build(PLAIN, _evidence(tmp_path))[0]
     monkeypatch.setattr(compile_cache, "cache_dir", lambda: tmp_path)
     compiled = []
     monkeypatch.setattr(compile_cache, "_compile_and_store", lambda m, k, f: compiled.append(k) or "fresh")
@@ -93,12 +118,13 @@ _CHILD = textwrap.dedent("""
     import ctypes, json, sys
     import numpy as np
     import nutpie
-    from msc_bayes import compile_cache, fitting
+    from msc_bayes import inference
+    from msc_bayes.inference import compile_cache
     from msc_bayes.evidence import load_evidence
     from msc_bayes.spec import spec_from_dict
 
     spec = spec_from_dict({"outcome": "edss_change", "covariates": []})
-    compiled, model, _ = fitting.compiled(spec, load_evidence(sys.argv[1]))
+    compiled, model, _ = inference.compiled(spec, load_evidence(sys.argv[1]))
     P = ctypes.POINTER(ctypes.c_double)
     points = []
     for x in np.random.default_rng(1).normal(0, 0.5, size=(3, compiled.n_dim)):
@@ -106,7 +132,7 @@ _CHILD = textwrap.dedent("""
         rc = compiled.compiled_logp_func.ctypes(compiled.n_dim, x.ctypes.data_as(P), grad.ctypes.data_as(P),
                                                 logp.ctypes.data_as(P), ctypes.c_void_p(compiled.user_data.ctypes.data))
         points.append([int(rc), float(logp), grad.tolist()])
-    fit = fitting.fit(spec, load_evidence(sys.argv[1]), draws=50, tune=50, chains=2, seed=3)
+    fit = inference.fit(spec, load_evidence(sys.argv[1]), draws=50, tune=50, chains=2, seed=3)
     print(json.dumps({"stats": compile_cache.STATS, "points": points,
                       "mu": fit.posterior["mu"].values.tolist()}))
 """)
@@ -136,12 +162,13 @@ def test_a_second_process_loads_the_same_machine_code_as_nutpie_compiles(tmp_pat
 _STATE_CHILD = textwrap.dedent("""
     import ctypes, json, sys
     import numpy as np
-    from msc_bayes import compile_cache, fitting
+    from msc_bayes import inference
+    from msc_bayes.inference import compile_cache
     from msc_bayes.evidence import load_evidence
     from msc_bayes.spec import spec_from_dict
 
     spec, evidence = spec_from_dict({"outcome": "edss_change", "covariates": []}), load_evidence(sys.argv[1])
-    compiled, model, _ = fitting.compiled(spec, evidence)
+    compiled, model, _ = inference.compiled(spec, evidence)
     P = ctypes.POINTER(ctypes.c_double)
     points = []
     for x in np.random.default_rng(1).normal(0, 0.5, size=(3, compiled.n_dim)):
@@ -149,7 +176,7 @@ _STATE_CHILD = textwrap.dedent("""
         compiled.compiled_logp_func.ctypes(compiled.n_dim, x.ctypes.data_as(P), grad.ctypes.data_as(P),
                                            logp.ctypes.data_as(P), ctypes.c_void_p(compiled.user_data.ctypes.data))
         points.append([float(logp), grad.tolist()])
-    fit = fitting.fit(spec, evidence, draws=50, tune=50, chains=2, seed=3)
+    fit = inference.fit(spec, evidence, draws=50, tune=50, chains=2, seed=3)
     print(json.dumps({"stats": compile_cache.STATS, "points": points, "mu": fit.posterior["mu"].values.tolist()}))
 """)
 
@@ -160,9 +187,7 @@ def test_compiled_code_does_not_depend_on_the_cache_state(tmp_path):
     later processes load them from the caches. With PyTensor's default fast-math flags the two
     computed bitwise-different gradients for count and patient-level data, so the same seed gave
     other draws on a machine's first run; msc_bayes compiles without them."""
-    import pytensor
-
-    assert pytensor.config.numba__fastmath is False  # set by importing msc_bayes
+    assert compile_cache.NUMBA_FASTMATH is False  # what every compile of msc_bayes sets
     data = tmp_path / "data"
     data.mkdir()
     (data / "edss.csv").write_text("study,arm,timepoint_months,n,improved,stable,worsened,threshold\n"
@@ -198,14 +223,14 @@ def test_a_disk_that_refuses_the_entry_costs_only_the_cache(tmp_path, monkeypatc
     monkeypatch.setattr(FunctionCache, "_save_overload", refuse)
     values = tuple(round(float(v), 6) for v in np.random.default_rng().normal(0, 0.3, 4))  # a new graph: a miss
     before = dict(compile_cache.STATS)
-    fit = fitting.fit(PLAIN, _evidence(tmp_path, values), draws=50, tune=50, chains=2, seed=3)
+    fit = inference.fit(PLAIN, _evidence(tmp_path, values), draws=50, tune=50, chains=2, seed=3)
     assert np.isfinite(fit.posterior["mu"].values).all()
     assert compile_cache.STATS["miss"] == before["miss"] + 1
     assert compile_cache.STATS["unsaved"] == before["unsaved"] + 2  # both wrappers
 
 
 # --------------------------------------------------------------------------------------
-# Compiling ahead in a helper process (fitting.precompile)
+# Compiling ahead in a helper process (inference.precompile)
 # --------------------------------------------------------------------------------------
 
 
@@ -222,18 +247,18 @@ def _three_structures(tmp_path):
 def test_precompile_hands_all_but_the_first_missing_model_to_a_helper(tmp_path):
     specs, ev = _three_structures(tmp_path)
     before = dict(compile_cache.STATS)
-    handed = fitting.precompile([(s, ev) for s in specs])
+    handed = inference.precompile([(s, ev) for s in specs])
     assert handed == [specs[1].name, specs[2].name]
-    assert fitting.precompile([(s, ev) for s in specs]) == []  # already built / handed over: nothing twice
+    assert inference.precompile([(s, ev) for s in specs]) == []  # already built / handed over: nothing twice
     # the third is still queued behind the second: taken back and compiled here
-    fitting.compiled(specs[2], ev)
+    inference.compiled(specs[2], ev)
     # the second is the helper's: wait for it, then load its machine code from the disk cache
-    fitting.compiled(specs[1], ev)
-    fitting.compiled(specs[0], ev)  # the first was never handed over
+    inference.compiled(specs[1], ev)
+    inference.compiled(specs[0], ev)  # the first was never handed over
     assert compile_cache.STATS["miss"] - before["miss"] == 2
     assert compile_cache.STATS["hit"] - before["hit"] == 1
     # the helper's model samples like any other
-    fit = fitting.fit(specs[1], ev, draws=50, tune=50, chains=2, seed=3)
+    fit = inference.fit(specs[1], ev, draws=50, tune=50, chains=2, seed=3)
     assert np.isfinite(fit.posterior["tau"].values).all()
 
 
@@ -241,6 +266,6 @@ def test_precompile_hands_nothing_over_without_the_disk_cache(tmp_path, monkeypa
     monkeypatch.setenv(compile_cache.ENV_SWITCH, "0")
     specs, ev = _three_structures(tmp_path)
     started = []
-    monkeypatch.setattr(fitting, "_run_helper", lambda jobs: started.append(jobs))
-    assert fitting.precompile([(s, ev) for s in specs]) == []
-    assert started == [] and not fitting._HELPER
+    monkeypatch.setattr(inference.ENGINE.helper, "start", lambda jobs: started.append(jobs))
+    assert inference.precompile([(s, ev) for s in specs]) == []
+    assert started == [] and not inference.ENGINE.helper.jobs

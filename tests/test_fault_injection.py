@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from msc_bayes import fitting, output, report
+from msc_bayes import inference, output, report
 from msc_bayes.cli import main
 from test_diagnostics import fake_fit, write_fixture
 
@@ -35,7 +35,7 @@ REPORT_STAGES = [("fitting", "fit"), ("report", "write_outputs"), ("report", "re
 #: Stages before the check that a run was not stopped (run_folder, before it writes the marker).
 STAGES_BEFORE_PUBLISHING = {("fitting", "fit"), ("Fit", "to_netcdf"), ("Fit", "summary"), ("report", "write_outputs"),
                             ("report", "render_markdown")}
-OWNERS = {"fitting": fitting, "Fit": fitting.Fit, "output": output, "report": report, "shutil": shutil}
+OWNERS = {"fitting": inference.ENGINE, "Fit": inference.Fit, "output": output, "report": report, "shutil": shutil}
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -61,8 +61,8 @@ def earlier(tmp_path_factory):
 
 
 def _fake_sampling(mp) -> None:
-    mp.setattr(fitting, "fit", lambda spec, evidence, **kw: fake_fit(spec, evidence, **kw))
-    mp.setattr(fitting, "precompile", lambda models: [])
+    mp.setattr(inference.ENGINE, "fit", lambda spec, evidence, **kw: fake_fit(spec, evidence, **kw))
+    mp.setattr(inference.ENGINE, "precompile", lambda models: [])
 
 
 @pytest.fixture
@@ -147,11 +147,11 @@ _CHILD = textwrap.dedent("""
     import os, signal, shutil, sys
     sys.path.insert(0, {tests!r})
     from test_diagnostics import fake_fit
-    from msc_bayes import fitting, output, report
+    from msc_bayes import inference, output, report
     from msc_bayes.cli import main
-    fitting.fit = lambda spec, evidence, **kw: fake_fit(spec, evidence, **kw)
-    fitting.precompile = lambda models: []
-    owner = {{"fitting": fitting, "Fit": fitting.Fit, "output": output, "report": report, "shutil": shutil}}[sys.argv[1]]
+    inference.ENGINE.fit = lambda spec, evidence, **kw: fake_fit(spec, evidence, **kw)
+    inference.ENGINE.precompile = lambda models: []
+    owner = {{"fitting": inference.ENGINE, "Fit": inference.Fit, "output": output, "report": report, "shutil": shutil}}[sys.argv[1]]
     real = getattr(owner, sys.argv[2])
     def killed(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from msc_bayes import fitting
+from msc_bayes import inference
 from msc_bayes.evidence import load_evidence
 from msc_bayes.spec import Prior, spec_from_dict
 
@@ -25,11 +25,10 @@ def test_draws_do_not_depend_on_which_spec_compiled_the_model(tmp_path):
     base = spec_from_dict({"outcome": "edss_change", "covariates": []})
     wide = base.replace(priors={"tau": Prior("HalfNormal", {"sigma": 2.0})})
 
-    fitting._COMPILED.clear()
-    fresh = fitting.fit(wide, evidence, **KW).posterior["tau"].values
-    fitting._COMPILED.clear()
-    fitting.fit(base, evidence, **KW)  # compiles the model with base's prior values
-    refit = fitting.fit(wide, evidence, **KW).posterior["tau"].values
+    fresh = inference.Engine().fit(wide, evidence, **KW).posterior["tau"].values
+    engine = inference.Engine()
+    engine.fit(base, evidence, **KW)  # compiles the model with base's prior values
+    refit = engine.fit(wide, evidence, **KW).posterior["tau"].values
     assert np.array_equal(fresh, refit)
 
 
@@ -46,7 +45,7 @@ def test_bundled_models_avoid_ops_that_compile_slowly(spec_file):
 
     from msc_bayes.spec import load_spec
 
-    model, _ = fitting.build(load_spec(REPO / "models" / spec_file), load_evidence(REPO / "data"))
+    model, _ = inference.build(load_spec(REPO / "models" / spec_file), load_evidence(REPO / "data"))
     logp = model.logp()
     outputs = [logp, *pytensor.grad(logp, model.value_vars), *model.unobserved_value_vars]
     ops = {type(v.owner.op).__name__ for v in ancestors(outputs) if v.owner is not None}
@@ -88,7 +87,7 @@ class _Running:
 
 def _failing_sampler(monkeypatch, exc: BaseException) -> _Running:
     running = _Running(exc)
-    monkeypatch.setattr(fitting, "compiled", lambda spec, evidence: (_Compiled(), *fitting.build(spec, evidence)))
+    monkeypatch.setattr(inference.ENGINE, "compiled", lambda spec, evidence: (_Compiled(), *inference.build(spec, evidence)))
     monkeypatch.setattr("nutpie.sample", lambda *args, **kwargs: running)
     return running
 
@@ -115,7 +114,7 @@ def test_a_sampler_failure_is_one_sampling_error_naming_spec_settings_and_cause(
     running = _failing_sampler(monkeypatch, exc)
     spec = PLAIN.replace(name="plain_edss")
     with pytest.raises(SamplingError) as info:
-        fitting.fit(spec, _plain_evidence(tmp_path), draws=30, tune=20, chains=2, seed=7, exclude_studies=["s2"])
+        inference.fit(spec, _plain_evidence(tmp_path), draws=30, tune=20, chains=2, seed=7, exclude_studies=["s2"])
     assert str(info.value) == ("sampling spec 'plain_edss' (draws=30, tune=20, chains=2, seed=7, target_accept=0.9, "
                                f"exclude_studies=['s2']) failed: {shown}")  # one line, no Rust backtrace
     assert info.value.__cause__ is exc and isinstance(info.value, MscBayesError)
@@ -127,7 +126,7 @@ def test_ctrl_c_while_sampling_is_not_a_sampling_error_and_stops_the_sampler(tmp
     # (nutpie's blocking sample() answers Ctrl-C with the draws so far: the fit went on as if done)
     running = _failing_sampler(monkeypatch, exc)
     with pytest.raises(type(exc)):
-        fitting.fit(PLAIN, _plain_evidence(tmp_path), draws=30, tune=20, chains=2)
+        inference.fit(PLAIN, _plain_evidence(tmp_path), draws=30, tune=20, chains=2)
     assert running.cancelled
 
 
@@ -142,9 +141,9 @@ def test_out_of_range_settings_are_refused_before_compiling_not_replaced_by_the_
     def not_compiled(spec, evidence):
         raise AssertionError("compiled although a setting is invalid")
 
-    monkeypatch.setattr(fitting, "compiled", not_compiled)
+    monkeypatch.setattr(inference.ENGINE, "compiled", not_compiled)
     with pytest.raises(SpecError, match=rf"fit\(\) of spec 'edss_change', column '{setting}': found {value!r}"):
-        fitting.fit(PLAIN, _plain_evidence(tmp_path), **{setting: value})
+        inference.fit(PLAIN, _plain_evidence(tmp_path), **{setting: value})
 
 
 @pytest.mark.slow
@@ -156,7 +155,7 @@ def test_a_rust_panic_in_the_sampler_is_a_sampling_error(tmp_path, monkeypatch):
     monkeypatch.setattr("msc_bayes.spec.check_sampler_settings", lambda **kwargs: [])
     panic = r"tune=0, .*PanicException: assertion failed: early_end < num_tune$"
     with pytest.raises(SamplingError, match=panic) as info:
-        fitting.fit(PLAIN, _plain_evidence(tmp_path), draws=10, tune=0, chains=1)
+        inference.fit(PLAIN, _plain_evidence(tmp_path), draws=10, tune=0, chains=1)
     assert type(info.value.__cause__).__name__ == "PanicException"
 
 
@@ -169,7 +168,7 @@ def test_settings_that_together_keep_too_many_draws_are_refused_before_compiling
     def no_compiling(*a, **k):
         raise AssertionError("compiled although the settings were refused")
 
-    monkeypatch.setattr(fitting, "compiled", no_compiling)
+    monkeypatch.setattr(inference.ENGINE, "compiled", no_compiling)
     spec = spec_from_dict({"outcome": "edss_change", "covariates": [], "sampler": {"chains": 8}})
     with pytest.raises(SpecError, match="draws in all chains together"):
-        fitting.fit(spec, None, draws=SAMPLER_MAX_KEPT_DRAWS // 8 + 1)  # fine alone, not with the spec's 8 chains
+        inference.fit(spec, None, draws=SAMPLER_MAX_KEPT_DRAWS // 8 + 1)  # fine alone, not with the spec's 8 chains

@@ -1,4 +1,4 @@
-"""The compile helper of fitting.precompile ends with the process that started it, however that ends."""
+"""The compile helper of inference.precompile ends with the process that started it, however that ends."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import numpy as np
 import psutil  # installed with the test extra (dask[distributed] depends on it)
 import pytest
 
-from msc_bayes import fitting
 from msc_bayes.evidence import load_evidence
+from msc_bayes.inference.helper import _HELPER_COMMAND, HELPER_ORPHANED
 from msc_bayes.spec import spec_from_dict
 
 PLAIN = spec_from_dict({"outcome": "edss_change", "covariates": []})
@@ -79,15 +79,15 @@ def _end(parent: subprocess.Popen, helper: psutil.Process | None) -> None:
 
 _PARENT = textwrap.dedent("""
     import sys
-    from msc_bayes import fitting
+    from msc_bayes import inference
     from msc_bayes.evidence import load_evidence
     from msc_bayes.spec import Prior, spec_from_dict
 
     plain = spec_from_dict({"outcome": "edss_change", "covariates": []})
     specs = [plain, plain.replace(priors={"tau": Prior("HalfCauchy", {"beta": 0.5})})]
     evidence = load_evidence(sys.argv[1])
-    print(len(fitting.precompile([(s, evidence) for s in specs])), flush=True)
-    fitting.compiled(specs[0], evidence)  # compiles the first model here meanwhile (long on empty caches)
+    print(len(inference.precompile([(s, evidence) for s in specs])), flush=True)
+    inference.compiled(specs[0], evidence)  # compiles the first model here meanwhile (long on empty caches)
 """)
 
 
@@ -114,17 +114,17 @@ def test_a_killed_parents_helper_ends_and_leaves_nothing_behind(tmp_path, signum
 _SAMPLING_PARENT = textwrap.dedent("""
     import signal, sys
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C as in a terminal, however pytest started
-    from msc_bayes import fitting
+    from msc_bayes import inference
     from msc_bayes.evidence import load_evidence
     from msc_bayes.spec import Prior, spec_from_dict
 
     plain = spec_from_dict({"outcome": "edss_change", "covariates": []})
     known, new = load_evidence(sys.argv[1]), load_evidence(sys.argv[2])
-    fitting.compiled(plain, known)
+    inference.compiled(plain, known)
     models = [(plain, known), (plain, new), (plain.replace(priors={"tau": Prior("HalfCauchy", {"beta": 0.5})}), new)]
-    print(len(fitting.precompile(models)), flush=True)  # the third goes to the helper
+    print(len(inference.precompile(models)), flush=True)  # the third goes to the helper
     while True:  # as a report samples one model after another
-        fitting.fit(plain, known, draws=100_000, tune=500, chains=2)
+        inference.fit(plain, known, draws=100_000, tune=500, chains=2)
 """)
 
 
@@ -159,7 +159,7 @@ def test_ctrl_c_while_sampling_ends_the_parent_and_its_helper(tmp_path):
 def test_a_helper_whose_stdin_closes_exits_at_once(tmp_path):
     # its parent (this process) lives on: what ends it is the end of its stdin, not Linux's PDEATHSIG
     job = pickle.dumps((PLAIN, load_evidence(_evidence_folder(tmp_path))))
-    helper = subprocess.Popen([sys.executable, "-c", fitting._HELPER_COMMAND, str(os.getpid())],
+    helper = subprocess.Popen([sys.executable, "-c", _HELPER_COMMAND, str(os.getpid())],
                               stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env=_cold_env(tmp_path))
     try:
@@ -167,7 +167,7 @@ def test_a_helper_whose_stdin_closes_exits_at_once(tmp_path):
         helper.stdin.flush()
         _busy(psutil.Process(helper.pid))
         helper.stdin.close()
-        assert helper.wait(timeout=GONE_WITHIN) == fitting.HELPER_ORPHANED
+        assert helper.wait(timeout=GONE_WITHIN) == HELPER_ORPHANED
     finally:
         if helper.poll() is None:
             helper.kill()

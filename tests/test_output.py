@@ -18,7 +18,7 @@ from pathlib import Path
 import arviz as az
 import pytest
 
-from msc_bayes import fitting, output
+from msc_bayes import inference, output
 from msc_bayes.cli import main
 from msc_bayes.errors import OutputError
 from msc_bayes.evidence import load_evidence
@@ -248,8 +248,8 @@ def project(tmp_path, monkeypatch):
     """A scratch project: evidence, two specs, the current folder, and sampling replaced by `fake_fit`."""
     data, edss_spec, ae_spec = write_fixture(tmp_path)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(fitting, "fit", lambda spec, evidence, **kw: fake_fit(spec, evidence, **kw))
-    monkeypatch.setattr(fitting, "precompile", lambda models: [])
+    monkeypatch.setattr(inference.ENGINE, "fit", lambda spec, evidence, **kw: fake_fit(spec, evidence, **kw))
+    monkeypatch.setattr(inference.ENGINE, "precompile", lambda models: [])
     return data, edss_spec, ae_spec
 
 
@@ -300,7 +300,7 @@ def test_report_refuses_an_earlier_run_before_any_sampling(project, tmp_path, mo
     def no_sampling(*a, **k):
         raise AssertionError("sampled although the output folder was refused")
 
-    monkeypatch.setattr(fitting, "fit", no_sampling)
+    monkeypatch.setattr(inference.ENGINE, "fit", no_sampling)
     assert main(["report", "--data", str(data), "--models", str(edss_spec), "--out", str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err
 

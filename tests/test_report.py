@@ -1,6 +1,6 @@
 """Tests for the `report` command: self-contained HTML, escaping, files, the convergence gate, atomicity.
 
-Fast tests replace `fitting.fit` by `fake_fit` (numpy draws in a real fit's layout, see
+Fast tests replace `inference.fit` (the default engine's) by `fake_fit` (numpy draws in a real fit's layout, see
 tests/test_diagnostics.py) and run the whole command through `main`; one slow test samples.
 """
 
@@ -16,7 +16,7 @@ import arviz as az
 import pandas as pd
 import pytest
 
-from msc_bayes import fitting, plots, report
+from msc_bayes import inference, plots, report
 from msc_bayes.cli import main
 from msc_bayes.sensitivity import ReportSensitivity
 from test_diagnostics import HOSTILE, fake_fit, write_fixture
@@ -78,8 +78,8 @@ def fake(monkeypatch):
 
     f = Fake()
     f.calls, f.options = [], {}
-    monkeypatch.setattr(fitting, "fit", f)
-    monkeypatch.setattr(fitting, "precompile", lambda models: [])  # nothing is compiled either
+    monkeypatch.setattr(inference.ENGINE, "fit", f)
+    monkeypatch.setattr(inference.ENGINE, "precompile", lambda models: [])  # nothing is compiled either
     f.sensitivity_calls = []
 
     def fake_sensitivity(spec, evidence, **kw):
@@ -228,8 +228,8 @@ def test_a_spec_that_does_not_fit_the_evidence_fails_before_any_sampling(files, 
 
 
 def test_refit_settings():
-    assert report.raised_target_accept(0.9) == 0.99
-    assert report.raised_target_accept(0.99) == 0.995
+    assert inference.raised_target_accept(0.9) == 0.99
+    assert inference.raised_target_accept(0.99) == 0.995
 
 
 def test_unconverged_model_fails_the_command_but_the_report_says_why(files, fake, tmp_path, capsys):
@@ -306,7 +306,7 @@ def test_failure_before_any_sampling_leaves_nothing(files, fake, tmp_path, monke
     def broken(spec, evidence, **kw):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fitting, "fit", broken)
+    monkeypatch.setattr(inference.ENGINE, "fit", broken)
     out = tmp_path / "reports" / "run-b"
     assert run(files, out) == 130  # Ctrl-C: one line, the usual exit code
     assert list(out.parent.iterdir()) == []

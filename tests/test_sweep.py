@@ -7,7 +7,9 @@ each worker compiles the small plain model once, so it is marked slow.
 from __future__ import annotations
 
 import pickle
+from collections import OrderedDict
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -145,11 +147,11 @@ def test_dask_cluster_gives_the_local_numbers(plain):
 
 def test_a_local_sweep_hands_the_models_it_will_sample_to_the_helper(plain, monkeypatch):
     """One (spec, evidence) per model structure the sweep samples; none for structures only the
-    exact oracle answers (fitting.precompile itself is tested in test_compile_cache.py)."""
-    from msc_bayes import fitting, sweep
+    exact oracle answers (inference.precompile itself is tested in test_compile_cache.py)."""
+    from msc_bayes import inference, sweep
 
     handed = []
-    monkeypatch.setattr(fitting, "precompile", lambda models: handed.extend(models) or [])
+    monkeypatch.setattr(inference.ENGINE, "precompile", lambda models: handed.extend(models) or [])
     monkeypatch.setattr(sweep, "run_scenario", lambda sc, on_error: sc.name)
     cauchy = spec(tau=Prior("HalfCauchy", {"beta": 0.3}))
     student = spec(mu=Prior("StudentT", {"nu": 4, "mu": 0, "sigma": 1}))
@@ -161,3 +163,26 @@ def test_a_local_sweep_hands_the_models_it_will_sample_to_the_helper(plain, monk
     assert [(s.priors["tau"].dist, s.priors["mu"].dist) for s, _ in handed] == [("HalfCauchy", "Normal"),
                                                                                 ("HalfNormal", "StudentT")]
     assert all(ev is plain for _, ev in handed)
+
+
+def test_a_fit_asked_for_twice_or_remembered_is_sampled_once(plain, monkeypatch):
+    """sweep.fit_cached (the engine's fit cache): the same request returns the same Fit; other
+    settings are another fit; a remembered fit is returned without sampling; the oldest are dropped."""
+    from msc_bayes import inference, sweep
+
+    engine = inference.ENGINE
+    made = []
+    monkeypatch.setattr(engine, "fit", lambda spec, evidence, **kw: made.append(kw) or object())
+    monkeypatch.setattr(engine, "fits", OrderedDict())  # the engine's fit cache, empty for this test
+    first = sweep.fit_cached(spec(), plain, **TINY)
+    assert sweep.fit_cached(spec(), plain, **TINY) is first  # the same request: not sampled again
+    assert sweep.fit_cached(spec(), plain, **{**TINY, "seed": SEED}) is first  # the spec's seed, said explicitly
+    assert sweep.fit_cached(spec(), plain, **{**TINY, "seed": 7}) is not first
+    assert made == [TINY, {**TINY, "seed": 7}]
+
+    remembered = SimpleNamespace(spec=spec(tau=Prior("HalfNormal", {"sigma": 1.0})))
+    inference.remember_fit(remembered, plain, **TINY)
+    assert sweep.fit_cached(remembered.spec, plain, **TINY) is remembered and len(made) == 2
+    for seed in range(engine.FITS_MAX):
+        sweep.fit_cached(spec(), plain, **{**TINY, "seed": 100 + seed})
+    assert len(engine.fits) == engine.FITS_MAX and sweep.fit_cached(spec(), plain, **TINY) is not first

@@ -167,7 +167,7 @@ def _validate(args) -> int:
 def _describe(args) -> int:
     import pandas as pd
 
-    from msc_bayes.describe import describe
+    from msc_bayes.evidence.describe import describe
     from msc_bayes.evidence import load_evidence
 
     table = describe(load_evidence(args.data))
@@ -188,7 +188,7 @@ def _fit(args) -> int:
     from pathlib import Path
 
     from msc_bayes.evidence import load_evidence
-    from msc_bayes.fitting import fit
+    from msc_bayes.inference import fit
     from msc_bayes.output import check_target, default_target, run_folder
     from msc_bayes.spec import load_spec
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import importlib
 import json
 import time
 import urllib.parse
@@ -37,10 +36,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from msc_bayes import INTERVAL_KIND, INTERVAL_PROB, fitting
+from msc_bayes import INTERVAL_KIND, INTERVAL_PROB, inference, outcomes
 from msc_bayes.diagnostics import (
     Convergence,
-    convergence,
     draws_flat,
     interval_columns,
     interval_text,
@@ -51,6 +49,7 @@ from msc_bayes.diagnostics import (
     thresholds,
 )
 from msc_bayes.errors import Problem, SpecError
+from msc_bayes.inference import Attempt, fit_gated
 from msc_bayes.sensitivity import sensitivity_for_report
 from msc_bayes.sensitivity.report_policy import (
     SENSITIVITY_OUTCOMES,
@@ -59,33 +58,14 @@ from msc_bayes.sensitivity.report_policy import (
     varied_text,
 )
 
-#: Target acceptance of the one refit after a failed gate: at least this.
-REFIT_TARGET_ACCEPT = 0.99
 #: Variables with any of these dims are per arm/study: in the CSV tables, not in the key table.
 UNIT_DIMS = frozenset({"arm", "arm_sd", "arm_bf", "arm_admin", "study", "study_event"})
 TITLE = "MSC therapy in multiple sclerosis: Bayesian evidence synthesis"
 
 
 # --------------------------------------------------------------------------------------
-# Fitting with the convergence gate
+# The models of a report (fitted by inference.fit_gated)
 # --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One sampling run of a model."""
-
-    draws: int
-    tune: int
-    chains: int
-    target_accept: float
-    seconds: float
-    passed: bool
-    reasons: tuple[str, ...]
-
-    def to_dict(self) -> dict:
-        return {"draws": self.draws, "tune": self.tune, "chains": self.chains, "target_accept": self.target_accept,
-                "seconds": round(self.seconds, 3), "passed": self.passed, "reasons": list(self.reasons)}
 
 
 @dataclass(frozen=True)
@@ -111,39 +91,6 @@ class ReportResult:
     @property
     def unconverged(self) -> list[ModelRun]:
         return [m for m in self.models if not m.converged]
-
-
-def raised_target_accept(target_accept: float) -> float:
-    """Target acceptance of the refit: 0.99, or halfway to 1 if already at or above 0.99."""
-    return REFIT_TARGET_ACCEPT if target_accept < REFIT_TARGET_ACCEPT else round((1 + target_accept) / 2, 6)
-
-
-def _attempt(spec, evidence, *, draws, tune, chains, seed, target_accept, progress):
-    start = time.perf_counter()
-    result = fitting.fit(spec, evidence, draws=draws, tune=tune, chains=chains, seed=seed,
-                         target_accept=target_accept, progress=progress)
-    seconds = time.perf_counter() - start
-    verdict = convergence(result)
-    a = result.tree.attrs
-    attempt = Attempt(int(a["draws"]), int(a["tune"]), int(a["chains"]), float(a["target_accept"]), seconds,
-                      verdict.passed, verdict.reasons)
-    return result, verdict, attempt
-
-
-def fit_gated(spec, evidence, *, draws: int | None = None, tune: int | None = None, chains: int | None = None,
-              seed: int | None = None, progress: bool = False, log: Callable[[str], None] = print,
-              key: str = "") -> tuple[object, Convergence, tuple[Attempt, ...]]:
-    """Fit; if the gate fails, refit once with tune doubled and target acceptance raised."""
-    s = spec.sampler
-    kw = {"draws": draws, "chains": chains, "seed": seed, "progress": progress}
-    result, verdict, first = _attempt(spec, evidence, tune=tune, target_accept=s.target_accept, **kw)
-    if verdict.passed:
-        return result, verdict, (first,)
-    new_tune, new_target = 2 * first.tune, raised_target_accept(first.target_accept)
-    log(f"    {key} failed the convergence gate ({'; '.join(verdict.reasons)}); "
-        f"refitting with tune {new_tune}, target_accept {new_target:g}")
-    result, verdict, second = _attempt(spec, evidence, tune=new_tune, target_accept=new_target, **kw)
-    return result, verdict, (first, second)
 
 
 # --------------------------------------------------------------------------------------
@@ -185,8 +132,7 @@ def model_keys(paths: list[Path]) -> list[str]:
 
 def prepare(spec, evidence):
     """The outcome module's selection of units for `spec` (raises EvidenceError/SpecError; never samples)."""
-    module = importlib.import_module(f"msc_bayes.{fitting.OUTCOME_MODULES[spec.outcome]}")
-    return module.prepare(spec, evidence)
+    return outcomes.get(spec.outcome).prepare(spec, evidence)
 
 
 # --------------------------------------------------------------------------------------
@@ -218,7 +164,7 @@ def run_report(*, data: str | Path = "data", models: list[str] | None = None, ou
     runs: list[ModelRun] = []
     timings: dict[str, dict] = {}
     with run_folder(out, kind="report", overwrite=overwrite, protect=[data], log=log) as tmp:
-        handed = fitting.precompile([(spec, evidence) for spec in specs])
+        handed = inference.precompile([(spec, evidence) for spec in specs])
         if handed:
             log(f"compiling {', '.join(handed)} in a helper process meanwhile (first run on this machine) ...")
         for i, (key, path, spec) in enumerate(zip(keys, paths, specs), 1):
@@ -266,14 +212,14 @@ def write_outputs(folder: Path, runs: list[ModelRun], evidence, *, created: dt.d
         "data_path": str(evidence.path), "data_hash": evidence.data_hash, "interval": interval_text(),
         "gate": gate_text(), "allow_unconverged": allow_unconverged, "models": sections,
         "unconverged": [s for s in sections if not s["converged"]],
-        "versions": fitting.versions(), "evidence": evidence_table(describe(evidence), runs),
+        "versions": inference.versions(), "evidence": evidence_table(describe(evidence), runs),
     }
     (folder / "index.html").write_text(render_html(context), encoding="utf-8")
     (folder / "report.md").write_text(render_markdown(context), encoding="utf-8")
     run_json = {
         "run": run_name, "created_utc": created.isoformat(), "interval": interval_text(),
         "data": {"path": str(evidence.path), "hash": evidence.data_hash},
-        "versions": fitting.versions(), "overrides": settings, "allow_unconverged": allow_unconverged,
+        "versions": inference.versions(), "overrides": settings, "allow_unconverged": allow_unconverged,
         "sensitivity": sensitivity_settings() if sensitivity else None,
         "gate": thresholds(),
         "models": [model_json(run, timings[run.key]) for run in runs],
@@ -372,7 +318,7 @@ def sensitivity_section(folder: Path, run: ModelRun, evidence) -> dict:
     """
     from msc_bayes.plots import to_png
     from msc_bayes.viz import plot_sensitivity_grid
-    from msc_bayes.sweep import remember_fit
+    from msc_bayes.inference import remember_fit
 
     fit, key = run.fit, run.key
     a = fit.tree.attrs

@@ -1,0 +1,57 @@
+"""A fitted model (`Fit`: the posterior DataTree plus what produced it) and the versions it records."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import metadata
+
+import xarray as xr
+
+from msc_bayes import INTERVAL_PROB
+
+#: Packages whose versions every fit records (attrs ``versions``) and a report lists.
+_PACKAGES = ("msc_bayes", "pymc", "pytensor", "nutpie", "arviz", "arviz-base", "arviz-stats", "numpy", "xarray", "pandas")
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for p in _PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:  # pragma: no cover - an optional package
+            out[p] = "not installed"
+    return out
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A fitted model: the posterior DataTree plus what produced it."""
+
+    tree: xr.DataTree
+    spec: object
+    prepared: object
+
+    @property
+    def posterior(self) -> xr.Dataset:
+        return self.tree["posterior"].to_dataset()
+
+    @property
+    def derived(self) -> xr.Dataset:
+        return self.tree["derived"].to_dataset()
+
+    @property
+    def notes(self) -> list[str]:
+        return json.loads(self.tree.attrs["notes"])
+
+    def summary(self, prob: float = INTERVAL_PROB):
+        from msc_bayes.results import summary
+
+        return summary(self, prob=prob)
+
+    def to_netcdf(self, path) -> None:
+        """Write the DataTree; Ctrl-C or SIGTERM meanwhile waits until the file is written."""
+        from msc_bayes.output import signals_deferred
+
+        with signals_deferred():
+            self.tree.to_netcdf(path)
