@@ -40,16 +40,18 @@ from msc_bayes import INTERVAL_KIND, INTERVAL_PROB, inference, outcomes
 from msc_bayes.diagnostics import (
     Convergence,
     draws_flat,
-    interval_columns,
-    interval_text,
-    is_plumbing,
     predictive_checks,
-    quantile_probs,
     study_estimates,
     thresholds,
 )
 from msc_bayes.errors import Problem, SpecError
 from msc_bayes.inference import Attempt, fit_gated
+from msc_bayes.results import (
+    interval_columns,
+    interval_text,
+    is_plumbing,
+    quantile_probs,
+)
 from msc_bayes.sensitivity import sensitivity_for_report
 from msc_bayes.sensitivity.report_policy import (
     SENSITIVITY_OUTCOMES,
@@ -190,7 +192,7 @@ def write_outputs(folder: Path, runs: list[ModelRun], evidence, *, created: dt.d
                   settings: dict, allow_unconverged: bool, timings: dict, started: float,
                   sensitivity: bool = True, log: Callable[[str], None] = print) -> None:
     """Every file of the report except the posteriors (already written)."""
-    from msc_bayes.describe import describe
+    from msc_bayes.evidence.describe import describe
 
     (folder / "figures").mkdir(exist_ok=True)
     sections = []
@@ -251,16 +253,13 @@ def model_json(run: ModelRun, timing: dict) -> dict:
 
 
 def summary_table(fit) -> pd.DataFrame:
-    """The posterior summary with the interval columns named for the interval (eti95_lower, ...)."""
-    table = fit.summary(prob=INTERVAL_PROB)
-    lo, hi = quantile_probs()
-    lo_name, hi_name = interval_columns()
-    return table.rename(columns={f"q{lo * 100:g}%": lo_name, "q50%": "median", f"q{hi * 100:g}%": hi_name})
+    """The posterior summary (:func:`msc_bayes.results.summary`; interval columns eti95_lower, median, eti95_upper)."""
+    return fit.summary()
 
 
 def model_section(folder: Path, run: ModelRun, evidence) -> dict:
     """Write a model's tables and figures into `folder`; return its section of the report."""
-    from msc_bayes.plots import figures_for, to_png
+    from msc_bayes.viz import figures_for, to_png
 
     fit, key = run.fit, run.key
     summary = summary_table(fit)
@@ -316,8 +315,7 @@ def sensitivity_section(folder: Path, run: ModelRun, evidence) -> dict:
     The base fit is the report's own (put into the sweep cache, so it is not sampled again);
     refits use its final settings. Errors propagate (the report fails, like a figure).
     """
-    from msc_bayes.plots import to_png
-    from msc_bayes.viz import plot_sensitivity_grid
+    from msc_bayes.viz import plot_sensitivity_grid, to_png
     from msc_bayes.inference import remember_fit
 
     fit, key = run.fit, run.key
