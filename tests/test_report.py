@@ -11,15 +11,32 @@ import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 
 import arviz as az
+import numpy as np
 import pandas as pd
 import pytest
-
-from msc_bayes import inference, plots, report
-from msc_bayes.cli import main
-from msc_bayes.sensitivity import ReportSensitivity
+from arviz_base import from_dict
+from matplotlib import pyplot
+from matplotlib.colors import to_hex
+from matplotlib.figure import Figure
 from test_diagnostics import HOSTILE, fake_fit, write_fixture
+
+from msc_bayes import inference, report, results, viz
+from msc_bayes.cli import main
+from msc_bayes.diagnostics import predictive_checks, study_estimates
+from msc_bayes.evidence import load_evidence
+from msc_bayes.sensitivity import ReportSensitivity
+from msc_bayes.spec import load_spec
+from msc_bayes.viz import common as viz_common
+from msc_bayes.viz import courses as viz_courses
+from msc_bayes.viz import figures as viz_figures
+from msc_bayes.viz import forest as viz_forest
+from msc_bayes.viz import palette
+from msc_bayes.viz import ppc as viz_ppc
+from msc_bayes.viz import prior_posterior as viz_prior_posterior
+from msc_bayes.viz import ranks as viz_ranks
 
 
 class _Collector(HTMLParser):
@@ -289,7 +306,7 @@ def test_failed_figure_leaves_the_earlier_report_untouched_and_keeps_the_posteri
     def broken(fit, *, estimates=None, evidence=None):
         raise RuntimeError("figure broke")
 
-    monkeypatch.setattr(plots, "forest", broken)
+    monkeypatch.setattr(viz_figures, "forest", broken)
     with pytest.raises(RuntimeError, match="figure broke"):
         run(files, out, "--overwrite")
     assert _snapshot(out) == before
@@ -407,3 +424,158 @@ def test_a_spec_file_named_with_markup_is_escaped_in_every_format(files, fake, t
     assert "(figures/x%22%3E%3Cimg%20src%3Dx%20onerror%3Dalert%288%29%3E_forest.png)" in md  # a path, encoded
     assert (out / 'x"><img src=x onerror=alert(8)>.nc').exists()
     assert not [a for t, a in parse(html).tags if t == "img" and not a["src"].startswith("data:image/png;base64,")]
+
+
+# --------------------------------------------------------------------------------------
+# Figures (fake fits: no MCMC)
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def plain_fits(tmp_path_factory):
+    """fake_fit of the fixture's two specs (EDSS, adverse events) with their evidence."""
+    data, edss_spec, ae_spec = write_fixture(tmp_path_factory.mktemp("figures"))
+    evidence = load_evidence(data)
+    return {path.stem: (fake_fit(load_spec(path), evidence), evidence) for path in (edss_spec, ae_spec)}
+
+
+def design_fit(*, risk: bool):
+    """A fit-like object whose derived group holds the design quantities (route contrasts, courses, risks)."""
+    rng = np.random.default_rng(3)
+    C, D = 2, 50
+    routes, courses, events = ["IV", "IT", "IV$x"], [1.0, 2.0, 3.0], ["fever", "serious_ae"]
+    derived = {"route_contrast": rng.normal(size=(C, D, 2))}
+    if risk:
+        derived |= {"risk_arm": rng.uniform(size=(C, D, 4)), "risk_new": rng.uniform(size=(C, D)),
+                    "risk_new_event": rng.uniform(size=(C, D, 2)), "risk_by_route": rng.uniform(size=(C, D, 3))}
+    else:
+        derived |= {"change_by_design": rng.normal(size=(C, D, 3, 3)),
+                    "new_study_by_design": rng.normal(size=(C, D, 3, 3))}
+    tree = from_dict({"posterior": {"mu": rng.normal(size=(C, D))}, "derived": derived},
+                     dims={"route_contrast": ["contrast"], "change_by_design": ["route", "courses"],
+                           "new_study_by_design": ["route", "courses"], "risk_arm": ["arm"],
+                           "risk_new_event": ["event"], "risk_by_route": ["route"]},
+                     coords={"contrast": ["IT vs IV", "IV$x vs IV"], "route": routes, "courses": courses,
+                             "event": events})
+    return SimpleNamespace(tree=tree, spec=None)
+
+
+def _panels(fig: Figure) -> int:
+    return sum(ax.axison for ax in fig.axes)
+
+
+def _colours(fig: Figure) -> set[str]:
+    """Every colour of the lines, markers and filled shapes of a figure, as hex."""
+    out = set()
+    for ax in fig.axes:
+        for line in ax.lines:
+            out.add(to_hex(line.get_color()))
+        for c in ax.collections:
+            out.update(to_hex(x) for x in c.get_facecolor() if x[3] > 0)
+            out.update(to_hex(x) for x in c.get_edgecolor() if x[3] > 0)
+        out.update(to_hex(p.get_facecolor()) for p in ax.patches)
+    return out
+
+
+def _expected_panels(fit, key: str, checks: pd.DataFrame) -> int:
+    n_hyper = len(viz_common.hyperparameters(fit))
+    if key == "prior_posterior":
+        return n_hyper
+    if key == "ranks":
+        return min(n_hyper, 12)
+    if key == "courses":
+        da = results.variable(fit, "change_by_design")
+        return da.sizes["route"] if "route" in da.dims else 1
+    if key == "event_risks":
+        return 1 + results.has(fit, "risk_by_route")
+    if key == "ppc":
+        return checks["check"].nunique()
+    return 1
+
+
+@pytest.mark.parametrize("model, keys", [
+    ("edss_plain", ["forest", "tau", "prior_posterior", "ppc", "ranks"]),
+    ("ae_plain", ["forest", "tau", "prior_posterior", "event_risks", "ppc", "ranks"]),
+])
+def test_every_figure_of_a_fit_renders_with_its_panels(plain_fits, model, keys):
+    fit, evidence = plain_fits[model]
+    checks = predictive_checks(fit, evidence=evidence)
+    ctx = {"estimates": study_estimates(fit, evidence=evidence), "checks": checks}
+    specs = viz.figures_for(fit, checks=checks)
+    assert [s.key for s in specs] == keys
+    for spec in specs:
+        fig = spec.draw(fit, ctx)
+        assert isinstance(fig, Figure), spec.key
+        assert _panels(fig) == _expected_panels(fit, spec.key, checks), spec.key
+        assert viz.to_png(fig)[:8] == b"\x89PNG\r\n\x1a\n"
+        assert spec.title and spec.caption
+    assert pyplot.get_fignums() == []  # nothing left in pyplot's state, nothing shown
+
+
+@pytest.mark.parametrize("risk, keys, panels", [
+    (False, ["route_contrasts", "courses"], {"route_contrasts": 1, "courses": 3}),
+    (True, ["route_contrasts", "event_risks"], {"route_contrasts": 1, "event_risks": 2}),
+])
+def test_design_figures_render_one_panel_per_route_or_table(risk, keys, panels):
+    fit = design_fit(risk=risk)
+    specs = [s for s in viz_figures.FIGURES if s.key in keys]
+    assert [s.key for s in specs if s.applies(fit)] == keys
+    for spec in specs:
+        fig = spec.draw(fit, {})
+        assert isinstance(fig, Figure) and _panels(fig) == panels[spec.key], spec.key
+        titles = [fig.get_suptitle()] + [ax.get_title() for ax in fig.axes]
+        assert palette.SHRUNK in _colours(fig) and any("95% ETI" in s for s in titles)
+        ticks = [t.get_text() for ax in fig.axes for t in ax.get_yticklabels()] + titles
+        assert not [s for s in ticks if "$" in s and "\\$" not in s]  # a $ in a name stays literal
+        viz.to_png(fig)
+    if not risk:
+        assert {palette.SHRUNK, palette.PREDICTED} <= _colours(viz_courses.courses_curve(fit))
+
+
+def test_figures_without_a_check_drop_the_ppc(plain_fits):
+    fit, _ = plain_fits["edss_plain"]
+    assert "ppc" not in [s.key for s in viz.figures_for(fit, checks=pd.DataFrame())]
+    with pytest.raises(ValueError, match="no posterior predictive check"):
+        viz_ppc.ppc(fit, checks=pd.DataFrame(columns=["check"]))
+
+
+def test_forest_plot_draws_observed_shrunken_pooled_and_predicted_in_the_one_palette(plain_fits):
+    fit, evidence = plain_fits["edss_plain"]
+    estimates = study_estimates(fit, evidence=evidence)
+    fig = viz_forest.forest(fit, estimates=estimates)
+    (ax,) = fig.axes
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels[-2:] == ["pooled (reference covariates)", "new study (prediction)"]
+    assert len(labels) == len(estimates) + 2
+    assert "95% ETI" in ax.get_title()
+    assert {palette.OBSERVED, palette.SHRUNK, palette.POOLED, palette.PREDICTED} <= _colours(fig)
+
+
+def test_rank_plot_is_arviz_plots_per_chain_with_the_package_interval(plain_fits):
+    fit, _ = plain_fits["edss_plain"]
+    fig = viz_ranks.rank_plot(fit, max_panels=3)
+    labels = [label for label, _, _ in viz_common.hyperparameters(fit)[:3]]
+    shown = [ax for ax in fig.axes if ax.axison]
+    assert [ax.get_title() for ax in shown] == labels
+    for ax in shown:
+        assert {to_hex(line.get_color()) for line in ax.lines} == set(palette.CHAINS[:4])  # one line per chain
+        assert any(t.get_text().startswith("p=") and "α=0.05" in t.get_text() for t in ax.texts)
+    one_chain = fake_fit(fit.spec, plain_fits["edss_plain"][1], chains=1)  # no multi-chain test: the band
+    assert _panels(viz_ranks.rank_plot(one_chain, max_panels=2)) == 2
+    assert pyplot.get_fignums() == []
+
+
+def test_prior_posterior_panels_are_the_spec_priors_over_the_posteriors(plain_fits):
+    fit, _ = plain_fits["ae_plain"]
+    items = viz_common.hyperparameters(fit)
+    fig = viz_prior_posterior.prior_posterior(fit)
+    shown = [ax for ax in fig.axes if ax.axison]
+    for ax, (label, x, prior) in zip(shown, items):
+        assert ax.get_title().startswith(f"{label}: ") and ax.get_xlabel() == f"prior {prior}"
+        assert x.shape == (results.group(fit, "posterior").sizes["chain"], results.group(fit, "posterior").sizes["draw"])
+    assert len(shown) == len(items)
+    assert {palette.SHRUNK, palette.POOLED} <= _colours(fig)
+
+
+def test_plain_keeps_dollars_literal():
+    assert viz.plain("cost $5 and $x$") == r"cost \$5 and \$x\$"
