@@ -232,8 +232,9 @@ def _logp_function(dist: str, items: tuple[tuple[str, float], ...]):
 
     # PyTensor's default cast policy ("custom") turns Python constants inside PyMC's logp
     # code, e.g. log(2) in HalfCauchy, into int8/float32, costing ~1e-8 relative accuracy;
-    # build this graph with NumPy's casting rules so the density is float64-exact.
-    with pytensor.config.change_flags(cast_policy="numpy+floatX"):
+    # build this graph with NumPy's casting rules so the density is float64-exact. Fast-math off,
+    # as for every model compile (msc_bayes.inference.compile_cache): the same bits in every process.
+    with pytensor.config.change_flags(cast_policy="numpy+floatX", numba__fastmath=False):
         x = pt.dvector("x")
         rv = getattr(pm, dist).dist(**{k: np.float64(v) for k, v in items})
         return pytensor.function([x], pm.logp(rv, x))
