@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from msc_bayes import results
 from msc_bayes.results import (
     group,
     interval_columns,
@@ -230,7 +231,7 @@ def predictive_checks(fit, *, evidence=None, seed: int | None = None) -> pd.Data
     the reported mean; counts: a multinomial over the rounded latent change; patient: the mean
     of the rounded patient changes, when ``evidence`` is given).
     """
-    rng = np.random.default_rng(int(fit.tree.attrs.get("seed", 0)) if seed is None else seed)
+    rng = np.random.default_rng(int(results.attrs(fit).get("seed", 0)) if seed is None else seed)
     replicates = _outcome(fit).replicates
     found = [] if replicates is None else replicates(fit, evidence=evidence, rng=rng, probs=quantile_probs())
     return pd.DataFrame([_row(*r) for r in found], columns=_PPC_COLUMNS)

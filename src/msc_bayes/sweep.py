@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from msc_bayes import INTERVAL_KIND, INTERVAL_PROB
+from msc_bayes import results
 from msc_bayes.inference import fit_cached
 from msc_bayes.results import (
     interval_columns,
@@ -215,10 +215,10 @@ def _oracle_summary(post, quantities) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------
 
 
-def _tag(result, scenario: Scenario, method: str, notes: str, seconds: float):
+def tag(result, scenario: Scenario, method: str, notes: str, seconds: float):
     """Add scenario, meta, method, notes and seconds columns to a result (or each of a dict's)."""
     if isinstance(result, Mapping):
-        return {k: _tag(v, scenario, method, notes, seconds) for k, v in result.items()}
+        return {k: tag(v, scenario, method, notes, seconds) for k, v in result.items()}
     df = result.copy()
     if "scenario" not in df:
         df.insert(0, "scenario", scenario.name)
@@ -238,11 +238,12 @@ def _tag(result, scenario: Scenario, method: str, notes: str, seconds: float):
     return df
 
 
-def _sampler_notes(fit) -> str:
+def sampler_notes(fit) -> str:
     """'N divergences' when the sampler reported any (the rows are then less trustworthy)."""
-    if "sample_stats" not in fit.tree.children or "diverging" not in fit.tree["sample_stats"]:
+    stats = results.group(fit, "sample_stats")
+    if stats is None or "diverging" not in stats:
         return ""
-    n = int(fit.tree["sample_stats"]["diverging"].values.sum())
+    n = int(stats["diverging"].values.sum())
     return f"{n} divergent transitions" if n else ""
 
 
@@ -258,18 +259,18 @@ def run_scenario(scenario: Scenario, *, on_error: str = "record"):
                                     exclude_studies=scenario.fit_kwargs.get("exclude_studies", ()))
             if post is not None:
                 out = _oracle_summary(post, scenario.quantities)
-                return _tag(out, scenario, "oracle", "", time.perf_counter() - start)
+                return tag(out, scenario, "oracle", "", time.perf_counter() - start)
         if scenario.method == "oracle":
             raise ValueError("the exact normal-normal posterior does not apply to this spec and evidence")
         f = scenario.fit()
         out = (scenario.extract or summarise)(f, scenario)
-        notes = _sampler_notes(f)
-        return _tag(out, scenario, "mcmc", notes, time.perf_counter() - start)
+        notes = sampler_notes(f)
+        return tag(out, scenario, "mcmc", notes, time.perf_counter() - start)
     except Exception as exc:
         if on_error == "raise":
             raise
         row = pd.DataFrame([{"quantity": None}], columns=list(SUMMARY_COLUMNS))
-        return _tag(row, scenario, "error", f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
+        return tag(row, scenario, "error", f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
 
 
 def _tries_oracle(scenario: Scenario) -> bool:
@@ -361,7 +362,7 @@ def run_sweep(scenarios: Sequence[Scenario], *, scheduler=None, on_error: str = 
               progress: bool = False) -> pd.DataFrame:
     """Run a sweep and return its rows as one tidy DataFrame (see the module docs for columns)."""
     df = concat(run_scenarios(scenarios, scheduler=scheduler, on_error=on_error, progress=progress))
-    df.attrs["interval"] = f"{INTERVAL_PROB:.0%} {INTERVAL_KIND}"
+    df.attrs["interval"] = results.interval_text()
     return df
 
 

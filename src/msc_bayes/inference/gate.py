@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from msc_bayes import results
 from msc_bayes.diagnostics import Convergence, convergence
 from msc_bayes.inference.engine import ENGINE
 
@@ -43,7 +44,7 @@ def _attempt(spec, evidence, *, draws, tune, chains, seed, target_accept, progre
                         target_accept=target_accept, progress=progress)
     seconds = time.perf_counter() - start
     verdict = convergence(result)
-    a = result.tree.attrs
+    a = results.attrs(result)
     attempt = Attempt(int(a["draws"]), int(a["tune"]), int(a["chains"]), float(a["target_accept"]), seconds,
                       verdict.passed, verdict.reasons)
     return result, verdict, attempt

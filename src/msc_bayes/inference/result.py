@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from importlib import metadata
 
 import xarray as xr
 
-from msc_bayes import INTERVAL_PROB
+from msc_bayes import INTERVAL_PROB, results
 
 #: Packages whose versions every fit records (attrs ``versions``) and a report lists.
 _PACKAGES = ("msc_bayes", "pymc", "pytensor", "nutpie", "arviz", "arviz-base", "arviz-stats", "numpy", "xarray", "pandas")
@@ -34,20 +33,18 @@ class Fit:
 
     @property
     def posterior(self) -> xr.Dataset:
-        return self.tree["posterior"].to_dataset()
+        return results.group(self, "posterior")
 
     @property
     def derived(self) -> xr.Dataset:
-        return self.tree["derived"].to_dataset()
+        return results.group(self, "derived")
 
     @property
     def notes(self) -> list[str]:
-        return json.loads(self.tree.attrs["notes"])
+        return results.attr_json(self, "notes", [])
 
     def summary(self, prob: float = INTERVAL_PROB):
-        from msc_bayes.results import summary
-
-        return summary(self, prob=prob)
+        return results.summary(self, prob=prob)
 
     def to_netcdf(self, path) -> None:
         """Write the DataTree; Ctrl-C or SIGTERM meanwhile waits until the file is written."""

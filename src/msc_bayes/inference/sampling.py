@@ -9,7 +9,7 @@ import json
 import numpy as np
 import xarray as xr
 
-from msc_bayes import INTERVAL_KIND, INTERVAL_PROB
+from msc_bayes import results
 from msc_bayes.errors import SamplingError, SpecError
 from msc_bayes.inference.result import Fit, versions
 
@@ -126,7 +126,7 @@ def fitted(tree: xr.DataTree, spec, evidence, prepared, settings: dict, exclude_
         "data_hash": evidence.data_hash, "data_path": str(evidence.path),
         "excluded_studies": json.dumps(sorted(exclude_studies)),
         "versions": json.dumps(versions()), "sampling_seconds": float(elapsed),
-        "interval": f"{INTERVAL_PROB:.0%} {INTERVAL_KIND}", "notes": json.dumps(list(prepared.notes)),
+        "interval": results.interval_text(), "notes": json.dumps(list(prepared.notes)),
         "design": json.dumps(prepared.design.to_dict()),
         "units": json.dumps(list(prepared.units["label"])),
     })

@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from msc_bayes import INTERVAL_KIND, INTERVAL_PROB, inference, outcomes
+from msc_bayes import INTERVAL_PROB, inference, outcomes, results
 from msc_bayes.sweep import LOWER, SUMMARY_COLUMNS, UPPER
 
-INTERVAL_LABEL = f"{INTERVAL_PROB:.0%} {INTERVAL_KIND}"
+INTERVAL_LABEL = results.interval_text()
 #: Pareto k above which an importance-sampling or PSIS-LOO estimate is not trusted
 #: (Vehtari et al. 2024); such scenarios / studies are refitted exactly.
 K_THRESHOLD = 0.7
@@ -95,7 +95,7 @@ def headline_quantities(spec, evidence) -> tuple[str, str | None]:
 
 def study_loglik(fit, studies: Sequence[str] | None = None) -> xr.DataArray:
     """Per-study log likelihood (chain, draw, study): the sum of the per-arm log likelihood over a study's arms."""
-    ll = fit.tree["log_likelihood"].to_dataset()
+    ll = results.group(fit, "log_likelihood")
     da = ll[fit.spec.outcome] if fit.spec.outcome in ll else ll[next(iter(ll.data_vars))]
     study = fit.prepared.units["study"].to_numpy()
     da = da.assign_coords(study_of_arm=("arm", study)).groupby("study_of_arm").sum("arm")

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from msc_bayes import results
 from msc_bayes.sensitivity.base import (
     K_THRESHOLD,
     add_note,
@@ -35,7 +36,7 @@ def _loo_extract(fit, sc: Scenario) -> pd.DataFrame:
     import arviz_stats as azs
 
     da = study_loglik(fit, sc.extract_args.get("studies"))
-    tree = xr.DataTree.from_dict({"posterior": fit.tree["posterior"].to_dataset(),
+    tree = xr.DataTree.from_dict({"posterior": results.group(fit, "posterior"),
                                   "log_likelihood": xr.Dataset({"study_loglik": da})})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -22,12 +22,12 @@ from msc_bayes.sensitivity.base import (
 )
 from msc_bayes.sweep import (
     Scenario,
-    _sampler_notes,
-    _tag,
     concat,
     quantity_draws,
     run_scenarios,
+    sampler_notes,
     summarise,
+    tag,
 )
 
 
@@ -104,7 +104,7 @@ def leave_one_out(spec, evidence, *, studies: Sequence[str] | None = None,
         rw = Scenario("base", spec, evidence, fkw, quantities=quantities, extract=_loo_reweight_extract,
                       extract_args={"studies": studies}, method="mcmc", meta=meta)
         if base_fit is not None:
-            df = _tag(_loo_reweight_extract(base_fit, rw), rw, "mcmc", _sampler_notes(base_fit), np.nan)
+            df = tag(_loo_reweight_extract(base_fit, rw), rw, "mcmc", sampler_notes(base_fit), np.nan)
         else:
             df = run_scenarios([rw], scheduler=scheduler, on_error="raise", progress=progress)[0]
         k = df.groupby("left_out")["pareto_k"].first()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from collections.abc import Sequence
@@ -11,14 +10,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from msc_bayes import results
 from msc_bayes.sensitivity.base import prior_variables
 from msc_bayes.sweep import quantity_draws
 
 
 def _log_likelihood_used(fit) -> xr.Dataset:
     """The per-arm log likelihood of the arms that were fitted (left-out studies dropped)."""
-    ll = fit.tree["log_likelihood"].to_dataset()
-    excluded = json.loads(fit.tree.attrs.get("excluded_studies", "[]"))
+    ll = results.group(fit, "log_likelihood")
+    excluded = results.attr_json(fit, "excluded_studies", [])
     if excluded:
         keep = ~fit.prepared.units["study"].isin(excluded).to_numpy()
         ll = ll.isel(arm=np.flatnonzero(keep))

@@ -26,12 +26,12 @@ from msc_bayes.sensitivity.base import (
 from msc_bayes.spec import Prior
 from msc_bayes.sweep import (
     Scenario,
-    _sampler_notes,
-    _tag,
     concat,
     quantity_draws,
     run_scenarios,
+    sampler_notes,
     summarise,
+    tag,
 )
 
 
@@ -133,7 +133,7 @@ def _reweight_extract(fit, sc: Scenario) -> pd.DataFrame:
     base.insert(0, "scenario", sc.name)
     base.insert(1, "target", sc.meta.get("target", ""))
     base.insert(2, "prior", sc.meta.get("prior", ""))
-    base["method"], base["notes"] = "mcmc", _sampler_notes(fit)
+    base["method"], base["notes"] = "mcmc", sampler_notes(fit)
     frames.append(base)
     for label, target, changes in sc.extract_args["alternatives"]:
         w, k = psis_weights(_log_ratio(fit, changes))
@@ -206,7 +206,7 @@ def prior_sensitivity(spec, evidence, *, grid=None, quantities: Sequence[str] | 
                   extract_args={"alternatives": entries}, method="mcmc",
                   meta={"family": "prior", "target": "", "prior": base_prior})
     if base_fit is not None:
-        df = _tag(_reweight_extract(base_fit, rw), rw, "mcmc", "", np.nan)
+        df = tag(_reweight_extract(base_fit, rw), rw, "mcmc", "", np.nan)
     else:
         df = run_scenarios([rw], scheduler=scheduler, on_error="raise", progress=progress)[0]
     if not include_base:
