@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from msc_bayes import inference, output, report
+from msc_bayes import inference, output
+from msc_bayes.report import run as report
 from msc_bayes.cli import main
 from test_diagnostics import fake_fit, write_fixture
 
@@ -147,7 +148,8 @@ _CHILD = textwrap.dedent("""
     import os, signal, shutil, sys
     sys.path.insert(0, {tests!r})
     from test_diagnostics import fake_fit
-    from msc_bayes import inference, output, report
+    from msc_bayes import inference, output
+from msc_bayes.report import run as report
     from msc_bayes.cli import main
     inference.ENGINE.fit = lambda spec, evidence, **kw: fake_fit(spec, evidence, **kw)
     inference.ENGINE.precompile = lambda models: []

@@ -23,11 +23,13 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from test_diagnostics import HOSTILE, fake_fit, write_fixture
 
-from msc_bayes import inference, report, results, viz
+from msc_bayes import inference, results, viz
 from msc_bayes.cli import main
 from msc_bayes.diagnostics import predictive_checks, study_estimates
 from msc_bayes.evidence import load_evidence
+from msc_bayes.report import sections as report_sections
 from msc_bayes.sensitivity import ReportSensitivity
+from msc_bayes.sensitivity.report_policy import varied_text
 from msc_bayes.spec import load_spec
 from msc_bayes.viz import common as viz_common
 from msc_bayes.viz import courses as viz_courses
@@ -103,7 +105,7 @@ def fake(monkeypatch):
         f.sensitivity_calls.append({"spec": spec.name, **kw})
         return fake_report_sensitivity()
 
-    monkeypatch.setattr(report, "sensitivity_for_report", fake_sensitivity)
+    monkeypatch.setattr(report_sections, "sensitivity_for_report", fake_sensitivity)
     return f
 
 
@@ -359,10 +361,10 @@ def test_varied_text_says_how_studies_were_left_out():
                              "scenario": ["base"] + [f"without s{i}" for i in range(len(methods))],
                              "method": ["mcmc", *methods]})
 
-    text = report.varied_text(table(["reweight", "mcmc", "reweight"]), [])
+    text = varied_text(table(["reweight", "mcmc", "reweight"]), [])
     assert "each of 3 studies left out in turn (by importance reweighting of the base fit" in text
     assert "with an exact zero-weight refit where Pareto k > 0.7: 1 study)" in text
-    assert "(exact zero-weight refits)" in report.varied_text(table(["mcmc", "mcmc"]), [])
+    assert "(exact zero-weight refits)" in varied_text(table(["mcmc", "mcmc"]), [])
 
 
 def test_no_sensitivity_omits_the_section(files, fake, tmp_path):
@@ -378,7 +380,7 @@ def test_failed_sensitivity_fails_the_report(files, fake, tmp_path, monkeypatch)
     def broken(*a, **k):
         raise RuntimeError("sensitivity broke")
 
-    monkeypatch.setattr(report, "sensitivity_for_report", broken)
+    monkeypatch.setattr(report_sections, "sensitivity_for_report", broken)
     out = tmp_path / "run"
     with pytest.raises(RuntimeError, match="sensitivity broke"):
         run(files, out)

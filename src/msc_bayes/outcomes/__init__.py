@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from msc_bayes.outcomes import edss, events
-from msc_bayes.outcomes.base import Outcome, Quantity
+from msc_bayes.outcomes.base import Outcome, Quantity, Statement
 
-__all__ = ["OUTCOMES", "Outcome", "Quantity", "get", "register", "unregister"]
+__all__ = ["OUTCOMES", "Outcome", "Quantity", "Statement", "get", "register", "unregister"]
 
 _REGISTRY: dict[str, Outcome] = {}
 #: Outcome name -> its `Outcome` (read-only view of the registry; `register` adds to it).

@@ -17,6 +17,9 @@ from typing import Literal
 from msc_bayes.spec import OptionInfo, PriorSlot
 
 Direction = Literal["lower_better", "higher_better", "none"]
+#: How a statement shows a variable's draws: a number, a risk in %, 2 significant digits, or a
+#: log odds ratio followed by its odds ratio
+ValueFormat = Literal["num", "risk", "sig", "log_odds_ratio"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,28 @@ class Quantity:
     unit: str
     direction: Direction = "none"
     scale: str = ""
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One sentence of a report's results paragraph, said when the fit has ``variable`` in ``group``.
+
+    ``text`` is a format string: ``{value}`` the variable's median and interval (``format``) or,
+    with ``listing``, "label value; ..." over its cells (``numeric_only``: only cells whose label
+    has no "[", i.e. numeric covariates; the sentence is left out when none is); ``{at_ref}`` the
+    reference-covariate phrase; ``{probabilities}`` "; P(...) = p" per threshold of the derived
+    indicator ``probabilities`` (``probability_text`` with ``{threshold}`` or ``{percent}``), or
+    nothing when the fit lacks it.
+    """
+
+    variable: str
+    text: str
+    format: ValueFormat = "num"
+    group: Literal["posterior", "derived"] = "posterior"
+    listing: bool = False
+    numeric_only: bool = False
+    probabilities: str = ""
+    probability_text: str = ""
 
 
 @dataclass(frozen=True)
@@ -79,6 +104,12 @@ class Outcome:
     axis_label: str = ""
     #: whether a report gives the outcome a sensitivity section
     sensitivity: bool = False
+    #: dims of per-unit variables (per arm or study): in a report's CSV tables, not its key table
+    unit_dims: tuple[str, ...] = ("arm", "study")
+    #: the sentences of a report's results paragraph, in order
+    statements: tuple[Statement, ...] = ()
+    #: (posterior variable, words added to the reference-covariate phrase when the fit has it)
+    reference_suffixes: tuple[tuple[str, str], ...] = ()
 
     def quantity(self, name: str) -> Quantity:
         """The headline `Quantity` called `name` (KeyError if the outcome headlines none of that name)."""

@@ -16,6 +16,7 @@ from msc_bayes.outcomes.base import (
     TIMEPOINT_OPTION,
     Outcome,
     Quantity,
+    Statement,
 )
 from msc_bayes.outcomes.edss import checks
 from msc_bayes.outcomes.edss.formats import FORMATS
@@ -82,4 +83,16 @@ OUTCOME = Outcome(
     words="EDSS change",
     axis_label="EDSS change from baseline (points; negative = improvement)",
     sensitivity=True,
+    unit_dims=("arm", "arm_sd", "arm_bf", "study"),
+    statements=(
+        Statement("mu", "The pooled mean EDSS change in MSC arms {at_ref} was {value}."),
+        Statement("msc_effect", "MSC minus control difference: {value}."),
+        Statement("tau", "Between-study SD tau: {value}."),
+        Statement("theta_new", "Prediction for a new study's MSC arm {at_ref}: mean change {value}{probabilities}.",
+                  group="derived", probabilities="p_new_below", probability_text="P(new-study change < {threshold})"),
+        Statement("route_contrast", "Route contrasts (difference in mean change): {value}.", group="derived",
+                  listing=True),
+        Statement("beta", "Numeric covariate effects (per unit of the covariate on the model scale): {value}.",
+                  listing=True, numeric_only=True),
+    ),
 )  # fmt: skip

@@ -14,6 +14,7 @@ from msc_bayes.outcomes.base import (
     TIMEPOINT_OPTION,
     Outcome,
     Quantity,
+    Statement,
 )
 from msc_bayes.outcomes.events import formats
 from msc_bayes.outcomes.events.formats import FORMATS
@@ -22,6 +23,20 @@ from msc_bayes.outcomes.events.prepare import TABLES, prepare
 from msc_bayes.spec import OptionInfo, Prior, PriorSlot
 
 _RISK = "per-patient risk over follow-up (lower = better)"
+#: The results paragraph of an event outcome (a sentence for each variable the fit has)
+_STATEMENTS = (
+    Statement("risk_pooled", "The pooled per-patient risk in MSC arms {at_ref} was {value}.", "risk", "derived"),
+    Statement("risk_new", "Prediction for a new study's MSC arm {at_ref}: risk {value}{probabilities}.", "risk",
+              "derived", probabilities="p_risk_above", probability_text="P(new-study risk > {percent}%)"),
+    Statement("msc_effect", "MSC vs control log odds ratio {value}.", "log_odds_ratio"),
+    Statement("risk_new_control", "Risk in a new study's control arm: {value}.", "risk", "derived"),
+    Statement("risk_by_route", "New-study risk by route: {value}.", "risk", "derived", listing=True),
+    Statement("risk_new_event", "New-study risk by event type: {value}.", "risk", "derived", listing=True),
+    Statement("route_contrast", "Route contrasts (log odds ratios): {value}.", group="derived", listing=True),
+    Statement("tau", "Between-study SD tau (logit scale): {value}."),
+    Statement("rate_per_administration_new", "Expected events per administration in a new study: {value}.", "sig",
+              "derived"),
+)
 
 
 def _binary_outcome(name: str, table: str, description: str, what: str, model_text: str, axis_label: str) -> Outcome:
@@ -68,6 +83,9 @@ def _binary_outcome(name: str, table: str, description: str, what: str, model_te
         format_text=MappingProxyType({f.name: f.text for f in FORMATS.values()}),
         words=name.replace("_", " "),
         axis_label=axis_label,
+        unit_dims=("arm", "arm_admin", "study_event"),
+        statements=_STATEMENTS,
+        reference_suffixes=(("event_effect", ", typical event type"),),
     )  # fmt: skip
 
 

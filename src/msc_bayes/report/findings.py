@@ -1,0 +1,62 @@
+"""The results paragraph: the outcome's declared statements (:class:`msc_bayes.outcomes.Statement`), in order."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from msc_bayes import outcomes
+from msc_bayes.outcomes.base import Statement
+from msc_bayes.report.numbers import coord_cells, estimate, prob, signed_g
+from msc_bayes.results import attr_json, group, interval_text, stack_draws
+
+
+def design_terms(fit) -> list[dict]:
+    """The design's covariate terms (name, kind, levels, transform, centre, scale)."""
+    return attr_json(fit, "design", {"terms": []}).get("terms", [])
+
+
+def reference_text(fit) -> str:
+    """The reference covariates (the design's zero), e.g. 'route IV, courses 1'."""
+    parts = []
+    for t in design_terms(fit):
+        if t["kind"] == "categorical" and t["levels"]:
+            parts.append(f"{t['name']} {t['levels'][0]}")
+        elif t["kind"] == "numeric":
+            raw = float(np.exp(t["centre"])) if t["transform"] == "log" else float(t["centre"])
+            parts.append(f"{t['name']} {raw:.3g}")
+    return ", ".join(parts)
+
+
+def results_paragraph(fit) -> str:
+    """Key numbers, each with its interval, from the posterior and derived draws."""
+    outcome = outcomes.get(fit.spec.outcome)
+    found = {"posterior": group(fit, "posterior"), "derived": group(fit, "derived")}
+    found = {name: xr.Dataset() if ds is None else ds for name, ds in found.items()}
+    ref = reference_text(fit)
+    at_ref = f"at reference covariates ({ref})" if ref else "(no covariates)"
+    at_ref += "".join(words for name, words in outcome.reference_suffixes if name in found["posterior"])
+    body = [sentence for s in outcome.statements if (sentence := _sentence(s, found, at_ref)) is not None]
+    return " ".join([f"Posterior medians with {interval_text()}s.", *body])
+
+
+def _sentence(s: Statement, found: dict[str, xr.Dataset], at_ref: str) -> str | None:
+    """The statement's sentence, or None when the fit lacks its variable (or, numeric_only, any numeric cell)."""
+    ds = found[s.group]
+    if s.variable not in ds:
+        return None
+    if s.listing:
+        cells = coord_cells(ds, s.variable)
+        if s.numeric_only:
+            cells = [(c, x) for c, x in cells if "[" not in c]
+            if not cells:
+                return None
+        value = "; ".join(f"{c} {estimate(x, s.format)}" for c, x in cells)
+    else:
+        value = estimate(stack_draws(ds[s.variable]), s.format)
+    probabilities = ""
+    if s.probabilities and s.probabilities in found["derived"]:
+        probabilities = "; " + "; ".join(
+            s.probability_text.format(threshold=signed_g(c), percent=f"{100 * float(c):g}") + f" = {prob(x.mean())}"
+            for c, x in coord_cells(found["derived"], s.probabilities))
+    return s.text.format(value=value, at_ref=at_ref, probabilities=probabilities)
