@@ -38,7 +38,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-import run as harness  # noqa: E402  (benchmarks/run.py: child-process helpers)
+import run as harness  # benchmarks/run.py: child-process helpers
 
 ALL = ["numba", "numba_opt1", "freeze", "nutpie_cache", "persistent", "jax", "pymc_c", "tune300"]
 
@@ -56,6 +56,7 @@ def _work(params: dict, t_start: float) -> dict:
     import numpy as np
     import nutpie
     import pymc as pm
+    import pytensor
 
     from msc_bayes import inference
     from msc_bayes.evidence import load_evidence
@@ -72,25 +73,27 @@ def _work(params: dict, t_start: float) -> dict:
 
     t = time.perf_counter()
     c = None
-    if variant in ("numba", "numba_opt1", "tune300"):
-        c = nutpie.compile_pymc_model(model)
-    elif variant == "freeze":
-        c = nutpie.compile_pymc_model(model, freeze_model=True)
-    elif variant == "nutpie_cache":
-        c = nutpie.compile_pymc_model(model, cache=True)
-        res["cfunc_cache_hits"] = [c.compiled_logp_func.cache_hits, c.compiled_expand_func.cache_hits]
-    elif variant == "persistent":
-        from msc_bayes.inference import compile_cache
+    # the package compiles with numba fast-math off (inference.compile_cache): the stock variants too
+    with pytensor.config.change_flags(numba__fastmath=False):
+        if variant in ("numba", "numba_opt1", "tune300"):
+            c = nutpie.compile_pymc_model(model)
+        elif variant == "freeze":
+            c = nutpie.compile_pymc_model(model, freeze_model=True)
+        elif variant == "nutpie_cache":
+            c = nutpie.compile_pymc_model(model, cache=True)
+            res["cfunc_cache_hits"] = [c.compiled_logp_func.cache_hits, c.compiled_expand_func.cache_hits]
+        elif variant == "persistent":
+            from msc_bayes.inference import compile_cache
 
-        c = compile_cache.compile_model(model)
-        res["persistent"] = dict(compile_cache.STATS)
-    elif variant == "jax":
-        c = nutpie.compile_pymc_model(model, backend="jax", gradient_backend="jax")
-    elif variant == "pymc_c":
-        from pytensor.compile.mode import Mode
+            c = compile_cache.compile_model(model)
+            res["persistent"] = dict(compile_cache.STATS)
+        elif variant == "jax":
+            c = nutpie.compile_pymc_model(model, backend="jax", gradient_backend="jax")
+        elif variant == "pymc_c":
+            from pytensor.compile.mode import Mode
 
-        step = pm.NUTS(model=model, target_accept=s.target_accept,
-                       compile_kwargs={"mode": Mode(linker="cvm", optimizer="fast_run")})
+            step = pm.NUTS(model=model, target_accept=s.target_accept,
+                           compile_kwargs={"mode": Mode(linker="cvm", optimizer="fast_run")})
     res["compile_s"] = round(time.perf_counter() - t, 3)
 
     t = time.perf_counter()

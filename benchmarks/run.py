@@ -303,7 +303,7 @@ def w_scaling(params: dict, t_start: float) -> dict:
     t = time.perf_counter()
     model, prepared = inference.build(spec, ev)
     res["build_s"] = round(time.perf_counter() - t, 3)
-    res["units"] = int(len(prepared.units))
+    res["units"] = len(prepared.units)
     res["studies"] = len(prepared.studies)
     inference.ENGINE.compiled_models.clear()
     t = time.perf_counter()
@@ -359,7 +359,7 @@ def w_oracle(params: dict, t_start: float) -> dict:
             full_t.append(t2 - t)
         out.setdefault("per_k", {})[str(k)] = {"posterior_s": median(fit_t, 6),
                                                "posterior_plus_summaries_s": median(full_t, 6),
-                       "nodes": int(len(post.tau_nodes))}
+                       "nodes": len(post.tau_nodes)}
     return out
 
 

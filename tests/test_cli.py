@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_diagnostics import fake_fit, write_fixture
 
 from msc_bayes import cli, inference
 from msc_bayes.cli import main
 from msc_bayes.spec import SAMPLER_INT_MAX, SAMPLER_MAXIMUM
-from test_diagnostics import fake_fit, write_fixture
 
 REPO = Path(__file__).resolve().parents[1]
 BOUNDS = {f"--{k}": (1 if k != "seed" else 0, high) for k, high in SAMPLER_MAXIMUM.items()}  # a spec's rules

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from msc_bayes.evidence.describe import describe, edss_text
 from msc_bayes.evidence import load_evidence
+from msc_bayes.evidence.describe import describe, edss_text
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

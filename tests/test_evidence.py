@@ -14,7 +14,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
-from msc_bayes.evidence.describe import describe
 from msc_bayes.errors import EvidenceError, Problem
 from msc_bayes.evidence import (
     DAYS_PER_MONTH,
@@ -25,6 +24,7 @@ from msc_bayes.evidence import (
     load_evidence,
 )
 from msc_bayes.evidence.checks import _partition_exists
+from msc_bayes.evidence.describe import describe
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 WEEK = 7 / DAYS_PER_MONTH  # months per week
@@ -152,7 +152,7 @@ def test_petrou2021_headline_numbers(ev):
     assert pd.isna(e.stable) and pd.isna(e.worsened)  # not reported, not zero
     ae = one(ev.adverse_events, study="petrou2021", arm="all")
     assert (ae.event, ae.attribution, ae.patients_with_event, ae.n_at_risk) == ("serious_ae", "related", 0, 24)
-    assert ae.serious is True or ae.serious == True  # noqa: E712 (pandas boolean)
+    assert ae.serious is True or ae.serious == True
 
 
 def test_iacobaeus2019_headline_numbers(ev):

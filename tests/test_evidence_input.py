@@ -16,14 +16,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import read_csv_table, write_csv_table
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
 from msc_bayes.errors import EvidenceError, Problem
-from msc_bayes.evidence import MAX_FILE_BYTES, SCHEMAS, TABLES, Evidence, load_evidence
-from msc_bayes.evidence import reading
+from msc_bayes.evidence import (
+    MAX_FILE_BYTES,
+    SCHEMAS,
+    TABLES,
+    Evidence,
+    load_evidence,
+    reading,
+)
 from msc_bayes.evidence.reading import _near_known_column
-from conftest import read_csv_table, write_csv_table
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

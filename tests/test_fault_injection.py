@@ -22,11 +22,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from test_diagnostics import fake_fit, write_fixture
 
 from msc_bayes import inference, output
-from msc_bayes.report import run as report
 from msc_bayes.cli import main
-from test_diagnostics import fake_fit, write_fixture
+from msc_bayes.report import run as report
 
 TESTS = Path(__file__).resolve().parent
 FIT_STAGES = [("fitting", "fit"), ("Fit", "to_netcdf"), ("Fit", "summary"), ("output", "write_marker"),

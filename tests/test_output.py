@@ -17,13 +17,13 @@ from pathlib import Path
 
 import arviz as az
 import pytest
+from test_diagnostics import fake_fit, write_fixture
 
 from msc_bayes import inference, output
 from msc_bayes.cli import main
 from msc_bayes.errors import OutputError
 from msc_bayes.evidence import load_evidence
 from msc_bayes.spec import load_spec
-from test_diagnostics import fake_fit, write_fixture
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

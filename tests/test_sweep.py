@@ -18,7 +18,14 @@ import pytest
 from msc_bayes.evidence import load_evidence
 from msc_bayes.oracle import normal_normal
 from msc_bayes.spec import Prior, spec_from_dict
-from msc_bayes.sweep import LOWER, SUMMARY_COLUMNS, UPPER, Scenario, oracle_posterior, run_sweep
+from msc_bayes.sweep import (
+    LOWER,
+    SUMMARY_COLUMNS,
+    UPPER,
+    Scenario,
+    oracle_posterior,
+    run_sweep,
+)
 
 SEED = 20261121
 Y = [-0.35, -0.25, -0.4, -0.2, -0.3, -0.45, -0.3, -0.15, 1.2]

@@ -167,8 +167,8 @@ def _validate(args) -> int:
 def _describe(args) -> int:
     import pandas as pd
 
-    from msc_bayes.evidence.describe import describe
     from msc_bayes.evidence import load_evidence
+    from msc_bayes.evidence.describe import describe
 
     table = describe(load_evidence(args.data))
     with pd.option_context("display.max_colwidth", None, "display.width", 250, "display.max_rows", None):

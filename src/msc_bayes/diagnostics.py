@@ -18,13 +18,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
-from msc_bayes import results
 from msc_bayes.results import (
+    attrs,
     group,
     interval_columns,
     interval_text,
+    median_interval,
     quantile_probs,
     quantity_summary,
     stack_draws,
@@ -146,17 +146,6 @@ def convergence(fit) -> Convergence:
 # --------------------------------------------------------------------------------------
 
 
-def draws_flat(ds: xr.Dataset | xr.DataTree, name: str, dim: str | None = None) -> np.ndarray:
-    """(samples,) or (samples, len(dim)) array of a variable, chains stacked."""
-    return stack_draws(ds[name])
-
-
-def _summarise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    lo, hi = quantile_probs()
-    q = np.quantile(x, [0.5, lo, hi], axis=0)
-    return q[0], q[1], q[2]
-
-
 def _outcome(fit):
     from msc_bayes import outcomes
 
@@ -198,8 +187,7 @@ def study_estimates(fit, *, evidence=None) -> pd.DataFrame:
     units = fit.prepared.units
     used = _outcome(fit).used
     group_, name = _shrunken_name(fit)
-    x = draws_flat(group(fit, group_), name)
-    med, lo, hi = _summarise(x)
+    med, lo, hi = median_interval(stack_draws(group(fit, group_)[name]))
     lo_name, hi_name = interval_columns()
     out = pd.DataFrame({
         "label": list(units["label"]), "study": list(units["study"]), "arm": list(units["arm"]),
@@ -231,7 +219,7 @@ def predictive_checks(fit, *, evidence=None, seed: int | None = None) -> pd.Data
     the reported mean; counts: a multinomial over the rounded latent change; patient: the mean
     of the rounded patient changes, when ``evidence`` is given).
     """
-    rng = np.random.default_rng(int(results.attrs(fit).get("seed", 0)) if seed is None else seed)
+    rng = np.random.default_rng(int(attrs(fit).get("seed", 0)) if seed is None else seed)
     replicates = _outcome(fit).replicates
     found = [] if replicates is None else replicates(fit, evidence=evidence, rng=rng, probs=quantile_probs())
     return pd.DataFrame([_row(*r) for r in found], columns=_PPC_COLUMNS)

@@ -145,6 +145,13 @@ def quantile_probs(prob: float = INTERVAL_PROB) -> tuple[float, float]:
     return (1 - prob) / 2, 1 - (1 - prob) / 2
 
 
+def median_interval(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(median, lower, upper) over the first axis (the draws) of `x`: the interval of figures and study estimates."""
+    lo, hi = quantile_probs()
+    q = np.quantile(x, [0.5, lo, hi], axis=0)
+    return q[0], q[1], q[2]
+
+
 # --------------------------------------------------------------------------------------
 # The summary engine
 # --------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from msc_bayes import inference, outcomes
+from msc_bayes import inference, outcomes, results
 from msc_bayes.diagnostics import Convergence, thresholds
 from msc_bayes.errors import Problem, SpecError
 from msc_bayes.inference import Attempt, fit_gated
@@ -206,7 +206,7 @@ def _json_default(x):
 
 
 def model_json(run: ModelRun, timing: dict) -> dict:
-    a = run.fit.tree.attrs
+    a = results.attrs(run.fit)
     return {
         "key": run.key, "name": run.fit.spec.name, "outcome": run.fit.spec.outcome, "spec_path": run.spec_path,
         "spec": run.fit.spec.to_dict(), "seed": int(a["seed"]), "draws": int(a["draws"]), "tune": int(a["tune"]),

@@ -12,7 +12,14 @@ import io
 import numpy as np
 from matplotlib.figure import Figure
 
-from msc_bayes.results import attr_json, cells, group, has, is_plumbing, quantile_probs
+from msc_bayes.results import (
+    attr_json,
+    cells,
+    group,
+    has,
+    is_plumbing,
+    median_interval,
+)
 
 
 def plain(text: object) -> str:
@@ -37,16 +44,9 @@ def is_risk(fit) -> bool:
     return has(fit, "risk_arm")
 
 
-def interval(x: np.ndarray) -> tuple:
-    """(median, lower, upper) over the first axis (samples) of `x`."""
-    lo, hi = quantile_probs()
-    q = np.quantile(x, [0.5, lo, hi], axis=0)
-    return q[0], q[1], q[2]
-
-
 def interval_rows(ax, labels: list[str], x: np.ndarray, *, color: str) -> None:
     """One row per label, top to bottom: the interval of each column of `x` (samples, labels) and its median."""
-    med, lo, hi = interval(x)
+    med, lo, hi = median_interval(x)
     y = np.arange(len(labels))[::-1]
     ax.hlines(y, lo, hi, color=color, lw=2)
     ax.plot(med, y, "o", color=color)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from msc_bayes.results import draws, has, interval_text, variable
-from msc_bayes.viz.common import interval, plain
+from msc_bayes.results import draws, has, interval_text, median_interval, variable
+from msc_bayes.viz.common import plain
 from msc_bayes.viz.palette import PREDICTED, SHRUNK
 
 
@@ -27,9 +27,9 @@ def courses_curve(fit) -> Figure:
     axes = np.atleast_1d(fig.subplots(1, len(routes), sharey=True))
     for k, (ax, route) in enumerate(zip(axes, routes)):
         if new is not None:
-            _, nl, nh = interval(new[:, k, :])
+            _, nl, nh = median_interval(new[:, k, :])
             ax.fill_between(courses, nl, nh, color=PREDICTED, alpha=0.18, label="new study")
-        med, lo, hi = interval(x[:, k, :])
+        med, lo, hi = median_interval(x[:, k, :])
         ax.fill_between(courses, lo, hi, color=SHRUNK, alpha=0.35, label="mean")
         ax.plot(courses, med, color=SHRUNK)
         ax.axhline(0, color="black", lw=0.6, ls=":")

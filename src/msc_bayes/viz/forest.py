@@ -11,8 +11,14 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from msc_bayes.diagnostics import study_estimates
-from msc_bayes.results import draws, has, interval_columns, interval_text
-from msc_bayes.viz.common import interval, is_risk, outcome, plain
+from msc_bayes.results import (
+    draws,
+    has,
+    interval_columns,
+    interval_text,
+    median_interval,
+)
+from msc_bayes.viz.common import is_risk, outcome, plain
 from msc_bayes.viz.palette import OBSERVED, POOLED, PREDICTED, SHRUNK
 
 #: The x axis label per outcome.
@@ -46,10 +52,10 @@ def forest(fit, *, estimates: pd.DataFrame | None = None, evidence=None) -> Figu
             ax.plot(r.observed, yi + 0.15, "s", color=OBSERVED, ms=5, mfc="white")
         ax.hlines(yi - 0.1, getattr(r, f"shrunken_{lo_name}"), getattr(r, f"shrunken_{hi_name}"), color=SHRUNK, lw=2)
         ax.plot(r.shrunken_median, yi - 0.1, "o", color=SHRUNK, ms=5)
-    med, lo, hi = interval(draws(fit, pooled_name))
+    med, lo, hi = median_interval(draws(fit, pooled_name))
     ax.fill([lo, med, hi, med], [y[U] , y[U] + 0.25, y[U], y[U] - 0.25], color=POOLED)
     if has(fit, new_name):
-        nm, nl, nh = interval(draws(fit, new_name))
+        nm, nl, nh = median_interval(draws(fit, new_name))
         ax.hlines(y[U + 1], nl, nh, color=PREDICTED, lw=2)
         ax.plot(nm, y[U + 1], "D", color=PREDICTED, ms=5)
     labels = [plain(f"{r.label}" + (" (control)" if r.group == "control" else "")) for r in est.itertuples(index=False)]

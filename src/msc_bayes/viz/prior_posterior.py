@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from msc_bayes.results import interval_text
-from msc_bayes.viz.common import hyperparameters, interval, plain
+from msc_bayes.results import interval_text, median_interval
+from msc_bayes.viz.common import hyperparameters, plain
 from msc_bayes.viz.palette import POOLED, SHRUNK
 
 
@@ -27,7 +27,7 @@ def prior_posterior_panel(ax, x: np.ndarray, prior, title: str) -> None:
     ax.hist(x, bins=60, density=True, histtype="stepfilled", color=SHRUNK, alpha=0.55, label="posterior")
     grid = _prior_grid(prior, x)
     ax.plot(grid, np.exp(prior.logpdf(grid)), color=POOLED, lw=1.5, label="prior")
-    med, lo, hi = interval(x)
+    med, lo, hi = median_interval(x)
     ax.axvline(lo, color=SHRUNK, ls="--", lw=0.8)
     ax.axvline(hi, color=SHRUNK, ls="--", lw=0.8)
     ax.set_title(plain(f"{title}: {med:.3g} ({interval_text()} {lo:.3g} to {hi:.3g})"), fontsize=9)
