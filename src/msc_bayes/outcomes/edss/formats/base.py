@@ -27,6 +27,14 @@ def has_spread(row) -> bool:
     return has(row, "change_sd") or has(row, "change_se") or has(row, "change_ci_lower")
 
 
+def mean_replicate(y: float, n: float, theta: np.ndarray, sigma: np.ndarray | None,
+                   ctx: CheckContext) -> list[Replicate]:
+    """A reported mean change `y` of `n` patients beside replicates N(theta, sigma / sqrt(n)) (none without sigma)."""
+    if sigma is None:
+        return []
+    return [("mean change", "mean change", y, ctx.rng.normal(theta, sigma / np.sqrt(n)))]
+
+
 @dataclass
 class BuildContext:
     """What the format hooks of one `build` share: the units, the within-arm SDs and the terms so far.

@@ -16,6 +16,7 @@ from msc_bayes.outcomes.edss.formats.base import (
     Format,
     Replicate,
     has,
+    mean_replicate,
 )
 
 VISITS = ("baseline_mean", "baseline_sd", "followup_mean", "followup_sd")
@@ -56,10 +57,7 @@ class BaselineFollowup(Format):
         return float(self.reported_mean(r)), np.nan, np.nan, "follow-up minus baseline mean"
 
     def replicates(self, r, theta: np.ndarray, sigma: np.ndarray | None, ctx: CheckContext) -> list[Replicate]:
-        if sigma is None:
-            return []
-        y = self.reported_mean(r)
-        return [("mean change", "mean change", y, ctx.rng.normal(theta, sigma / np.sqrt(float(r.n))))]
+        return mean_replicate(self.reported_mean(r), float(r.n), theta, sigma, ctx)
 
 
 FORMAT = BaselineFollowup()

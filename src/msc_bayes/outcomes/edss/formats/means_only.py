@@ -13,6 +13,7 @@ from msc_bayes.outcomes.edss.formats.base import (
     Replicate,
     has,
     has_spread,
+    mean_replicate,
 )
 from msc_bayes.outcomes.edss.formats.baseline_followup import VISITS
 
@@ -41,10 +42,7 @@ class MeansOnly(Format):
         return float(self.reported_mean(r)), np.nan, np.nan, text
 
     def replicates(self, r, theta: np.ndarray, sigma: np.ndarray | None, ctx: CheckContext) -> list[Replicate]:
-        if sigma is None:
-            return []
-        y = self.reported_mean(r)
-        return [("mean change", "mean change", y, ctx.rng.normal(theta, sigma / np.sqrt(float(r.n))))]
+        return mean_replicate(self.reported_mean(r), float(r.n), theta, sigma, ctx)
 
 
 FORMAT = MeansOnly()
