@@ -29,14 +29,14 @@ from msc_bayes.cli import main
 from msc_bayes.report import run as report
 
 TESTS = Path(__file__).resolve().parent
-FIT_STAGES = [("fitting", "fit"), ("Fit", "to_netcdf"), ("Fit", "summary"), ("output", "write_marker"),
+FIT_STAGES = [("ENGINE", "fit"), ("Fit", "to_netcdf"), ("Fit", "summary"), ("output", "write_marker"),
               ("output", "publish"), ("output", "exchange"), ("output", "_remove_entry")]
-REPORT_STAGES = [("fitting", "fit"), ("report", "write_outputs"), ("report", "render_markdown"),
+REPORT_STAGES = [("ENGINE", "fit"), ("report", "write_outputs"), ("report", "render_markdown"),
                  ("output", "write_marker"), ("output", "exchange"), ("output", "_remove_entry")]
 #: Stages before the check that a run was not stopped (run_folder, before it writes the marker).
-STAGES_BEFORE_PUBLISHING = {("fitting", "fit"), ("Fit", "to_netcdf"), ("Fit", "summary"), ("report", "write_outputs"),
+STAGES_BEFORE_PUBLISHING = {("ENGINE", "fit"), ("Fit", "to_netcdf"), ("Fit", "summary"), ("report", "write_outputs"),
                             ("report", "render_markdown")}
-OWNERS = {"fitting": inference.ENGINE, "Fit": inference.Fit, "output": output, "report": report, "shutil": shutil}
+OWNERS = {"ENGINE": inference.ENGINE, "Fit": inference.Fit, "output": output, "report": report, "shutil": shutil}
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -149,11 +149,11 @@ _CHILD = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from test_diagnostics import fake_fit
     from msc_bayes import inference, output
-from msc_bayes.report import run as report
+    from msc_bayes.report import run as report
     from msc_bayes.cli import main
     inference.ENGINE.fit = lambda spec, evidence, **kw: fake_fit(spec, evidence, **kw)
     inference.ENGINE.precompile = lambda models: []
-    owner = {{"fitting": inference.ENGINE, "Fit": inference.Fit, "output": output, "report": report, "shutil": shutil}}[sys.argv[1]]
+    owner = {{"ENGINE": inference.ENGINE, "Fit": inference.Fit, "output": output, "report": report, "shutil": shutil}}[sys.argv[1]]
     real = getattr(owner, sys.argv[2])
     def killed(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
@@ -162,7 +162,7 @@ from msc_bayes.report import run as report
 """)
 
 
-@pytest.mark.parametrize("kind, stage", [("fit", ("fitting", "fit")), ("fit", ("Fit", "summary")),
+@pytest.mark.parametrize("kind, stage", [("fit", ("ENGINE", "fit")), ("fit", ("Fit", "summary")),
                                          ("fit", ("output", "publish")), ("fit", ("output", "_remove_entry")),
                                          ("report", ("report", "write_outputs")), ("report", ("output", "exchange"))],
                          ids=lambda v: ".".join(v) if isinstance(v, tuple) else v)
