@@ -90,10 +90,11 @@ def stack_draws(da: xr.DataArray) -> np.ndarray:
 
 def cell_label(name: str, keys) -> str:
     """The one label of a scalar cell: ``name`` or ``name[coord,...]`` (float coords as :g)."""
-    return f"{name}[{','.join(_coord_text(k) for k in keys)}]" if len(keys) else name
+    return f"{name}[{','.join(coord_text(k) for k in keys)}]" if len(keys) else name
 
 
-def _coord_text(value) -> str:
+def coord_text(value) -> str:
+    """A coordinate value as a label writes it (floats as :g)."""
     return f"{value:g}" if isinstance(value, (float, np.floating)) else str(value)
 
 

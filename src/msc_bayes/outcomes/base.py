@@ -118,12 +118,20 @@ class Outcome:
                 return q
         raise KeyError(name)
 
+    def variables_of(self, key: str) -> tuple[str, ...]:
+        """The posterior variables the prior `key` sets (`prior_variables`, else the variable named `key`)."""
+        return self.prior_variables.get(key, (key,))
+
     def headline_for(self, spec, units) -> tuple[str, str | None]:
         """(pooled effect, route contrast) of a fit: ``msc_effect`` when a control arm is modelled,
         else ``mu``; ``route_contrast[IT vs IV]`` when route is a covariate, else None."""
-        control = "group" in units.columns and bool((units["group"].fillna("msc") == "control").any())
         contrast = "route_contrast[IT vs IV]"
-        return ("msc_effect" if control else "mu"), (contrast if "route" in spec.covariates else None)
+        return ("msc_effect" if has_control(units) else "mu"), (contrast if "route" in spec.covariates else None)
+
+
+def has_control(units) -> bool:
+    """Whether any modelled unit is a control arm (a blank group is an MSC arm)."""
+    return "group" in units.columns and bool((units["group"].fillna("msc") == "control").any())
 
 
 # Options every outcome shares (one declaration each)

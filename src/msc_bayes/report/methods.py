@@ -58,9 +58,9 @@ def likelihood_text(fit) -> str:
 
 def priors_text(fit) -> str:
     posterior = group(fit, "posterior").data_vars
-    variables = outcomes.get(fit.spec.outcome).prior_variables
-    used = [f"{k} ~ {p}" for k, p in fit.spec.priors.items() if any(v in posterior for v in variables.get(k, (k,)))]
-    unused = [k for k, _ in fit.spec.priors.items() if not any(v in posterior for v in variables.get(k, (k,)))]
+    variables_of = outcomes.get(fit.spec.outcome).variables_of
+    used = [f"{k} ~ {p}" for k, p in fit.spec.priors.items() if any(v in posterior for v in variables_of(k))]
+    unused = [k for k, _ in fit.spec.priors.items() if not any(v in posterior for v in variables_of(k))]
     text = "Priors (as written in the spec): " + "; ".join(used) + "."
     if unused:
         text += f" Not used by this model (no such parameter with these data): {', '.join(unused)}."

@@ -6,7 +6,7 @@ import numpy as np
 import xarray as xr
 
 from msc_bayes.outcomes.base import ValueFormat
-from msc_bayes.results import interval_text, quantile_probs, stack_draws
+from msc_bayes.results import coord_text, interval_text, quantile_probs, stack_draws
 
 
 def fmt(x: float, digits: int = 2) -> str:
@@ -53,7 +53,7 @@ def estimate(x: np.ndarray, kind: ValueFormat = "num") -> str:
     f = {"risk": risk, "sig": _sig}.get(kind, lambda v: fmt(v, 2))
     text = f"{f(med)} ({interval_text()} {f(a)} to {f(b)})"
     if kind == "log_odds_ratio":
-        q = np.exp(np.quantile(x, [0.5, lo, hi]))
+        q = np.exp([med, a, b])
         text += f", i.e. odds ratio {fmt(q[0])} ({interval_text()} {fmt(q[1])} to {fmt(q[2])})"
     return text
 
@@ -64,5 +64,4 @@ def coord_cells(ds: xr.Dataset, name: str) -> list[tuple[str, np.ndarray]]:
     if x.ndim == 1:
         return [("", x)]
     dim = next(d for d in ds[name].dims if d not in ("chain", "draw"))
-    return [(str(c) if not isinstance(c, (float, np.floating)) else f"{c:g}", x[:, j])
-            for j, c in enumerate(ds[name][dim].values)]
+    return [(coord_text(c), x[:, j]) for j, c in enumerate(ds[name][dim].values)]

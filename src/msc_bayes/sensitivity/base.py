@@ -25,16 +25,9 @@ INTERVAL_LABEL = results.interval_text()
 #: Pareto k above which an importance-sampling or PSIS-LOO estimate is not trusted
 #: (Vehtari et al. 2024); such scenarios / studies are refitted exactly.
 K_THRESHOLD = 0.7
-#: Prior keys whose variables are named differently from the key.
-_PRIOR_VARIABLES = {"sigma_edss": ("sd_baseline", "sd_followup")}
 #: How the headline quantities are labelled in the report's table and the figures.
 QUANTITY_LABELS = {"msc_effect": "pooled MSC effect (MSC minus control)", "mu": "pooled mean (MSC arms)",
                    "route_contrast[IT vs IV]": "IT vs IV contrast"}
-
-
-def prior_variables(key: str) -> tuple[str, ...]:
-    """The posterior variables a prior key creates."""
-    return _PRIOR_VARIABLES.get(key, (key,))
 
 
 def fit_kwargs(draws=None, tune=None, chains=None, seed=None, target_accept=None) -> dict:
@@ -81,16 +74,9 @@ def supports_exclusion(spec, evidence) -> bool:
     return _WEIGHTED[key]
 
 
-def has_control(units: pd.DataFrame) -> bool:
-    return bool((units["group"].fillna("msc") == "control").any())
-
-
 def headline_quantities(spec, evidence) -> tuple[str, str | None]:
-    """(pooled effect, route contrast): ``msc_effect`` when a control arm is modelled, else ``mu``;
-    ``route_contrast[IT vs IV]`` when route is a covariate, else None."""
-    units = prepare(spec, evidence).units
-    pooled = "msc_effect" if has_control(units) else "mu"
-    return pooled, ("route_contrast[IT vs IV]" if "route" in spec.covariates else None)
+    """(pooled effect, route contrast) of the spec's fit on the evidence (:meth:`msc_bayes.outcomes.Outcome.headline_for`)."""
+    return outcomes.get(spec.outcome).headline_for(spec, prepare(spec, evidence).units)
 
 
 def study_loglik(fit, studies: Sequence[str] | None = None) -> xr.DataArray:

@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from msc_bayes import results
-from msc_bayes.sensitivity.base import prior_variables
+from msc_bayes import outcomes, results
 from msc_bayes.sweep import quantity_draws
 
 
@@ -48,7 +47,7 @@ def power_scaling(fit, *, var_names: Sequence[str] = ("mu", "tau", "beta"), quan
     for key in var_names:
         if key not in spec.priors:
             continue
-        for var in prior_variables(key):
+        for var in outcomes.get(spec.outcome).variables_of(key):
             if var in post:
                 da = post[var]
                 lp[var] = xr.DataArray(spec.priors[key].logpdf(da.values), dims=da.dims, coords=da.coords)

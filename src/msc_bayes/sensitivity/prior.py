@@ -9,15 +9,15 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from msc_bayes import outcomes
+from msc_bayes.outcomes.base import has_control
 from msc_bayes.sensitivity.base import (
     K_THRESHOLD,
     ReportRequest,
     add_note,
     finish,
     fit_kwargs,
-    has_control,
     prepare,
-    prior_variables,
     psis_weights,
     r_eff,
     sig,
@@ -116,7 +116,7 @@ def _log_ratio(fit, changes: Mapping[str, Prior]) -> np.ndarray:
     shape = (post.sizes["chain"], post.sizes["draw"])
     out = np.zeros(shape)
     for key, prior in changes.items():
-        for var in prior_variables(key):
+        for var in outcomes.get(fit.spec.outcome).variables_of(key):
             if var in post:
                 x = post[var].transpose("chain", "draw", ...).values
                 d = prior.logpdf(x) - fit.spec.priors[key].logpdf(x)
