@@ -122,7 +122,8 @@ def test_known_derived_values_are_flagged(ev):
     assert "worsened" in _derived_columns(one(ev.edss, study="bonab2005")["derived"])
     assert "patients_with_event" in _derived_columns(one(ev.mri, study="iacobaeus2019", timepoint_weeks=12.0)["derived"])
     for arm in ("nmo", "rrms"):
-        assert "patients_with_event" in _derived_columns(one(ev.adverse_events, study="lu2020", arm=arm)["derived"])
+        assert "patients_with_event" in _derived_columns(one(ev.adverse_events, study="lu2020", arm=arm,
+                                                             event="intolerable_ae")["derived"])
     assert "threshold" in _derived_columns(one(ev.edss, study="petrou2021")["derived"])
 
 
@@ -174,7 +175,7 @@ def test_lu2020_headline_numbers(ev):
     for arm in ("nmo", "rrms"):
         a = arms.loc[arm]
         assert (a.n, a.administrations, a.followup_months, a.route) == (5, 7, 120, "IT+IV")
-        ae = one(ev.adverse_events, study="lu2020", arm=arm)
+        ae = one(ev.adverse_events, study="lu2020", arm=arm, event="intolerable_ae")
         assert (ae.event, ae.patients_with_event, ae.n_at_risk) == ("intolerable_ae", 0, 5)
     assert (arms.loc["nmo", "disease"], arms.loc["rrms", "disease"]) == ("NMO", "RRMS")
 
@@ -690,11 +691,11 @@ def test_subset_excludes_a_study_everywhere(ev):
 def test_subset_keeps_studies_and_filters_arms(ev):
     sub = ev.subset(studies=["lu2020", "petrou2021"])
     assert sub.studies == ["lu2020", "petrou2021"]
-    assert len(sub.adverse_events) == 3 and len(sub.edss) == 1 and sub.mri.empty
+    assert len(sub.adverse_events) == 5 and len(sub.edss) == 1 and sub.mri.empty  # Lu 2020: intolerable_ae, neoplasm
     no_nmo = ev.subset(arms_where=lambda a: ~a["disease"].isin(["NMO", "NMOSD"]))
     assert not no_nmo.arms["disease"].isin(["NMO", "NMOSD"]).any()
     assert where(no_nmo.adverse_events, study="lu2020", arm="nmo").empty
-    assert len(where(no_nmo.adverse_events, study="lu2020", arm="rrms")) == 1
+    assert len(where(no_nmo.adverse_events, study="lu2020", arm="rrms")) == 2  # intolerable_ae, neoplasm
     assert "fu2016" not in no_nmo.studies and "sahraian2014" in no_nmo.studies
     assert where(no_nmo.patients, study="sahraian2014").empty  # the NMO patient's row went with the arm
 
