@@ -36,9 +36,13 @@ def build(spec, evidence):
 
 def structure_key(spec, evidence) -> str:
     """What fixes a model's compiled form: everything but prior values and sampler settings."""
+    from msc_bayes import outcomes
+
     d = spec.to_dict()
     d.pop("sampler", None)
     d["priors"] = {k: v["dist"] for k, v in d.get("priors", {}).items()}
+    for option in outcomes.get(spec.outcome).data_options:  # they set pm.Data only
+        d.get("options", {}).pop(option, None)
     return json.dumps(d, sort_keys=True, default=str) + "|" + evidence.data_hash
 
 

@@ -31,6 +31,7 @@ def sampler_settings(spec, *, draws, tune, chains, seed, target_accept) -> dict:
 
 def data_updates(spec, model, prepared, exclude_studies) -> dict:
     """The model's data for this fit: the spec's prior values and the unit weights (0: a left-out study)."""
+    from msc_bayes import outcomes
     from msc_bayes.spec import prior_data_name
 
     data_names = {d.name for d in model.data_vars}
@@ -40,6 +41,9 @@ def data_updates(spec, model, prepared, exclude_studies) -> dict:
     if unknown:
         raise ValueError(f"exclude_studies: {sorted(unknown)} not among the modelled studies")
     updates["unit_weight"] = (~prepared.units["study"].isin(list(exclude_studies))).to_numpy(dtype=float)
+    option_data = outcomes.get(spec.outcome).option_data
+    if option_data is not None:
+        updates.update({k: v for k, v in option_data(spec).items() if k in data_names})
     return updates
 
 

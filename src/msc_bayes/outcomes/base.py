@@ -99,6 +99,8 @@ class Outcome:
     #: the methods sentence of the model, and of each reporting format
     model_text: str = ""
     format_text: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: (prepared units, spec) -> the methods' sentences on the modelled units (the outcome's data rules), or None
+    units_text: Callable | None = None
     #: how a sentence names the outcome ("EDSS change") and the axis its per-unit estimates are drawn on
     words: str = ""
     axis_label: str = ""
@@ -110,6 +112,10 @@ class Outcome:
     statements: tuple[Statement, ...] = ()
     #: (posterior variable, words added to the reference-covariate phrase when the fit has it)
     reference_suffixes: tuple[tuple[str, str], ...] = ()
+    #: options that only set pm.Data values (not the model's compiled form), and
+    #: ``option_data(spec) -> {pm.Data name: value}``: a change of them refits the same compiled model
+    data_options: tuple[str, ...] = ()
+    option_data: Callable | None = None
 
     def quantity(self, name: str) -> Quantity:
         """The headline `Quantity` called `name` (KeyError if the outcome headlines none of that name)."""

@@ -256,6 +256,8 @@ def _check_priors(c: _Collector, d: dict, info) -> dict[str, Prior]:
         elif domain == "correlation" and (lo < -1 or hi > 1):
             c.add(f"{col}.dist", str(prior),
                   f"a distribution with support within [-1, 1] for '{key}' (e.g. Beta, Uniform(-1, 1))")  # fmt: skip
+        elif domain == "share" and (lo < 0 or hi > 1):
+            c.add(f"{col}.dist", str(prior), f"a distribution with support within [0, 1] for '{key}' (e.g. Beta)")
         else:
             priors[key] = prior
     if info is not None:

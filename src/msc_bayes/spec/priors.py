@@ -340,4 +340,4 @@ class PriorSlot:
 
     default: Prior
     description: str
-    domain: str = "real"  # "real" | "positive" ([0, inf)) | "correlation" ([-1, 1])
+    domain: str = "real"  # "real" | "positive" ([0, inf)) | "correlation" ([-1, 1]) | "share" ([0, 1])

@@ -18,7 +18,7 @@ from msc_bayes.outcomes.base import (
     Quantity,
     Statement,
 )
-from msc_bayes.outcomes.edss import checks
+from msc_bayes.outcomes.edss import checks, shared
 from msc_bayes.outcomes.edss.formats import FORMATS
 from msc_bayes.outcomes.edss.model import CHANGE_THRESHOLDS, build, derive
 from msc_bayes.outcomes.edss.prepare import prepare
@@ -44,6 +44,11 @@ OUTCOME = Outcome(
         "sigma_tau": PriorSlot(Prior("HalfNormal", {"sigma": 0.5}), "between-arm SD of log sigma",
                                "positive"),
         "sigma_edss": PriorSlot(Prior("HalfNormal", {"sigma": 1.5}), "SD of EDSS at one visit", "positive"),
+        "rho_within": PriorSlot(Prior("TruncatedNormal", {"mu": 0, "sigma": 0.5, "lower": -1, "upper": 1}),
+                                "within-patient correlation of EDSS change across treatment periods",
+                                "correlation"),
+        "carry_over": PriorSlot(Prior("Beta", {"alpha": 1, "beta": 1}),
+                                "share of the MSC effect still present in a control period after MSC", "share"),
     }),
     options=MappingProxyType({
         "timepoint": TIMEPOINT_OPTION,
@@ -57,6 +62,11 @@ OUTCOME = Outcome(
                                         "EDSS points defining improved/worsened where a study gives none"),
         "exclude_overlapping": OVERLAP_OPTION,
         "exclude_secondary": SECONDARY_OPTION,
+        "shared_patients": OptionInfo("bool", True, "arm means of one study that share patients are jointly "
+                                      "normal (shared_patients.csv); false: arms as independent samples"),
+        "carry_over": OptionInfo("choice", "estimate", "share of the MSC effect carried into control periods "
+                                 "after MSC: 'estimate' (the carry_over prior), 'none' (0) or 'full' (1)",
+                                 tuple(shared.CARRY_OVER_MODES)),
     }),
     tables=("edss", "patients", "arms"),
     formats=_FORMATS,
@@ -95,4 +105,6 @@ OUTCOME = Outcome(
         Statement("beta", "Numeric covariate effects (per unit of the covariate on the model scale): {value}.",
                   listing=True, numeric_only=True),
     ),
+    data_options=("shared_patients", "carry_over"),
+    option_data=shared.option_data,
 )  # fmt: skip

@@ -48,6 +48,7 @@ import numpy as np
 
 from msc_bayes.evidence import Evidence
 from msc_bayes.outcomes.covariates import with_effects
+from msc_bayes.outcomes.edss import shared
 from msc_bayes.outcomes.edss.formats import FORMATS, NEEDS_SIGMA, BuildContext
 from msc_bayes.outcomes.edss.prepare import Prepared, prepare
 from msc_bayes.outcomes.likelihood import observe, unit_weight
@@ -85,6 +86,9 @@ def build(spec, evidence: Evidence, *, standardise: bool = True):
         tau = spec.priors["tau"].create("tau")
         z = pm.Normal("study_offset", 0.0, 1.0, dims="study")
         fixed = with_effects(mu + pt.zeros(U), spec, d, control)  # theta without the study effect
+        carried = shared.carry_over_term(spec, shared.carry_fraction(units, evidence))  # control periods after MSC
+        if carried is not None:
+            fixed = fixed + carried
 
         sigma = pt.zeros(U)
         if hier.any():
@@ -94,15 +98,15 @@ def build(spec, evidence: Evidence, *, standardise: bool = True):
             s_tau = spec.priors["sigma_tau"].create("sigma_tau")
             s_z = pm.Normal("sigma_offset", 0.0, 1.0, dims="arm_sd")
             sigma = pt.set_subtensor(sigma[idx], pt.exp(s_mu + s_tau * s_z))
-        ctx = BuildContext(spec, evidence, model, units, n, sigma, hier | gives)
+        ctx = BuildContext(spec, evidence, model, units, n, sigma, hier | gives,
+                           counts_weight=shared.counts_weight(prep.shared, U))
         for f in BUILD_ORDER:
             if use[f].any():
                 FORMATS[f].before_theta(ctx, np.flatnonzero(use[f]))
 
         offset = _study_offset(z, tau, fixed, ctx.normal if standardise else [], study_idx, len(studies))
         theta = pm.Deterministic("theta", fixed + tau * offset[study_idx], dims="arm")
-        for idx, y, se in ctx.normal:
-            ctx.terms.append((idx, pm.logp(pm.Normal.dist(theta[idx], se), y)))
+        ctx.terms.extend(_normal_terms(spec, prep.shared, ctx.normal, theta))
         for f in BUILD_ORDER:
             if use[f].any():
                 FORMATS[f].after_theta(ctx, np.flatnonzero(use[f]), theta)
@@ -111,6 +115,26 @@ def build(spec, evidence: Evidence, *, standardise: bool = True):
         at = np.concatenate([i for i, _ in ctx.terms])
         observe(pt.inc_subtensor(pt.zeros(U)[at], pt.concatenate([t for _, t in ctx.terms])))
     return model, prep
+
+
+def _normal_terms(spec, groups, normal, theta) -> list:
+    """The normal terms y ~ N(theta, se): independent, except the first normal term of each unit whose
+    arm shares patients with another (:mod:`.shared`: jointly normal within its study and timepoint)."""
+    import pymc as pm
+
+    grouped = {u for g in groups for u in g.units}
+    normal_at: dict = {}
+    terms = []
+    for idx, y, se in normal:
+        alone = np.array([u not in grouped or u in normal_at for u in idx])
+        for j in np.flatnonzero(~alone):
+            normal_at[int(idx[j])] = (y[j], se[j])
+        if alone.all():
+            terms.append((idx, pm.logp(pm.Normal.dist(theta[idx], se), y)))
+        elif alone.any():
+            j = np.flatnonzero(alone)
+            terms.append((idx[j], pm.logp(pm.Normal.dist(theta[idx[j]], se[j]), y[j])))
+    return terms + shared.correlated_terms(spec, groups, normal_at, theta)
 
 
 def _study_offset(z, tau, fixed, normal, study_idx: np.ndarray, n_studies: int):

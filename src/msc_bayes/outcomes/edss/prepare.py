@@ -15,6 +15,8 @@ from msc_bayes.errors import EvidenceError, Problem
 from msc_bayes.evidence import EDSS_STEP, Evidence
 from msc_bayes.evidence.selection import count_once, pick_timepoints
 from msc_bayes.outcomes.covariates import Design, design
+from msc_bayes.outcomes.edss import shared
+from msc_bayes.outcomes.edss.shared import SharedGroup
 from msc_bayes.outcomes.edss.formats import FORMATS
 from msc_bayes.outcomes.edss.formats.patient import patient_changes
 
@@ -26,6 +28,8 @@ class Prepared:
     units: pd.DataFrame  # one row per modelled unit: study, arm, label, timepoint_months, n, formats, arm columns
     design: Design
     notes: tuple[str, ...]
+    #: the units whose arms share patients (:mod:`msc_bayes.outcomes.edss.shared`)
+    shared: tuple[SharedGroup, ...] = ()
 
     @property
     def studies(self) -> list[str]:
@@ -34,6 +38,20 @@ class Prepared:
 
 def _available(row, patients_at: set) -> list[str]:
     return [name for name, f in FORMATS.items() if f.available(row, patients_at)]
+
+
+def _secondary(name: str, row, secondary_patients: set) -> bool:
+    """Whether format `name` of this row rests on a value from a secondary source."""
+    if name == "patient":
+        return (row.study, row.arm, row.timepoint_months) in secondary_patients
+    fields = set(str(getattr(row, "secondary_fields", "") or "").replace(" ", "").split(";"))
+    return any(c in fields and pd.notna(getattr(row, c, None)) for c in FORMATS[name].columns)
+
+
+def _primary_first(formats: list[str], row, secondary_patients: set) -> list[str]:
+    """The formats in priority order, those resting only on primary values first (a blog's per-patient list
+    is used only when no primary format of the arm and timepoint is available)."""
+    return sorted(formats, key=lambda f: _secondary(f, row, secondary_patients))
 
 
 def _table_file(evidence: Evidence, table: str) -> str:
@@ -80,10 +98,13 @@ def prepare(spec, evidence: Evidence) -> Prepared:
     edss = evidence.edss
     changes = patient_changes(evidence.patients)
     patients_at = set(zip(changes["study"], changes["arm"], changes["timepoint_months"]))
+    patients = evidence.patients
+    graded = patients[patients["grade"] == "secondary"] if "grade" in patients else patients.iloc[:0]
+    secondary_patients = set(zip(graded["study"], graded["arm"], graded["timepoint_months"]))
 
     rows = []
     for row in edss.itertuples(index=False):
-        formats = [f for f in allowed if f in _available(row, patients_at)]
+        formats = _primary_first([f for f in allowed if f in _available(row, patients_at)], row, secondary_patients)
         if formats:
             rows.append({**row._asdict(), "formats": formats})
     have = {(r["study"], r["arm"], r["timepoint_months"]) for r in rows}
@@ -128,4 +149,11 @@ def prepare(spec, evidence: Evidence) -> Prepared:
         raise EvidenceError([Problem(_table_file(evidence, "arms"), None, None, "no arm with every covariate",
                                      "at least one arm with an EDSS format the spec enables whose arms.csv row "
                                      "has every covariate of the spec: " + ", ".join(spec.covariates))])
-    return Prepared(units, d, tuple(notes) + d.notes)
+    groups = shared.shared_groups(units, evidence)
+    return Prepared(units, d, tuple(notes) + tuple(_shared_note(units, g) for g in groups) + d.notes, groups)
+
+
+def _shared_note(units: pd.DataFrame, g: SharedGroup) -> str:
+    arms = ", ".join(units["label"].iloc[list(g.units)])
+    return (f"{arms}: arm means correlated through shared patients (shared_patients.csv; within-patient "
+            "correlation rho_within)")

@@ -52,6 +52,8 @@ class BuildContext:
     n: np.ndarray
     sigma: object
     has_sigma: np.ndarray
+    #: per unit, the weight of a counts log likelihood (below 1 for an arm that repeats patients; see edss.shared)
+    counts_weight: np.ndarray | None = None
     terms: list = field(default_factory=list)
     normal: list = field(default_factory=list)
 
@@ -85,6 +87,9 @@ class Format:
     gives_sigma: bool = False
     #: what an arm's observed estimate says when this is its only format and it gives no estimate
     no_estimate: str = ""
+    #: the edss.csv columns it reads (a row's format rests on a secondary source when one of them is
+    #: in the row's `secondary_fields`; patient-level data: when the patients' rows are graded secondary)
+    columns: tuple[str, ...] = ()
 
     def available(self, row, patients_at: set) -> bool:
         raise NotImplementedError

@@ -24,6 +24,7 @@ VISITS = ("baseline_mean", "baseline_sd", "followup_mean", "followup_sd")
 
 class BaselineFollowup(Format):
     name = "baseline_followup"
+    columns = ("baseline_mean", "baseline_sd", "followup_mean", "followup_sd")
     text = ("baseline and follow-up means and SDs (follow-up minus baseline mean normal with the SD of "
             "change from the two visit SDs and the pre–post correlation rho; the reported SDs are data "
             "on the visit SDs)")

@@ -32,6 +32,7 @@ def change_mean_se(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 class Change(Format):
     name = "change"
+    columns = ("change_mean", "change_sd", "change_se", "change_ci_lower", "change_ci_upper", "change_ci_level")
     text = "mean change with SD, SE or CI (normal with known SE)"
 
     def available(self, row, patients_at: set) -> bool:

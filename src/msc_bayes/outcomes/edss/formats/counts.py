@@ -140,6 +140,7 @@ def count_loglik_numpy(theta: float, sigma: float, n: int, row, threshold: float
 
 class Counts(Format):
     name = "counts"
+    columns = ("improved", "stable", "worsened", "stable_or_improved", "stable_or_worsened", "threshold")
     text = ("numbers improved / stable / worsened (multinomial over the rounded latent change, summed over every "
             "split consistent with what is reported)")
     needs_sigma = True
@@ -150,7 +151,9 @@ class Counts(Format):
 
     def after_theta(self, ctx: BuildContext, idx: np.ndarray, theta) -> None:
         threshold = ctx.spec.options["default_threshold"]
-        ctx.terms.append((idx, counts_logp(ctx.units.iloc[idx], theta[idx], ctx.sigma[idx], threshold)))
+        lp = counts_logp(ctx.units.iloc[idx], theta[idx], ctx.sigma[idx], threshold)
+        w = np.ones(len(idx)) if ctx.counts_weight is None else ctx.counts_weight[idx]
+        ctx.terms.append((idx, lp if (w == 1).all() else lp * w))
 
     def replicates(self, r, theta: np.ndarray, sigma: np.ndarray | None, ctx: CheckContext) -> list[Replicate]:
         """Counts replicated from a multinomial over the rounded latent change."""

@@ -20,6 +20,7 @@ from msc_bayes.outcomes.edss.formats.baseline_followup import VISITS
 
 class MeansOnly(Format):
     name = "means_only"
+    columns = ("change_mean", "baseline_mean", "followup_mean")
     text = "a mean change without an SD (normal with the arm's within-arm SD sigma, hierarchical on the log scale)"
     needs_sigma = True
 
