@@ -76,7 +76,8 @@ def methods_paragraph(fit, attempts: tuple[Attempt, ...]) -> str:
     text = [f"Model ({fit.spec.outcome}): {model}.",
             (f"Data: {len(units)} modelled units from {units['study'].nunique()} studies "
              f"(evidence folder {a.get('data_path', '?')}, data hash {a['data_hash']})."),
-            likelihood_text(fit), covariates_text(fit), priors_text(fit)]
+            likelihood_text(fit), outcome.units_text(units, fit.spec) if outcome.units_text else "",
+            covariates_text(fit), priors_text(fit)]
     final = attempts[-1]
     sampler = (f"Sampling: NUTS (nutpie {versions.get('nutpie', '?')}) through PyMC {versions.get('pymc', '?')}, "
                f"{final.chains} chains × {final.draws} draws after {final.tune} tuning steps, target acceptance "

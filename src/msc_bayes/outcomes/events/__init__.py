@@ -1,7 +1,8 @@
 """The event outcomes, adverse events and MRI activity: one binomial-logit model, two declarations.
 
 The model is in :mod:`.model` (build, derive), the selection of rows in :mod:`.prepare`, the
-two reporting formats (binomial, Poisson) with their checks in :mod:`.formats`.
+two reporting formats (binomial, Poisson) with their checks in :mod:`.formats`, the statements
+by wording in :mod:`.wording`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from msc_bayes.outcomes.base import (
 from msc_bayes.outcomes.events import formats
 from msc_bayes.outcomes.events.formats import FORMATS
 from msc_bayes.outcomes.events.model import RISK_THRESHOLDS, build, derive
-from msc_bayes.outcomes.events.prepare import TABLES, prepare
+from msc_bayes.outcomes.events.prepare import TABLES, patients_text, prepare
+from msc_bayes.outcomes.events.wording import statements_text
 from msc_bayes.spec import OptionInfo, Prior, PriorSlot
 
 _RISK = "per-patient risk over follow-up (lower = better)"
@@ -37,6 +39,11 @@ _STATEMENTS = (
     Statement("rate_per_administration_new", "Expected events per administration in a new study: {value}.", "sig",
               "derived"),
 )
+
+
+def _units_text(units, spec) -> str:
+    """The methods' sentences on the modelled units: patients versus periods, and the statements that entered."""
+    return " ".join(t for t in (patients_text(units), statements_text(units, spec.options["statements"])) if t)
 
 
 def _binary_outcome(name: str, table: str, description: str, what: str, model_text: str, axis_label: str) -> Outcome:
@@ -58,6 +65,8 @@ def _binary_outcome(name: str, table: str, description: str, what: str, model_te
             "attribution": OptionInfo("choice", "all", "which events count: any / treatment-related / all",
                                       ("any", "related", "all")),
             "serious_only": OptionInfo("bool", False, "count serious events only"),
+            "statements": OptionInfo("choice", "all", "which safety statements count: all, or explicit only "
+                                     "(wording count or none; vague wording left out)", ("all", "explicit")),
             "timepoint": TIMEPOINT_OPTION,
             "exclude_overlapping": OVERLAP_OPTION,
             "exclude_secondary": SECONDARY_OPTION,
@@ -80,6 +89,7 @@ def _binary_outcome(name: str, table: str, description: str, what: str, model_te
         ),
         thresholds=RISK_THRESHOLDS,
         model_text=model_text,
+        units_text=_units_text,
         format_text=MappingProxyType({f.name: f.text for f in FORMATS.values()}),
         words=name.replace("_", " "),
         axis_label=axis_label,

@@ -28,6 +28,14 @@ Likelihood, per unit, from what the row reports (exact; reported zeros are data)
   ``-log(1 - p) = softplus(theta)``, so ``events ~ Poisson(n_at_risk * softplus(theta))``.
   A row reporting both uses the binomial only (the same patients are not counted twice).
 
+Periods versus patients (crossover arms): ``n_at_risk`` of a binomial unit is the number of
+*patients*, each counted once. An arm to which m patients contribute two periods (a
+``shared_patients`` row with ``other_arm == arm``) enters with n = n_at_risk - m (the fewest
+distinct patients its periods can hold; the event is "an event in either period", and the
+reported count is capped at that n). A patient in two arms (MSC and sham periods) counts in
+each arm's binomial, under that arm's treatment: the arms are different exposures and share
+the study effect. A Poisson unit keeps its n_at_risk periods as the exposure of its count.
+
 The per-unit log likelihood is the ``loglik`` Deterministic (dim ``arm``); the model gets
 ``sum(unit_weight * loglik)`` as one ``pm.Potential`` (``unit_weight`` = 1, or 0 for a unit
 left out by ``inference.fit(exclude_studies=...)``). Counts and denominators are ``pm.Data``

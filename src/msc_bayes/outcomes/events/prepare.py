@@ -11,6 +11,13 @@ Selection (spec ``[options]``), in this order:
    row. Should one (study, arm, event, timepoint) have both an "any" and a "related"
    row, the "any" row (the superset) is used, with a note, so patients count once.
 4. ``serious_only``: rows with ``serious`` true (MRI rows have no ``serious`` column).
+   ``statements``: "explicit" keeps the rows whose ``wording`` is "count" or "none" (a row
+   without a wording, as in a user's table or mri.csv, counts as explicit) and leaves out the
+   vague statements, with a note; "all" keeps every row. Should one (study, arm, event,
+   attribution, timepoint) have statements of several periods (``timing``), a "whole" row
+   is used over "acute"/"delayed" ones; acute and delayed rows without a whole row combine
+   into one (patients with an event in either period: exact when both are 0, else the sum
+   capped at n_at_risk, an upper bound; events add up), with a note.
 5. ``timepoint`` per (study, arm, event): "last" / "first" of the known
    ``timepoint_months``, or "all" (each its own unit; a sensitivity analysis). A row
    without a timepoint is the single timepoint of its group (if a group mixes rows with
@@ -19,6 +26,15 @@ Selection (spec ``[options]``), in this order:
    type, on the arms that have a row of that event type: each patient counts once per
    event type (an outranked cohort still contributes event types that the preferred
    cohort does not report).
+7. Periods versus patients (crossover arms, ``evidence.shared_patients``): an arm to which
+   m patients contribute two periods (a row with ``other_arm == arm``) enters a binomial
+   unit with n = n_at_risk - m patients (each patient once; the event is "an event in
+   either period"; the reported count, of patients or of periods, is capped at that n, with
+   a note). n_at_risk - m is the fewest distinct patients the arm's periods can hold, so a
+   zero count is not made stronger than it is; m is taken at most n_at_risk // 2. A patient
+   in two arms (e.g. MSC and sham periods) counts in each arm, under that arm's treatment:
+   the arms are different exposures, and the study effect is shared. A unit reporting only
+   an event count keeps its n_at_risk periods (the exposure of a Poisson count).
 """
 
 from __future__ import annotations
@@ -42,11 +58,13 @@ TABLES = {"adverse_events": "adverse_events", "mri_activity": "mri"}
 class Prepared:
     """Everything `build` needs, as plain arrays: inspectable and testable without PyMC.
 
-    ``units`` has one row per modelled unit: the table's columns (``n`` = ``n_at_risk``),
-    the arm's columns from arms.csv (its ``n`` as ``n_arm``), ``label``
-    ("study:arm:event", plus "@<t>mo" when an arm-event keeps several timepoints),
+    ``units`` has one row per modelled unit: the table's columns (``wording`` and ``timing``
+    blank where the table has none), the arm's columns from arms.csv (its ``n`` as
+    ``n_arm``), ``n`` (the binomial's n: ``n_at_risk`` less ``patients_two_periods``, the
+    arm's patients counted twice in its periods, see step 7; ``n_periods`` = ``n_at_risk``),
+    ``label`` ("study:arm:event", plus "@<t>mo" when an arm-event keeps several timepoints),
     ``study_event`` ("study:event"), ``likelihood`` ("binomial" | "poisson") and
-    ``administrations_total`` (administrations received by the arm's n_at_risk patients:
+    ``administrations_total`` (administrations received in the arm's n_at_risk periods:
     ``exposure`` when its unit is administrations, else n_at_risk x arms.csv
     ``administrations``; NaN when unknown).
     """
@@ -132,12 +150,16 @@ def prepare(spec, evidence: Evidence) -> Prepared:
     if opts["serious_only"]:
         rows = rows[column(rows, "serious").astype("boolean").fillna(False).to_numpy(dtype=bool)]
         filters.append("serious_only=true")
+    if opts["statements"] == "explicit":
+        rows = _explicit(rows, notes)
+        filters.append("statements='explicit'")
     if rows.empty:
         raise _no_rows(file, "no rows match " + ", ".join(filters),
                        f"at least one row of {table}.csv with a count (patients_with_event or events) matching the "
                        f"spec's options; event types in {table}.csv: {known}")
 
-    # 3b. both "any" and "related" for the same arm, event and time: keep "any"
+    # 3b. statements of several periods of one arm and event: one row; "any" over "related"
+    rows = _one_timing(rows, notes)
     rows = _any_over_related(rows, attribution, notes)
 
     # 5. timepoints per (study, arm, event)
@@ -154,6 +176,7 @@ def prepare(spec, evidence: Evidence) -> Prepared:
     if units.empty:
         raise _no_rows(file, "no usable rows",
                        "at least one row whose arm has every covariate of the spec: " + (", ".join(spec.covariates)))
+    units = patients_not_periods(units, getattr(evidence, "shared_patients", None), notes)
     _usage_notes(units, notes)
     events = tuple(dict.fromkeys(units["event"]))
     return Prepared(units, d, tuple(notes) + d.notes, table, events)
@@ -213,8 +236,9 @@ def _units(rows: pd.DataFrame, arms: pd.DataFrame) -> pd.DataFrame:
     arm_cols = [c for c in arms.columns if c in ("study", "arm") or (c not in rows.columns and c != "label")]
     units = rows.merge(arms[arm_cols].rename(columns={"n": "n_arm"}), on=["study", "arm"], how="left")
     units["n"] = units["n_at_risk"].astype(float)
-    if "events" not in units.columns:  # mri.csv has no event counts
-        units["events"] = pd.Series(np.nan, index=units.index, dtype=float)
+    for absent in ("events", "wording", "timing"):  # mri.csv has no event counts and no wording
+        if absent not in units.columns:
+            units[absent] = pd.Series(np.nan, index=units.index, dtype=float if absent == "events" else object)
     order = {k: i for i, k in enumerate(arm_keys)}
     event_order = {e: i for i, e in enumerate(dict.fromkeys(units["event"]))}
     units = units.assign(_o=[order[k] for k in zip(units["study"], units["arm"])],
@@ -244,3 +268,102 @@ def _usage_notes(units: pd.DataFrame, notes: list[str]) -> None:
     elif unknown_admin:
         notes.append("rate_per_administration not available for " + ", ".join(unknown_admin)
                      + " (administrations not reported)")
+
+
+#: Wordings of an explicit statement: a count, or "none" of a named event class.
+EXPLICIT_WORDINGS = ("count", "none")
+
+
+def _explicit(rows: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """The rows worded as a count or as "none" (a row without a wording counts as explicit)."""
+    wording = column(rows, "wording")
+    vague = (wording.notna() & ~wording.isin(EXPLICIT_WORDINGS)).to_numpy(dtype=bool)
+    if vague.any():
+        left = [f"{r.study}:{r.arm}:{r.event}" for r in rows[vague].itertuples(index=False)]
+        notes.append("statements='explicit': vague statements left out: " + ", ".join(left))
+    return rows[~vague]
+
+
+#: Which wording a combination of statements keeps: the least explicit.
+_WORDING_ORDER = ("vague", "none", "count")
+
+
+def _one_timing(rows: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """One row per (study, arm, event, attribution, timepoint): "whole" over "acute"/"delayed";
+    acute and delayed combined (see the module's step 4)."""
+    if "timing" not in rows.columns or len(rows) < 2:
+        return rows
+    rows = rows.reset_index(drop=True)
+    key = pd.DataFrame({"s": rows["study"], "a": rows["arm"], "e": rows["event"],
+                        "at": column(rows, "attribution").fillna(""), "t": rows["timepoint_months"].fillna(-1.0)})
+    drop = np.zeros(len(rows), dtype=bool)
+    for idx in key.groupby(list(key.columns), sort=False).indices.values():
+        if len(idx) < 2:
+            continue
+        group = rows.iloc[idx]
+        r = group.iloc[0]
+        what = f"{r.study}:{r.arm}:{r.event}"
+        whole = idx[(group["timing"] == "whole").to_numpy(dtype=bool)]
+        if len(whole):
+            drop[idx] = True
+            drop[whole[0]] = False
+            notes.append(f"{what}: the 'whole' follow-up statement used over the statements of its periods")
+            continue
+        y = pd.to_numeric(group["patients_with_event"], errors="coerce")
+        k = pd.to_numeric(column(group, "events"), errors="coerce")
+        n = float(pd.to_numeric(group["n_at_risk"]).max())
+        y_sum = min(float(y.sum()), n) if y.notna().all() else np.nan
+        k_sum = float(k.sum()) if k.notna().all() else np.nan
+        if np.isnan(y_sum) and np.isnan(k_sum):
+            continue  # no count adds up: left as separate units
+        first = idx[0]
+        wordings = [w for w in _WORDING_ORDER if w in set(group["wording"].dropna())]
+        rows.loc[first, ["patients_with_event", "events", "n_at_risk"]] = [y_sum, k_sum, n]
+        rows.loc[first, "timing"] = "+".join(str(t) for t in group["timing"].fillna("?"))
+        rows.loc[first, "wording"] = wordings[0] if wordings else None
+        rows.loc[first, "event_text"] = " / ".join(str(t) for t in column(group, "event_text").dropna())
+        drop[idx[1:]] = True
+        bound = "" if y_sum == 0 or np.isnan(y_sum) else " (the sum, capped at n_at_risk: an upper bound)"
+        notes.append(f"{what}: statements of {rows.loc[first, 'timing']} combined into one unit: "
+                     f"patients with an event in either period {y_sum:g}{bound}")
+    return rows[~drop]
+
+
+def patients_not_periods(units: pd.DataFrame, shared: pd.DataFrame | None, notes: list[str]) -> pd.DataFrame:
+    """Each patient once per arm (module step 7): a binomial unit's n becomes n_at_risk less the
+    arm's patients with two periods (`shared`: rows with other_arm == arm), its count capped at it."""
+    units = units.assign(n_periods=units["n"], patients_two_periods=0.0)
+    if shared is None or shared.empty:
+        return units
+    same = shared[shared["arm"] == shared["other_arm"]]
+    twice = dict(zip(zip(same["study"], same["arm"]), pd.to_numeric(same["patients"]).astype(float)))
+    for i, r in units.iterrows():
+        m = twice.get((r["study"], r["arm"]), 0.0)
+        if not m:
+            continue
+        n = float(r["n"])
+        if r["likelihood"] != "binomial":
+            notes.append(f"{r['label']}: an event count over its {n:g} periods (the Poisson exposure); "
+                         f"{m:g} patients with two periods not subtracted")
+            continue
+        used = min(m, float(n // 2))
+        note = f"{r['label']}: n_at_risk {n:g} - {used:g} patients with two periods = {n - used:g}"
+        if used < m:
+            note += f" (only {used:g} of the {m:g} patients with two periods fit in {n:g} periods)"
+        y = float(r["patients_with_event"])
+        if y > n - used:
+            note += f"; patients_with_event {y:g} capped at {n - used:g}"
+            units.loc[i, "patients_with_event"] = n - used
+        units.loc[i, ["n", "patients_two_periods"]] = [n - used, used]
+        notes.append(note)
+    return units
+
+
+def patients_text(units: pd.DataFrame) -> str:
+    """The methods' sentence on periods versus patients, with the arms it changed."""
+    changed = units[units["patients_two_periods"] > 0] if "patients_two_periods" in units.columns else units[:0]
+    which = "; ".join(f"{r.label}: {r.n_periods:g} - {r.patients_two_periods:g} = {r.n:g}"
+                      for r in changed.itertuples(index=False)) or "no modelled arm has patients with two periods"
+    return ("Arms count patients, not periods: an arm to which m patients contribute two periods (crossover) enters "
+            f"with n_at_risk - m patients, an event in either period counting once ({which}), and a patient in two "
+            "arms counts in each, under that arm's treatment.")
