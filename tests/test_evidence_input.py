@@ -130,10 +130,10 @@ def test_file_over_the_size_limit_is_not_read(data_copy, monkeypatch):
 
 
 def test_too_many_cells(data_copy, monkeypatch):
-    monkeypatch.setattr(reading, "MAX_CELLS", 100)
+    monkeypatch.setattr(reading, "MAX_CELLS", 40)  # shared_patients.csv, the smallest table, has over 40
     problems = problems_of(data_copy)
     assert sorted(Path(p.file).name for p in problems) == sorted(f"{t}.csv" for t in TABLES)
-    assert all(p.value == "more than 100 cells" and p.line > 1 for p in problems)
+    assert all(p.value == "more than 40 cells" and p.line > 1 for p in problems)
 
 
 # --- 2. near-miss file names -----------------------------------------------------------------

@@ -15,7 +15,7 @@ What is read, and how:
 * **Near-miss file names.** When a table's file is absent, a file whose name, cut at its
   first '.', lower-cased and with spaces/'-' as '_', is that table's name or close to it
   (difflib ratio >= 0.8: ``EDSS.csv``, ``mri.CSV``, ``arm.csv``, ``adverse_event.csv``,
-  ``edss.csv.txt``) is a problem with a "did you mean". Every other file (``README.md``,
+  ``edss.csv.txt``, ``shared_patient.csv``, ``Shared_patients.csv``) is a problem with a "did you mean". Every other file (``README.md``,
   ``notes.txt``, CSV files not named like a table, such as ``covariates.csv``) is ignored.
 * **Text.** UTF-8 (a BOM is allowed), comma-separated, as the csv module reads it.
   A header cell's surrounding whitespace is stripped (as every cell's is); an empty or
@@ -39,15 +39,25 @@ What is read, and how:
   ``n_at_risk`` (``adverse_events.csv``, ``mri.csv``), and the distinct patients of an arm
   in ``patients.csv``, are at most that arm's ``n`` in ``arms.csv`` (when there is one: arms
   derived from the outcome tables take their ``n`` from ``edss.csv``).
+* **Crossover designs.** ``shared_patients.csv`` (optional, like every table) says which arms of
+  a study share patients (a patient with a period in each) and which arms hold two periods of a
+  patient; arms.csv ``periods_after_msc`` says how many of an arm's periods follow an MSC period
+  of the same patient. Its arms and sizes are checked against arms.csv when there is one; it is
+  never a source of arms. Schema and rules: :mod:`msc_bayes.evidence.schema`.
+* **Adverse-event statements** carry ``timing`` (:data:`AE_TIMINGS`) and ``wording``
+  (:data:`AE_WORDINGS`), both optional; ``serious`` may be blank.
 """
 
 from msc_bayes.evidence.reading import MAX_CELLS, MAX_FILE_BYTES, NUMBER
 from msc_bayes.evidence.schema import (
+    AE_TIMINGS,
+    AE_WORDINGS,
     ATTRIBUTIONS,
     CELL_ORIGINS,
     CELL_SOURCES,
     COUNT_COLUMNS,
     DAYS_PER_MONTH,
+    DESIGN_TABLES,
     DESIGNS,
     DISEASES,
     EDSS_STEP,
@@ -69,12 +79,15 @@ from msc_bayes.evidence.schema import (
 from msc_bayes.evidence.tables import Evidence, load_evidence
 
 __all__ = [
+    "AE_TIMINGS",
+    "AE_WORDINGS",
     "ATTRIBUTIONS",
     "CELL_ORIGINS",
     "CELL_SOURCES",
     "COUNT_COLUMNS",
     "DAYS_PER_MONTH",
     "DESIGNS",
+    "DESIGN_TABLES",
     "DISEASES",
     "EDSS_STEP",
     "EXPOSURE_UNITS",

@@ -1,5 +1,6 @@
 """Checks across the rows and tables of parsed evidence: known arms, arm sizes, timepoints,
-duplicates, secondary fields and each table's own rules (counts, CIs, EDSS steps, events)."""
+duplicates, secondary fields and each table's own rules (counts, CIs, EDSS steps, events, the
+patients that crossover arms share: `_check_shared_patients`)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ def _check_rows(tables: dict[str, pd.DataFrame], label, broken: set[str], proble
     arms = tables["arms"]
     for name, df in tables.items():
         if not len(df) or name in broken:
+            continue
+        if name == "shared_patients":  # its own known-arm, size and duplicate rules
+            if "arms" not in broken:
+                _check_shared_patients(df, arms, label(name), problems, arms_given)
+            _check_secondary_fields(name, df, label(name), problems)
             continue
         if name != "arms" and "arms" not in broken:
             _check_known_arms(df, arms, label(name), problems)
@@ -123,6 +129,9 @@ def _check_arms(arms: pd.DataFrame, file: str, problems: list[Problem]) -> None:
                                     "either followup_months or followup_weeks, not both"))
         if pd.notna(row.overlap_group) != pd.notna(row.overlap_rank):
             problems.append(Problem(file, i, "overlap_rank", row.overlap_rank, "overlap_group and overlap_rank together"))
+        after = row.periods_after_msc
+        if pd.notna(after) and pd.notna(row.n) and after > row.n:
+            problems.append(Problem(file, i, "periods_after_msc", after, f"at most the arm's n ({row.n}) periods"))
 
 
 def _check_edss(edss: pd.DataFrame, file: str, problems: list[Problem]) -> None:
@@ -198,12 +207,67 @@ def _on_edss_grid(value: float) -> bool:
 
 def _check_events(df: pd.DataFrame, file: str, problems: list[Problem]) -> None:
     for i, row in enumerate(df.itertuples(index=False), 1):
+        wording = getattr(row, "wording", None)
         if pd.notna(row.patients_with_event) and pd.notna(row.n_at_risk) and row.patients_with_event > row.n_at_risk:
             problems.append(Problem(file, i, "patients_with_event", row.patients_with_event,
                                     f"at most n_at_risk ({row.n_at_risk})"))
+        elif isinstance(wording, str) and wording in ("none", "vague") and pd.notna(row.patients_with_event) and row.patients_with_event > 0:
+            problems.append(Problem(file, i, "patients_with_event", row.patients_with_event,
+                                    f"0 for a statement worded '{wording}' (words that say none occurred)"))
         events = getattr(row, "events", None)
         if events is not None and pd.notna(events) and pd.notna(row.patients_with_event) and events < row.patients_with_event:
             problems.append(Problem(file, i, "events", events, f"at least patients_with_event ({row.patients_with_event})"))
         exposure = getattr(row, "exposure", None)
         if exposure is not None and pd.notna(exposure) and pd.isna(row.exposure_unit):
             problems.append(Problem(file, i, "exposure_unit", "", "the unit of exposure (" + ", ".join(EXPOSURE_UNITS) + ")"))
+
+
+def _check_shared_patients(df: pd.DataFrame, arms: pd.DataFrame, file: str, problems: list[Problem],
+                           arms_given: bool) -> None:
+    """Each row a pair of arms of one study (or an arm with itself), given once; its patients
+    fit in both arms' n, twice for an arm with itself; and for each arm, patients shared with
+    other arms + 2 x patients twice in it <= its n. Arms and sizes are checked only against an
+    arms.csv that was given (`arms_given`)."""
+    by_study: dict[object, list] = collections.defaultdict(list)
+    arm_n = {}
+    for s, a, n in zip(arms["study"], arms["arm"], arms["n"]):
+        if pd.notna(s) and pd.notna(a):
+            by_study[s].append(a)
+        if pd.notna(n):
+            arm_n[s, a] = n
+    seen: dict[tuple, int] = {}
+    used: dict[tuple, int] = collections.defaultdict(int)  # periods of an arm that the rows account for
+    last_row: dict[tuple, int] = {}
+    for i, (s, a, b, k) in enumerate(zip(df["study"], df["arm"], df["other_arm"], df["patients"]), 1):
+        known = True
+        for col, arm in (("arm", a), ("other_arm", b)):
+            if arms_given and arm not in by_study.get(s, ()):
+                known = False
+                hint = did_you_mean(arm, sorted(by_study[s])) if s in by_study else did_you_mean(s, sorted(by_study))
+                problems.append(Problem(file, i, f"study/{col}", f"{s}/{arm}",
+                                        "an arm of the same study listed in arms.csv" + hint))
+        pair = (s, *sorted((a, b), key=str))
+        if pair in seen:
+            again = "appears earlier" if (a, b) == tuple(df[["arm", "other_arm"]].iloc[seen[pair] - 1]) \
+                else "appears earlier as (other_arm, arm)"
+            problems.append(Problem(file, i, "study,arm,other_arm", (s, a, b),
+                                    f"a unique pair of arms (the same pair {again})"))
+            continue
+        seen[pair] = i
+        if not known or not arms_given or pd.isna(k):
+            continue
+        sizes = [arm_n[s, x] for x in {a, b} if (s, x) in arm_n]
+        if a == b and sizes and 2 * k > sizes[0]:
+            problems.append(Problem(file, i, "patients", k, f"at most half the arm's n ({sizes[0]}): "
+                                    "each of these patients has two periods in the arm"))
+        elif sizes and k > min(sizes):
+            problems.append(Problem(file, i, "patients", k, f"at most the smaller n of the two arms ({min(sizes)})"))
+        else:
+            for x in {a, b}:
+                used[s, x] += 2 * k if a == b else k
+                last_row[s, x] = i
+    for (s, x), total in used.items():
+        if (s, x) in arm_n and total > arm_n[s, x]:
+            problems.append(Problem(file, last_row[s, x], "patients", total,
+                                    f"at most the n of {s}/{x} ({arm_n[s, x]}) periods over all its rows: the "
+                                    "patients it shares with other arms + 2 x its patients with two periods"))

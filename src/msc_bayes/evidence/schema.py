@@ -1,5 +1,31 @@
 """The vocabulary of the evidence tables: codes (routes, diseases, ...), each table's columns
-(`SCHEMAS`), the columns that identify a row, and which values a row needs."""
+(`SCHEMAS`), the columns that identify a row, and which values a row needs.
+
+Crossover designs (one patient contributes a period to more than one arm, or two periods to one):
+
+* ``shared_patients.csv``: one row per unordered pair of arms of one study that share patients,
+  or an arm with itself. ``patients`` (whole number >= 1) counts the patients who contribute a
+  period to both ``arm`` and ``other_arm``; when ``other_arm`` is ``arm``, the patients who
+  contribute two periods to that arm. Key (study, arm, other_arm); a pair given twice, also as
+  (b, a), is a problem. Both arms are arms of ``arms.csv`` of the same study (when there is an
+  arms.csv), ``patients`` is at most the ``n`` of either arm, twice it at most the arm's ``n``
+  for an arm with itself, and for each arm the patients it shares with other arms plus twice
+  its repeated patients are at most its ``n`` (an arm's ``n`` counts periods). An absent file
+  means no study shares patients between arms (the arms are independent).
+* ``arms.csv`` ``periods_after_msc``: how many of the arm's periods come after an MSC period of
+  the same patient (carry-over into a control arm); a whole number between 0 and the arm's
+  ``n``. Blank: none (no period of the arm follows an MSC period).
+
+Adverse-event statements (``adverse_events.csv``): ``serious`` may be blank (the words do not
+say); ``timing`` (:data:`AE_TIMINGS`) is the period a statement covers (``whole`` = the whole
+follow-up) and ``wording`` (:data:`AE_WORDINGS`) how it is worded: ``count`` = a number of
+patients is reported, ``none`` = the words name the event class and say none occurred, ``vague``
+= words excluding a less defined class (coded under the event the words name, e.g.
+``major_ae``, ``significant_ae``, ``intolerable_ae``, never ``serious_ae``). A ``none`` or
+``vague`` statement reports no patient with the event (``patients_with_event`` 0). Both may be
+blank (user tables without them); ``timing`` is part of a row's key (an acute and a delayed
+statement of one event are two rows). Event codes (``event`` in adverse_events.csv and mri.csv) are
+free text: the models select events by the codes the tables use."""
 
 from __future__ import annotations
 
@@ -15,12 +41,18 @@ CELL_ORIGINS = ("autologous", "allogeneic")
 GRADES = ("primary", "secondary")
 ATTRIBUTIONS = ("any", "related")
 EXPOSURE_UNITS = ("administrations", "person_years")
+#: The period an adverse-event statement covers (whole = the whole follow-up).
+AE_TIMINGS = ("acute", "delayed", "whole")
+#: How an adverse-event statement is worded: a count, "none occurred" of a named class, or vague words.
+AE_WORDINGS = ("count", "none", "vague")
 #: EDSS moves in steps of 0.5 (0 to 10).
 EDSS_STEP = 0.5
 #: Weeks to months: mean Gregorian month of 30.4375 days.
 DAYS_PER_MONTH = 30.4375
 
-TABLES = ("arms", "edss", "patients", "adverse_events", "mri")
+TABLES = ("arms", "edss", "patients", "adverse_events", "mri", "shared_patients")
+#: Tables that describe arms rather than report outcomes: no arm is derived from them.
+DESIGN_TABLES = ("shared_patients",)
 COUNT_COLUMNS = ("improved", "stable", "worsened", "stable_or_improved", "stable_or_worsened")
 
 
@@ -76,7 +108,9 @@ SCHEMAS: dict[str, dict[str, Column]] = {
         "courses_max": Column("int", low=1), "administrations": Column("int", low=1),
         "n": Column("int", required=True, low=1), "followup_months": Column("float", positive=True),
         "followup_weeks": Column("float", positive=True), "overlap_group": _S,
-        "overlap_rank": Column("int", low=1), **PROVENANCE,
+        "overlap_rank": Column("int", low=1),
+        "periods_after_msc": Column("int", low=0, what="periods of the arm after an MSC period; at most n"),
+        **PROVENANCE,
     },
     "edss": {
         **_KEYS, **_TIME, "n": Column("int", required=True, low=1),
@@ -101,6 +135,7 @@ SCHEMAS: dict[str, dict[str, Column]] = {
         "patients_with_event": Column("int", required=True, low=0),
         "n_at_risk": Column("int", required=True, low=1), "events": _COUNT,
         "exposure": Column("float", positive=True), "exposure_unit": Column("cat", choices=EXPOSURE_UNITS),
+        "timing": Column("cat", choices=AE_TIMINGS), "wording": Column("cat", choices=AE_WORDINGS),
         **_TIME, **PROVENANCE,
     },
     "mri": {
@@ -108,14 +143,20 @@ SCHEMAS: dict[str, dict[str, Column]] = {
         "patients_with_event": Column("int", required=True, low=0),
         "n_at_risk": Column("int", required=True, low=1), **PROVENANCE,
     },
+    "shared_patients": {
+        **_KEYS, "other_arm": Column("str", required=True),
+        "patients": Column("int", required=True, low=1, what="patients with a period in both arms"),
+        **PROVENANCE,
+    },
 }
 #: Columns that identify a row; a repeat is a duplicate.
 ROW_KEYS = {
     "arms": ("study", "arm"),
     "edss": ("study", "arm", "timepoint_months"),
     "patients": ("study", "arm", "patient", "timepoint_months"),
-    "adverse_events": ("study", "arm", "event", "attribution", "timepoint_months"),
+    "adverse_events": ("study", "arm", "event", "attribution", "timing", "timepoint_months"),
     "mri": ("study", "arm", "event", "timepoint_months"),
+    "shared_patients": ("study", "arm", "other_arm"),
 }
 MISSING = {"", "NA", "N/A", "NR", "nan", "NaN"}
 #: Groups of columns of which a table needs at least one (beyond its required columns).

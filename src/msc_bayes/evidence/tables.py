@@ -22,6 +22,7 @@ from msc_bayes.evidence.reading import (
 )
 from msc_bayes.evidence.schema import (
     DAYS_PER_MONTH,
+    DESIGN_TABLES,
     SCHEMAS,
     TABLES,
     _dtype,
@@ -83,7 +84,7 @@ class Evidence:
         tables = {"arms": arms.loc[keep].reset_index(drop=True)}
         for name in TABLES[1:]:
             df = self._tables[name]
-            tables[name] = df.merge(kept, on=["study", "arm"], how="inner") if len(df) else df
+            tables[name] = df[_of_arms(df, set(zip(kept["study"], kept["arm"])))].reset_index(drop=True)
         return Evidence(self.path, f"{self.data_hash}+subset-{_hash_tables(tables)[:8]}", tables)
 
     def without_secondary(self) -> Evidence:
@@ -106,9 +107,16 @@ class Evidence:
         tables["patients"] = tables["patients"][tables["patients"].get("grade", "primary") != "secondary"]
         arms = set(zip(tables["arms"]["study"], tables["arms"]["arm"]))
         for name in TABLES[1:]:
-            df = tables[name]
-            tables[name] = df[np.array([key in arms for key in zip(df["study"], df["arm"])], dtype=bool)]
+            tables[name] = tables[name][_of_arms(tables[name], arms)]
         return Evidence(self.path, f"{self.data_hash}-secondary-{_hash_tables(tables)[:8]}", tables)
+
+
+def _of_arms(df: pd.DataFrame, arms: set[tuple]) -> np.ndarray:
+    """Which rows of `df` are about kept arms only (shared_patients: both `arm` and `other_arm`)."""
+    keep = np.array([key in arms for key in zip(df["study"], df["arm"])], dtype=bool)
+    if "other_arm" in df:
+        keep &= np.array([key in arms for key in zip(df["study"], df["other_arm"])], dtype=bool)
+    return keep
 
 
 def _to_text(df: pd.DataFrame) -> pd.DataFrame:
@@ -197,7 +205,7 @@ def _hash_tables(tables: dict[str, pd.DataFrame]) -> str:
 
 
 def _arms_from_outcomes(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    parts = [t[["study", "arm"]] for n, t in tables.items() if n != "arms" and len(t)]
+    parts = [t[["study", "arm"]] for n, t in tables.items() if n != "arms" and n not in DESIGN_TABLES and len(t)]
     keys = pd.concat(parts).dropna().drop_duplicates() if parts else pd.DataFrame(columns=["study", "arm"])
     arms = pd.DataFrame({c: pd.Series([None] * len(keys), dtype=_dtype(col)) for c, col in SCHEMAS["arms"].items()})
     arms["study"], arms["arm"] = keys["study"].to_numpy(), keys["arm"].to_numpy()
