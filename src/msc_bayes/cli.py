@@ -159,7 +159,8 @@ def _validate(args) -> int:
     from msc_bayes.evidence import load_evidence
 
     ev = load_evidence(args.data)
-    counts = ", ".join(f"{len(ev.table(t))} {t}" for t in ("arms", "edss", "patients", "adverse_events", "mri"))
+    counts = ", ".join(f"{len(ev.table(t))} {t}" for t in ("arms", "edss", "patients", "adverse_events", "mri")
+                       + (("shared_patients",) if len(ev.shared_patients) else ()))
     print(one_line(f"{args.data}: valid ({len(ev.studies)} studies; {counts} rows; data hash {ev.data_hash})"))
     return 0
 
@@ -177,7 +178,8 @@ def _describe(args) -> int:
             for r in rows.itertuples(index=False):
                 followup = f"{r.followup_months:g} months" if pd.notna(r.followup_months) else "not reported"
                 print(one_line(f"  [{r.arm}] {r.group}, {r.disease}, n={r.n}, route {r.route}, courses {r.courses}, "
-                               f"follow-up {followup}" + (f", overlap {r.overlap}" if r.overlap else "")))
+                               f"follow-up {followup}" + (f", overlap {r.overlap}" if r.overlap else "")
+                               + (f", crossover: {r.crossover}" if r.crossover else "")))
                 for label, text in (("EDSS", r.edss), ("AE", r.adverse_events), ("MRI", r.mri)):
                     if text:
                         print(one_line(f"      {label}: {text}"))
