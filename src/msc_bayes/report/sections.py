@@ -17,7 +17,11 @@ from msc_bayes.report.views import (
 )
 from msc_bayes.results import attrs, interval_text
 from msc_bayes.sensitivity import sensitivity_for_report
-from msc_bayes.sensitivity.report_policy import report_arguments, varied_text
+from msc_bayes.sensitivity.report_policy import (
+    report_arguments,
+    report_evidence,
+    varied_text,
+)
 
 
 def _figure(folder: Path, file: str, png: bytes, **fields) -> dict:
@@ -83,7 +87,7 @@ def sensitivity_section(folder: Path, run, evidence) -> dict:
     threshold = psense["threshold"].iloc[0] if "threshold" in psense and len(psense) else 0.05
     scaled = psense["power_scaled"].iloc[0] if "power_scaled" in psense and len(psense) else ""
     return {
-        "varied": varied_text(table, arguments["evidence_names"]),
+        "varied": varied_text(table, report_evidence(fit.spec, evidence)),
         "figure": figure,
         "table": sensitivity_view(table), "psense": psense_view(psense),
         "psense_text": (f"Power-scaling sensitivity (ArviZ psense) of the base fit: the priors of "

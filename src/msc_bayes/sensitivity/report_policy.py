@@ -3,17 +3,20 @@
 :func:`sensitivity_for_report` runs the chosen families (each an :class:`~.base.Analysis` in its
 own module, see :data:`FAMILIES`) and lays their headline rows out in one table
 (:func:`report_table`) beside the base fit's power-scaling table. The report's own choice
-(``SENSITIVITY_*``: only scenarios that reuse the report's compiled base model) is
-:func:`report_arguments`; :func:`varied_text` says in one sentence what was varied.
+(``SENSITIVITY_*``: scenarios that reuse the report's compiled base model, and a few named ones
+that compile) is :func:`report_arguments` (its evidence scenarios: :func:`report_evidence`);
+:func:`varied_text` says in one sentence what was varied.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import pandas as pd
 
+from msc_bayes import inference
 from msc_bayes.sensitivity.base import (
     INTERVAL_LABEL,
     K_THRESHOLD,
@@ -26,7 +29,9 @@ from msc_bayes.sensitivity.base import (
 from msc_bayes.sensitivity.evidence_scenarios import (
     EVIDENCE_SCENARIOS,
     EvidenceFamily,
-    as_exclusion,
+    NoRefit,
+    plan,
+    reuses_base_model,
 )
 from msc_bayes.sensitivity.leave_one_out import LeaveOneOutFamily
 from msc_bayes.sensitivity.power_scaling import power_scaling
@@ -124,16 +129,20 @@ def sensitivity_for_report(spec, evidence, *, families: Sequence[str] = REPORT_F
 # The report's policy
 # --------------------------------------------------------------------------------------
 
-# Sensitivity section (EDSS models only; skipped with --no-sensitivity). Only scenarios that
-# reuse the report's compiled base model are run, so the section costs sampling, never a
-# compile: a change of prior family, of the EDSS threshold or of the data/structure would
-# compile one new model per scenario (tens of seconds each). The base fit itself is reused
-# (sweep.remember_fit), and every refit uses the sampler settings of the report's final fit.
+# Sensitivity section (EDSS models, and the adverse events' safety wording; skipped with
+# --no-sensitivity). Only scenarios that reuse the report's compiled base model are run (plus the
+# few named in SENSITIVITY_COMPILED), so the section costs sampling, not compiles: a change of prior
+# family, of the EDSS threshold or of the data/structure would compile one new model per scenario
+# (tens of seconds each on a machine's first run; the on-disk compile cache loads it later). The
+# base fit itself is reused (sweep.remember_fit), and every refit uses the sampler settings of the
+# report's final fit.
 #: Outcomes that get a sensitivity section.
-SENSITIVITY_OUTCOMES = ("edss_change",)
-#: Families run: hyperpriors, rho held near fixed values, evidence subgroups, leave-one-study-out
-#: ("threshold" is left out: each threshold compiles its own model).
+SENSITIVITY_OUTCOMES = ("edss_change", "adverse_events")
+#: Families run: hyperpriors, rho held near fixed values, evidence readings, leave-one-study-out
+#: ("threshold" is left out: each threshold compiles its own model) ...
 SENSITIVITY_FAMILIES = ("prior", "rho", "evidence", "leave-one-out")
+#: ... except for these outcomes, which show only the families named here.
+SENSITIVITY_OUTCOME_FAMILIES = {"adverse_events": ("evidence",)}
 #: Alternative hyperpriors by PSIS importance reweighting of the base fit (no refit at all) ...
 SENSITIVITY_PRIOR_METHOD = "reweight"
 #: ... and where Pareto k is too high, exact refits only of alternatives keeping the base prior
@@ -145,39 +154,72 @@ SENSITIVITY_LOO_METHOD = "reweight"
 #: rho held (almost) fixed at these values: a tight Beta, the family of the spec's rho prior
 #: (run only when that prior is Beta, else it would compile).
 SENSITIVITY_RHO_VALUES = (0.2, 0.5, 0.8)
-#: Evidence scenarios run: only those that are exact zero-weight refits of the base model
-#: (whole studies left out; checked per spec, others are skipped).
-SENSITIVITY_EVIDENCE = ("progressive MS only",)
+#: Evidence scenarios considered, per outcome (default: "*"). Run are those that apply, change
+#: something, and either are exact zero-weight refits of the base model (whole studies left out)
+#: or refit its compiled model (options that set pm.Data only: shared_patients, carry_over),
+#: checked per spec (:func:`report_evidence`); the others are skipped unless in SENSITIVITY_COMPILED.
+SENSITIVITY_EVIDENCE = {
+    "*": ("progressive MS only", "without MSC-NP and placenta-derived cells",
+          "Tehran: Bonab 2012 overlapping the pilots", "Tehran: pilot and 5-year follow-up counted once",
+          "Petrou 2020 arms as independent", "carry-over none", "carry-over full", "first period only",
+          "without secondary per-patient data"),
+    "adverse_events": ("explicit safety statements only",),
+}
+#: Evidence scenarios run even though each compiles a model of its own (see the module docs for the cost).
+SENSITIVITY_COMPILED = ("without secondary per-patient data", "explicit safety statements only")
+
+#: How a report's evidence scenario is fitted (:func:`report_evidence`).
+EXCLUSION, SAME_MODEL, OWN_MODEL = ("exact zero-weight refit of the base model",
+                                    "refit of the base's compiled model under other option values",
+                                    "a model of its own (compiled)")
 
 
 def sensitivity_settings() -> dict:
     """The report's sensitivity policy, as written in run.json."""
     return {"outcomes": list(SENSITIVITY_OUTCOMES), "families": list(SENSITIVITY_FAMILIES),
+            "outcome_families": {k: list(v) for k, v in SENSITIVITY_OUTCOME_FAMILIES.items()},
             "prior_method": SENSITIVITY_PRIOR_METHOD, "refit_unreliable": SENSITIVITY_REFIT_UNRELIABLE,
             "loo_method": SENSITIVITY_LOO_METHOD, "rho_values": list(SENSITIVITY_RHO_VALUES),
-            "evidence": list(SENSITIVITY_EVIDENCE)}
+            "evidence": {k: list(v) for k, v in SENSITIVITY_EVIDENCE.items()},
+            "evidence_compiled": list(SENSITIVITY_COMPILED)}
 
 
-def _exclusion_scenarios(spec, evidence) -> list[str]:
-    """The SENSITIVITY_EVIDENCE scenarios that are exact zero-weight refits of the base model."""
-    keep = []
-    for name in SENSITIVITY_EVIDENCE:
+_PLANS: dict[str, dict[str, str]] = {}
+
+
+def report_evidence(spec, evidence) -> dict[str, str]:
+    """The evidence scenarios the report runs for this spec, each with how it is fitted
+    (:data:`EXCLUSION`, :data:`SAME_MODEL` or :data:`OWN_MODEL`), in :data:`SENSITIVITY_EVIDENCE`'s order."""
+    key = inference.structure_key(spec, evidence) + json.dumps(spec.to_dict(), sort_keys=True, default=str)
+    if key in _PLANS:
+        return dict(_PLANS[key])
+    chosen = {}
+    for name in SENSITIVITY_EVIDENCE.get(spec.outcome, SENSITIVITY_EVIDENCE["*"]):
         try:
-            spec2, evidence2, _ = EVIDENCE_SCENARIOS[name](spec, evidence)
+            planned = plan(spec, evidence, EVIDENCE_SCENARIOS[name])
         except Exception:  # noqa: BLE001, S112 - e.g. no such arms: nothing to refit
             continue
-        if as_exclusion(spec, evidence, spec2, evidence2):
-            keep.append(name)
-    return keep
+        if isinstance(planned, NoRefit):
+            continue
+        spec2, evidence2, _, exclude = planned
+        if exclude:
+            chosen[name] = EXCLUSION
+        elif reuses_base_model(spec, evidence, spec2, evidence2):
+            chosen[name] = SAME_MODEL
+        elif name in SENSITIVITY_COMPILED:
+            chosen[name] = OWN_MODEL
+    _PLANS[key] = chosen
+    return dict(chosen)
 
 
 def _families(spec, evidence) -> tuple[tuple[str, ...], list[str]]:
-    """The SENSITIVITY_FAMILIES that reuse this model's compiled form, and the evidence scenarios run."""
-    families, names = list(SENSITIVITY_FAMILIES), []
+    """The families that reuse this model's compiled form, and the evidence scenarios run."""
+    families = list(SENSITIVITY_OUTCOME_FAMILIES.get(spec.outcome, SENSITIVITY_FAMILIES))
+    names: list[str] = []
     if "rho" in families and getattr(spec.priors.get("rho"), "dist", None) != "Beta":
         families.remove("rho")  # a tight non-Beta rho prior would compile a new model
     if "evidence" in families:
-        names = _exclusion_scenarios(spec, evidence)
+        names = list(report_evidence(spec, evidence))
         if not names:
             families.remove("evidence")
     return tuple(families), names
@@ -192,8 +234,19 @@ def report_arguments(spec, evidence) -> dict:
             "rho_values": SENSITIVITY_RHO_VALUES, "evidence_names": names}
 
 
-def varied_text(table: pd.DataFrame, names: list[str]) -> str:
-    """One sentence: what the sensitivity section varied (from the families in the table)."""
+def _evidence_text(names: Sequence[str] | Mapping[str, str]) -> str:
+    """"the evidence (a, b as exact zero-weight refits ...; c as ...)" from names, or names -> how."""
+    how = dict(names) if isinstance(names, Mapping) else dict.fromkeys(names, EXCLUSION)
+    groups = {h: [n for n, x in how.items() if x == h] for h in dict.fromkeys(how.values())}
+    said = {EXCLUSION: "as exact zero-weight refits of the base model",
+            SAME_MODEL: "as refits of the base's compiled model under other option values",
+            OWN_MODEL: "each with a model of its own (compiled)"}
+    return "the evidence (" + "; ".join(f"{', '.join(ns)}, {said.get(h, h)}" for h, ns in groups.items()) + ")"
+
+
+def varied_text(table: pd.DataFrame, names: Sequence[str] | Mapping[str, str]) -> str:
+    """One sentence: what the sensitivity section varied (from the families in the table); ``names``:
+    the evidence scenarios run (all exact zero-weight refits), or name -> how (:func:`report_evidence`)."""
     rows = table.drop_duplicates(["family", "scenario"])
     count = rows["family"].value_counts()
     parts = []
@@ -203,7 +256,7 @@ def varied_text(table: pd.DataFrame, names: list[str]) -> str:
     if count.get("rho"):
         parts.append("the pre–post correlation rho held near " + ", ".join(f"{v:g}" for v in SENSITIVITY_RHO_VALUES))
     if count.get("evidence"):
-        parts.append("the evidence (" + ", ".join(names) + ", as exact zero-weight refits of the base model)")
+        parts.append(_evidence_text(names))
     if count.get("leave-one-out"):
         loo = rows[rows["family"] == "leave-one-out"]
         n_refit = int((loo["method"] != "reweight").sum())
@@ -214,6 +267,8 @@ def varied_text(table: pd.DataFrame, names: list[str]) -> str:
         else:
             parts.append(f"each of {count['leave-one-out']} studies left out in turn (exact zero-weight refits)")
     varied = "; ".join(parts) if parts else "nothing (no scenario applied)"
+    compiled = isinstance(names, Mapping) and OWN_MODEL in names.values() and count.get("evidence")
+    others = "other evidence readings than those listed" if compiled else "other evidence readings"
     return (f"Varied, each with the base fit's sampler settings: {varied}. Scenarios that would compile a new "
-            "model (other prior families refitted, the EDSS category threshold, other evidence readings) are not "
+            f"model (other prior families refitted, the EDSS category threshold, {others}) are not "
             "run here; see msc_bayes.sensitivity.")
