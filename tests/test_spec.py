@@ -111,7 +111,11 @@ def test_defaults_filled(tmp_path):
         "default_threshold": 0.5,
         "exclude_overlapping": True,
         "exclude_secondary": False,
+        "shared_patients": True,
+        "carry_over": "estimate",
     }
+    assert s.priors["rho_within"] == Prior("TruncatedNormal", {"mu": 0, "sigma": 0.5, "lower": -1, "upper": 1})
+    assert s.priors["carry_over"] == Prior("Beta", {"alpha": 1, "beta": 1})
     assert s.covariate_options == {"courses": CovariateOption("identity", False, False, None)}
     assert s.sampler == SamplerSettings(draws=1000, tune=1000, chains=4, target_accept=0.9, seed=20261121)
 
@@ -621,3 +625,16 @@ def test_centre_may_be_a_value_to_subtract():
         "timepoint_months"].centre is True
     with pytest.raises(SpecError, match="true, false, or a number"):
         spec_from_dict(base | {"covariate_options": {"timepoint_months": {"centre": "twelve"}}})
+
+
+def test_share_and_correlation_priors_keep_their_domain():
+    """carry_over is a share (support within [0, 1]), rho_within a correlation ([-1, 1])."""
+    with pytest.raises(SpecError, match=r"support within \[0, 1\] for 'carry_over'"):
+        spec_from_dict({"outcome": "edss_change", "covariates": [],
+                        "priors": {"carry_over": {"dist": "Uniform", "lower": -0.5, "upper": 1}}})
+    with pytest.raises(SpecError, match=r"support within \[-1, 1\] for 'rho_within'"):
+        spec_from_dict({"outcome": "edss_change", "covariates": [],
+                        "priors": {"rho_within": {"dist": "Normal", "mu": 0, "sigma": 0.5}}})
+    ok = spec_from_dict({"outcome": "edss_change", "covariates": [], "options": {"carry_over": "full"},
+                         "priors": {"carry_over": {"dist": "Beta", "alpha": 2, "beta": 5}}})
+    assert ok.options["carry_over"] == "full"
