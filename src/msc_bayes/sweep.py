@@ -161,9 +161,10 @@ def _oracle_units(spec, evidence):
         return None
     from msc_bayes.outcomes import edss
 
-    units = edss.prepare(spec, evidence).units
+    prepared = edss.prepare(spec, evidence)
+    units = prepared.units
     plain = (all(list(f) == ["change"] for f in units["formats"]) and units["study"].is_unique
-             and not (units["group"].fillna("msc") == "control").any())
+             and not (units["group"].fillna("msc") == "control").any() and not prepared.shared)
     return units if plain else None
 
 
