@@ -105,6 +105,7 @@ OUTCOME = Outcome(
         Statement("beta", "Numeric covariate effects (per unit of the covariate on the model scale): {value}.",
                   listing=True, numeric_only=True),
     ),
+    units_text=shared.units_text,
     data_options=("shared_patients", "carry_over"),
     option_data=shared.option_data,
 )  # fmt: skip

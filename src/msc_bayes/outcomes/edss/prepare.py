@@ -150,6 +150,8 @@ def prepare(spec, evidence: Evidence) -> Prepared:
                                      "at least one arm with an EDSS format the spec enables whose arms.csv row "
                                      "has every covariate of the spec: " + ", ".join(spec.covariates))])
     groups = shared.shared_groups(units, evidence)
+    units = units.assign(shares_patients=shared.sharing_text(units, groups),
+                         carry_fraction=shared.carry_fraction(units, evidence))
     return Prepared(units, d, tuple(notes) + tuple(_shared_note(units, g) for g in groups) + d.notes, groups)
 
 

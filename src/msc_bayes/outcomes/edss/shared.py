@@ -117,6 +117,49 @@ def _check_definite(study: str, t: float, arms: list[str], B: np.ndarray) -> Non
             f"for some within-patient correlation in [-1, 1] (eigenvalues {lam.min():.3g} to {lam.max():.3g})")])
 
 
+def sharing_text(units: pd.DataFrame, groups: tuple[SharedGroup, ...]) -> list[str]:
+    """Per unit, with which units of its group it shares patients ("" when none)."""
+    out = [""] * len(units)
+    labels = list(units["label"])
+    for g in groups:
+        for a, u in enumerate(g.units):
+            other = [labels[v] for b, v in enumerate(g.units) if b != a and g.B[a, b] > 0]
+            twice = ["itself (patients with two periods)"] if g.B[a, a] > 0 else []
+            out[u] = ", ".join(other + twice)
+    return out
+
+
+def units_text(units: pd.DataFrame, spec) -> str:
+    """The report's methods sentences on shared patients and carry-over ("" when no arm has either)."""
+    text = []
+    shares = units.get("shares_patients", pd.Series("", index=units.index)).fillna("")
+    if (shares != "").any():
+        arms = ", ".join(units.loc[shares != "", "label"])
+        if spec.options["shared_patients"]:
+            text.append(f"Arms that pool crossover periods and share patients ({arms}; data/shared_patients.csv) "
+                        "have jointly normal mean changes, correlated through the within-patient correlation of "
+                        f"EDSS change across periods rho_within (prior {spec.priors['rho_within']}); an arm that "
+                        "repeats patients has its mean's variance inflated accordingly.")
+        else:
+            text.append(f"Arms that share patients ({arms}) are treated as independent samples "
+                        "(options.shared_patients = false).")
+    frac = carry_fraction_of(units)
+    if frac.any():
+        arms = ", ".join(f"{lab} ({f:.0%} of its periods)" for lab, f in zip(units["label"], frac) if f > 0)
+        mode = spec.options["carry_over"]
+        how = {"estimate": f"a share carry_over of the MSC effect, prior {spec.priors['carry_over']} (pooled arm "
+                           "means cannot separate it from the MSC effect: its posterior is mostly the prior's)",
+               "none": "none of the MSC effect (options.carry_over = 'none')",
+               "full": "the whole MSC effect (options.carry_over = 'full')"}[mode]
+        text.append(f"Control periods that follow an MSC period ({arms}) keep {how}.")
+    return " ".join(text)
+
+
+def carry_fraction_of(units: pd.DataFrame) -> np.ndarray:
+    """`carry_fraction` from the prepared units alone (their ``carry_fraction`` column, else 0)."""
+    return units["carry_fraction"].to_numpy(dtype=float) if "carry_fraction" in units else np.zeros(len(units))
+
+
 def carry_fraction(units: pd.DataFrame, evidence) -> np.ndarray:
     """Per unit, the share of its periods that follow an MSC period (control arms; 0 elsewhere)."""
     if "periods_after_msc" not in units:
