@@ -155,6 +155,7 @@ def test_first_period_only_leaves_out_arms_that_pool_crossover_periods(ev, specs
         assert f"no first-period-only data for {s}" in text or s in text
     assert "leaves the study out" in text or "leaves those studies out" in text
     assert S.as_exclusion(spec, ev, spec2, ev2) == tuple(sorted(whole & set(prepare(spec, ev).units["study"])))
+    assert E._loses_control(spec, ev, spec2, ev2, S.as_exclusion(spec, ev, spec2, ev2))  # Petrou 2020: the only control
     plain = ev.with_tables(shared_patients=ev.shared_patients.iloc[0:0],
                            arms=ev.arms.assign(periods_after_msc=None))
     marker = run("first period only", spec, plain)
@@ -238,7 +239,7 @@ def test_varied_text_says_how_each_evidence_scenario_was_fitted():
     text = P.varied_text(table, how)
     assert "a, as exact zero-weight refits of the base model" in text
     assert "b, as refits of the base's compiled model" in text
-    assert "c, each with a model of its own" in text
+    assert "c, with a model of its own" in text
     assert "other evidence readings than those listed" in text
     only_cheap = P.varied_text(table[table["scenario"] != "c"], {"a": P.EXCLUSION, "b": P.SAME_MODEL})
     assert "than those listed" not in only_cheap and "other evidence readings) are not run" in only_cheap

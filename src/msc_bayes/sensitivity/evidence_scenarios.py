@@ -17,8 +17,10 @@ import pandas as pd
 
 from msc_bayes import inference, outcomes
 from msc_bayes.evidence.schema import TABLES
+from msc_bayes.outcomes.base import has_control
 from msc_bayes.sensitivity.base import (
     ReportRequest,
+    add_note,
     finish,
     fit_kwargs,
     prepare,
@@ -452,6 +454,7 @@ def evidence_scenarios(spec, evidence, *, scenarios: Sequence[str] | Mapping[str
     todo = [Scenario("base", spec, evidence, fkw, quantities=quantities, method=method,
                      meta={"family": "evidence", "description": "all evidence, spec as given"})] if include_base else []
     fixed: dict[int, pd.DataFrame] = {}  # position -> rows without a fit (not applicable, same as base, failed)
+    lonely: set[str] = set()  # scenarios that leave no control arm: msc_effect is its prior
     for name, make in chosen.items():
         try:
             planned = plan(spec, evidence, make)
@@ -464,6 +467,8 @@ def evidence_scenarios(spec, evidence, *, scenarios: Sequence[str] | Mapping[str
             fixed[len(todo) + len(fixed)] = _row(name, planned.reason, planned.kind, planned.note)
             continue
         spec2, ev2, description, excl = planned
+        if _loses_control(spec, evidence, spec2, ev2, excl):
+            lonely.add(name)
         if excl is not None:
             description += f" (exact zero-weight refit of the base model without {', '.join(excl) or 'no study'})"
             todo.append(Scenario(name, spec, evidence, {**fkw, "exclude_studies": excl}, quantities=quantities,
@@ -474,7 +479,21 @@ def evidence_scenarios(spec, evidence, *, scenarios: Sequence[str] | Mapping[str
     results = list(run_scenarios(todo, scheduler=scheduler, on_error=on_error, progress=progress))
     for i in sorted(fixed):
         results.insert(i, fixed[i])
-    return finish(concat(results))
+    df = concat(results)
+    m = df["scenario"].isin(lonely) & df["quantity"].eq("msc_effect")
+    df.loc[m, "notes"] = [add_note(n if isinstance(n, str) else "", "no control arm left: msc_effect is its prior")
+                          for n in df.loc[m, "notes"]]
+    return finish(df)
+
+
+def _loses_control(spec, evidence, spec2, evidence2, exclude) -> bool:
+    """Does the scenario leave no control arm where the base model has one?"""
+    try:
+        u0 = _prepared(spec, evidence).units
+        u1 = u0[~u0["study"].isin(list(exclude))] if exclude is not None else _prepared(spec2, evidence2).units
+    except Exception:  # noqa: BLE001 - the scenario's own fit reports it
+        return False
+    return has_control(u0) and not has_control(u1)
 
 
 def _chosen(scenarios) -> dict[str, Callable]:

@@ -240,8 +240,9 @@ def _evidence_text(names: Sequence[str] | Mapping[str, str]) -> str:
     groups = {h: [n for n, x in how.items() if x == h] for h in dict.fromkeys(how.values())}
     said = {EXCLUSION: "as exact zero-weight refits of the base model",
             SAME_MODEL: "as refits of the base's compiled model under other option values",
-            OWN_MODEL: "each with a model of its own (compiled)"}
-    return "the evidence (" + "; ".join(f"{', '.join(ns)}, {said.get(h, h)}" for h, ns in groups.items()) + ")"
+            OWN_MODEL: "with a model of its own (compiled)"}
+    return "the evidence (" + "; ".join(f"{', '.join(ns)}, {'each ' * (len(ns) > 1 and h == OWN_MODEL)}"
+                                        f"{said.get(h, h)}" for h, ns in groups.items()) + ")"
 
 
 def varied_text(table: pd.DataFrame, names: Sequence[str] | Mapping[str, str]) -> str:
