@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from msc_bayes.errors import EvidenceError, Problem
@@ -40,18 +41,21 @@ def _available(row, patients_at: set) -> list[str]:
     return [name for name, f in FORMATS.items() if f.available(row, patients_at)]
 
 
-def _secondary(name: str, row, secondary_patients: set) -> bool:
-    """Whether format `name` of this row rests on a value from a secondary source."""
-    if name == "patient":
-        return (row.study, row.arm, row.timepoint_months) in secondary_patients
+def _formats_of(row, allowed: list[str], patients_at: set, primary_patients_at: set):
+    """(row, formats, values set aside): primary values first. When a format of `allowed` is available
+    from the row's primary values alone, those formats on the row with its secondary outcome values
+    blanked; only otherwise the row as it is (a blog's per-patient list is used where nothing primary is)."""
     fields = set(str(getattr(row, "secondary_fields", "") or "").replace(" ", "").split(";"))
-    return any(c in fields and pd.notna(getattr(row, c, None)) for c in FORMATS[name].columns)
+    aside = [c for c in sorted(fields & _FORMAT_COLUMNS) if pd.notna(getattr(row, c, None))]
+    primary = row._replace(**{c: np.nan for c in aside}) if aside else row
+    formats = [f for f in allowed if FORMATS[f].available(primary, primary_patients_at)]
+    if formats:
+        return primary, formats, aside
+    return row, [f for f in allowed if FORMATS[f].available(row, patients_at)], []
 
 
-def _primary_first(formats: list[str], row, secondary_patients: set) -> list[str]:
-    """The formats in priority order, those resting only on primary values first (a blog's per-patient list
-    is used only when no primary format of the arm and timepoint is available)."""
-    return sorted(formats, key=lambda f: _secondary(f, row, secondary_patients))
+#: The edss.csv columns some reporting format reads.
+_FORMAT_COLUMNS = frozenset(c for f in FORMATS.values() for c in f.columns)
 
 
 def _table_file(evidence: Evidence, table: str) -> str:
@@ -102,11 +106,14 @@ def prepare(spec, evidence: Evidence) -> Prepared:
     graded = patients[patients["grade"] == "secondary"] if "grade" in patients else patients.iloc[:0]
     secondary_patients = set(zip(graded["study"], graded["arm"], graded["timepoint_months"]))
 
-    rows = []
+    rows, aside_notes = [], []
     for row in edss.itertuples(index=False):
-        formats = _primary_first([f for f in allowed if f in _available(row, patients_at)], row, secondary_patients)
+        row, formats, aside = _formats_of(row, allowed, patients_at, patients_at - secondary_patients)
         if formats:
             rows.append({**row._asdict(), "formats": formats})
+            if aside:
+                aside_notes.append(f"{row.study}:{row.arm} at {row.timepoint_months:g} months: secondary "
+                                   f"{', '.join(aside)} set aside (a format from primary values is available)")
     have = {(r["study"], r["arm"], r["timepoint_months"]) for r in rows}
     if "patient" in allowed:  # patient-level data without an edss.csv row (a set lookup: linear in the arms)
         for (s, a, t), n in changes.groupby(["study", "arm", "timepoint_months"]).size().items():
@@ -152,7 +159,8 @@ def prepare(spec, evidence: Evidence) -> Prepared:
     groups = shared.shared_groups(units, evidence)
     units = units.assign(shares_patients=shared.sharing_text(units, groups),
                          carry_fraction=shared.carry_fraction(units, evidence))
-    return Prepared(units, d, tuple(notes) + tuple(_shared_note(units, g) for g in groups) + d.notes, groups)
+    notes = tuple(notes) + tuple(aside_notes) + tuple(_shared_note(units, g) for g in groups)
+    return Prepared(units, d, notes + d.notes, groups)
 
 
 def _shared_note(units: pd.DataFrame, g: SharedGroup) -> str:
