@@ -229,6 +229,8 @@ def test_report_policy_runs_cheap_scenarios_and_the_named_compiled_ones(ev, spec
     assert ae["families"] in (("evidence",), ())
     assert set(ae["evidence_names"]) <= {"explicit safety statements only"}
     assert "mri_activity" not in P.SENSITIVITY_OUTCOMES and "adverse_events" in P.SENSITIVITY_OUTCOMES
+    assert P.has_section(edss, ev) and not P.has_section(specs["mri_activity"], ev)
+    assert P.has_section(specs["adverse_events"], ev) == ("explicit safety statements only" in ae["evidence_names"])
     settings = P.sensitivity_settings()
     assert settings["evidence"]["adverse_events"] == ["explicit safety statements only"]
 

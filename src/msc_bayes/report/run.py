@@ -11,9 +11,10 @@ folder through :func:`msc_bayes.output.run_folder` (staged beside the target, pu
   base64 PNG, inline CSS, no scripts; rendered with autoescaping), ``report.md`` (same
   content, figures referenced in ``figures/``) and ``run.json`` (versions, seeds, specs,
   data hash, timings, convergence);
-- for EDSS models (unless ``sensitivity=False``, CLI ``--no-sensitivity``): a sensitivity
-  section (:func:`msc_bayes.sensitivity.sensitivity_for_report`, restricted to scenarios that
-  reuse the compiled base model, see :mod:`msc_bayes.sensitivity.report_policy`) with ``<key>_sensitivity.csv``,
+- for EDSS models, and adverse events whose statements include vague ones (unless ``sensitivity=False``,
+  CLI ``--no-sensitivity``): a sensitivity section (:func:`msc_bayes.sensitivity.sensitivity_for_report`,
+  restricted to scenarios that reuse the compiled base model and a few named ones, see
+  :func:`msc_bayes.sensitivity.report_policy.has_section`) with ``<key>_sensitivity.csv``,
   ``<key>_psense.csv`` and ``figures/<key>_sensitivity.png``, run after every posterior is saved.
 
 If anything fails after a model was sampled, the staging folder with the posteriors written so
@@ -41,7 +42,7 @@ from msc_bayes.report.render import render_html, render_markdown
 from msc_bayes.report.sections import model_section, sensitivity_section
 from msc_bayes.results import interval_text
 from msc_bayes.sensitivity.report_policy import (
-    SENSITIVITY_OUTCOMES,
+    has_section,
     sensitivity_settings,
 )
 
@@ -175,7 +176,7 @@ def write_outputs(folder: Path, runs: list[ModelRun], evidence, *, created: dt.d
         section = model_section(folder, run, evidence)
         timings[run.key]["report_seconds"] = round(time.perf_counter() - start, 3)
         section["sensitivity"] = None
-        if sensitivity and run.fit.spec.outcome in SENSITIVITY_OUTCOMES:
+        if sensitivity and has_section(run.fit.spec, evidence):
             log(f"    {run.key}: sensitivity analyses ...")
             start = time.perf_counter()
             section["sensitivity"] = sensitivity_section(folder, run, evidence)

@@ -225,6 +225,13 @@ def _families(spec, evidence) -> tuple[tuple[str, ...], list[str]]:
     return tuple(families), names
 
 
+def has_section(spec, evidence) -> bool:
+    """Does the report show a sensitivity section for this spec? Its outcome is in
+    :data:`SENSITIVITY_OUTCOMES` and at least one family applies (adverse events: only when the
+    explicit-statements scenario changes something)."""
+    return spec.outcome in SENSITIVITY_OUTCOMES and bool(_families(spec, evidence)[0])
+
+
 def report_arguments(spec, evidence) -> dict:
     """The options of :func:`sensitivity_for_report` for the report's section of one model (the
     sampler settings are the report's final fit's)."""
