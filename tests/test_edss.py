@@ -458,10 +458,15 @@ def test_bundled_data_units_and_formats(bundled):
     assert all(f == ["change"] for f in petrou2020["formats"])
     assert dict(zip(petrou2020["arm"], petrou2020["group"])) == {"msc_it": "msc", "msc_iv": "msc", "sham": "control"}
 
-    # overlapping Tehran cohorts left out, with notes saying so
-    assert not prep.units["study"].isin(["bonab2005", "sahraian2014"]).any()
-    for study in ("bonab2005", "sahraian2014"):
-        assert any(note.startswith(study) and "overlap" in note for note in prep.notes)
+    # the Tehran series (#14): the pilot's per-patient data and Sahraian's 5-year rows share rank 1 and are
+    # kept; Bonab 2012 is a cohort of its own (no source links it to the pilots); the 2007 pilot has no data
+    assert units.loc["bonab2005:pilot", "formats"] == ["patient"]
+    assert {"sahraian2014:spms", "sahraian2014:nmo", "bonab2012:all"} <= set(units.index)
+    assert units.loc["sahraian2014:spms", "timepoint_months"] == 60
+    # the shared patients of Petrou 2020's pooled periods, and its sham periods after MSC
+    assert [list(prep.units["label"].iloc[list(g.units)]) for g in prep.shared] == [
+        ["petrou2020:msc_it", "petrou2020:msc_iv", "petrou2020:sham"]]
+    assert units.loc["petrou2020:sham", "carry_fraction"] == pytest.approx(16 / 32)
 
     # courses for Petrou 2021 reported as a range 1..9: a latent value, not an imputed number
     row = prep.units.index[prep.units["label"] == "petrou2021:all"][0]

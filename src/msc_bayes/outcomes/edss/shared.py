@@ -78,7 +78,8 @@ def _arm_n(evidence) -> dict[tuple[str, str], float]:
     arms = evidence.arms
     if "n" not in arms:
         return {}
-    return {(s, a): float(n) for s, a, n in zip(arms["study"], arms["arm"], pd.to_numeric(arms["n"], errors="coerce"))}
+    n = pd.to_numeric(arms["n"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return dict(zip(zip(arms["study"], arms["arm"]), n))
 
 
 def shared_groups(units: pd.DataFrame, evidence) -> tuple[SharedGroup, ...]:
