@@ -169,7 +169,7 @@ def test_contrast_close_to_patient_effects_analysis(trial):
     """The full patient-level analysis (patient random effects, GLS with the true variances) uses
     within-patient comparisons the arm means cannot: its posterior is at most as wide as the exact
     arm-means one, and both centre on the same value within a posterior SD."""
-    d, y, sd = trial
+    d, y, _ = trial
     per = periods()
     X = np.zeros((len(per), 3))
     X[:, 0] = 1.0

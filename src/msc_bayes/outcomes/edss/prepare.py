@@ -17,9 +17,9 @@ from msc_bayes.evidence import EDSS_STEP, Evidence
 from msc_bayes.evidence.selection import count_once, pick_timepoints
 from msc_bayes.outcomes.covariates import Design, design
 from msc_bayes.outcomes.edss import shared
-from msc_bayes.outcomes.edss.shared import SharedGroup
 from msc_bayes.outcomes.edss.formats import FORMATS
 from msc_bayes.outcomes.edss.formats.patient import patient_changes
+from msc_bayes.outcomes.edss.shared import SharedGroup
 
 
 @dataclass(frozen=True)
