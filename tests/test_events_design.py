@@ -195,19 +195,25 @@ def test_the_same_statement_of_two_arms_is_listed_once(tmp_path):
     assert len(units) == 2 and statements(units) == {"vague": [("l", "intolerable_ae", words)]}
 
 
-def test_statements_of_two_periods_make_one_unit(tmp_path):
-    ev = write_evidence(tmp_path, arms=[arm("a", "all", 20), arm("b", "all", 20)], adverse_events=[
+def test_statements_of_two_periods(tmp_path):
+    ev = write_evidence(tmp_path, arms=[arm("a", "all", 20), arm("b", "all", 20), arm("c", "all", 20)], adverse_events=[
         ae_row("a", "all", 0, 20, wording="none", timing="acute", words="'no acute adverse events'"),
         ae_row("a", "all", 0, 20, wording="none", timing="delayed", words="'no delayed adverse events'"),
         ae_row("b", "all", 2, 20, wording="count", timing="acute"),
-        ae_row("b", "all", 1, 20, wording="count", timing="whole")])
+        ae_row("b", "all", 1, 20, wording="count", timing="whole"),
+        ae_row("c", "all", 2, 20, wording="count", timing="acute"),
+        ae_row("c", "all", 1, 20, wording="count", timing="delayed")])
     p = ae.prepare(spec(), ev)
-    assert list(p.units["label"]) == ["a:all:serious_ae", "b:all:serious_ae"]
+    assert list(p.units["label"]) == ["a:all:serious_ae", "b:all:serious_ae", "c:all:serious_ae (acute)",
+                                      "c:all:serious_ae (delayed)"]
     a, b = p.units.iloc[0], p.units.iloc[1]
     assert (a["patients_with_event"], a["timing"], a["n"]) == (0, "acute+delayed", 20)
     assert (b["patients_with_event"], b["timing"]) == (1, "whole")
+    assert list(p.units["patients_with_event"].iloc[2:]) == [2, 1]  # no invented number of patients in either
     assert any(n.startswith("a:all:serious_ae: statements of acute+delayed combined") for n in p.notes)
     assert "b:all:serious_ae: the 'whole' follow-up statement used over the statements of its periods" in p.notes
+    assert any(n.startswith("c:all:serious_ae: statements of acute+delayed with events kept as event types")
+               for n in p.notes)
 
 
 # --------------------------------------------------------------------------------------

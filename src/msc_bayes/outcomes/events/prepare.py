@@ -15,9 +15,10 @@ Selection (spec ``[options]``), in this order:
    without a wording, as in a user's table or mri.csv, counts as explicit) and leaves out the
    vague statements, with a note; "all" keeps every row. Should one (study, arm, event,
    attribution, timepoint) have statements of several periods (``timing``), a "whole" row
-   is used over "acute"/"delayed" ones; acute and delayed rows without a whole row combine
-   into one (patients with an event in either period: exact when both are 0, else the sum
-   capped at n_at_risk, an upper bound; events add up), with a note.
+   is used over "acute"/"delayed" ones; acute and delayed rows without a whole row that all
+   count none combine into one (none in either period, exact); with events, how many patients
+   had one in either period is not reported, so each period becomes an event type of its own
+   ("serious_ae (acute)"), with a note.
 5. ``timepoint`` per (study, arm, event): "last" / "first" of the known
    ``timepoint_months``, or "all" (each its own unit; a sensitivity analysis). A row
    without a timepoint is the single timepoint of its group (if a group mixes rows with
@@ -310,22 +311,25 @@ def _one_timing(rows: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
             notes.append(f"{what}: the 'whole' follow-up statement used over the statements of its periods")
             continue
         y = pd.to_numeric(group["patients_with_event"], errors="coerce")
-        k = pd.to_numeric(column(group, "events"), errors="coerce")
-        n = float(pd.to_numeric(group["n_at_risk"]).max())
-        y_sum = min(float(y.sum()), n) if y.notna().all() else np.nan
-        k_sum = float(k.sum()) if k.notna().all() else np.nan
-        if np.isnan(y_sum) and np.isnan(k_sum):
-            continue  # no count adds up: left as separate units
-        first = idx[0]
+        k = pd.to_numeric(column(group, "events"), errors="coerce").fillna(0)
+        timings = "+".join(str(t) for t in group["timing"].fillna("?"))
+        if not (y.eq(0).all() and k.eq(0).all()):
+            # patients with an event in either period lie between the larger count and the sum: not
+            # reported, so each period is an event type of its own (as two event types of one arm are)
+            for i in idx:
+                rows.loc[i, "event"] = f"{rows.loc[i, 'event']} ({rows.loc[i, 'timing'] or 'period not stated'})"
+            notes.append(f"{what}: statements of {timings} with events kept as event types of their own "
+                         "(how many patients had an event in either period is not reported)")
+            continue
+        first = idx[0]  # none in every period: none over the whole of them (exact)
         wordings = [w for w in _WORDING_ORDER if w in set(group["wording"].dropna())]
-        rows.loc[first, ["patients_with_event", "events", "n_at_risk"]] = [y_sum, k_sum, n]
-        rows.loc[first, "timing"] = "+".join(str(t) for t in group["timing"].fillna("?"))
+        rows.loc[first, "n_at_risk"] = float(pd.to_numeric(group["n_at_risk"]).max())
+        rows.loc[first, "timing"] = timings
         rows.loc[first, "wording"] = wordings[0] if wordings else None
         rows.loc[first, "event_text"] = " / ".join(str(t) for t in column(group, "event_text").dropna())
         drop[idx[1:]] = True
-        bound = "" if y_sum == 0 or np.isnan(y_sum) else " (the sum, capped at n_at_risk: an upper bound)"
-        notes.append(f"{what}: statements of {rows.loc[first, 'timing']} combined into one unit: "
-                     f"patients with an event in either period {y_sum:g}{bound}")
+        notes.append(f"{what}: statements of {timings} combined into one unit: no patient with an event in "
+                     "any of the periods")
     return rows[~drop]
 
 
