@@ -26,6 +26,22 @@ def write_csv_table(path: Path, header: list[str], rows: list[list[str]]) -> Non
         writer.writerows(rows)
 
 
+def write_evidence(folder: Path, **tables: list[dict] | None):
+    """Write small CSV tables (name -> rows as dicts; None: no file) and load them through the validating loader."""
+    from msc_bayes.evidence import load_evidence
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rows in tables.items():
+        if rows is None:
+            continue
+        header = list(dict.fromkeys(k for r in rows for k in r))
+        with open(folder / f"{name}.csv", "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, header, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+    return load_evidence(folder)
+
+
 def edit_csv_cell(path: Path, match: dict[str, str], column: str, value: str, *, occurrence: int = 0) -> int:
     """Set `column` to `value` in the row whose cells equal `match` (e.g. {"study": "petrou2021", "arm": "all"}).
 

@@ -18,11 +18,11 @@ checked to hold all but a negligible fraction of the mass.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_evidence as write_tables
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import special, stats
 
@@ -54,16 +54,7 @@ PLAIN_TRUTH = {"mu": -1.5, "tau": 0.8}
 def write_evidence(folder: Path, arms: list[dict], adverse_events: list[dict] | None = None,
                    mri: list[dict] | None = None):
     """Write small CSV tables and load them through the package's validating loader."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, rows in (("arms", arms), ("adverse_events", adverse_events), ("mri", mri)):
-        if rows is None:
-            continue
-        header = list(dict.fromkeys(k for r in rows for k in r))
-        with open(folder / f"{name}.csv", "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, header, restval="")
-            writer.writeheader()
-            writer.writerows(rows)
-    return load_evidence(folder)
+    return write_tables(folder, arms=arms, adverse_events=adverse_events, mri=mri)
 
 
 def one_arm_studies(folder: Path, n, y=None, *, events=None, routes=None, secondary: str = ""):

@@ -10,10 +10,10 @@ Fast tests build small tables in a tmp folder; one short fit runs on the bundled
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
+from conftest import write_evidence
 
 from msc_bayes.evidence import load_evidence
 from msc_bayes.outcomes import events as ae
@@ -22,18 +22,6 @@ from msc_bayes.outcomes.events.wording import statements, statements_text
 from msc_bayes.spec import load_spec, spec_from_dict
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def write_evidence(folder: Path, **tables: list[dict]):
-    """Write small CSV tables (name -> rows) and load them through the validating loader."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, rows in tables.items():
-        header = list(dict.fromkeys(k for r in rows for k in r))
-        with open(folder / f"{name}.csv", "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, header, restval="")
-            writer.writeheader()
-            writer.writerows(rows)
-    return load_evidence(folder)
 
 
 def spec(outcome: str = "adverse_events", **options):
