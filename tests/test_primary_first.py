@@ -49,3 +49,13 @@ def test_bundled_blog_and_review_values():
     units = prep.units.set_index("study")
     assert units.loc["karussis2010", "formats"] == ["patient"]  # every EDSS value after baseline is a blog's
     assert units.loc["fu2016", "formats"] == ["counts"] and np.isnan(units.loc["fu2016", "stable_or_improved"])
+
+
+def test_set_aside_note_only_for_the_timepoint_used(tmp_path):
+    prep = _units(tmp_path, [
+        {"study": "a", "arm": "all", "timepoint_months": 6, "n": 15, "improved": 5, "stable_or_improved": 15,
+         "secondary_fields": "stable_or_improved"},
+        {"study": "a", "arm": "all", "timepoint_months": 12, "n": 15, "improved": 6}])
+    (u,) = prep.units.itertuples(index=False)
+    assert u.timepoint_months == 12
+    assert not any("set aside" in n for n in prep.notes)  # the 6-month row is not modelled

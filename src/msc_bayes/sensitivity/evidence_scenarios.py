@@ -149,17 +149,9 @@ def _without_cell_products(spec, evidence):
                        f"placenta-derived cells) and the controls of their studies: {_studies_text(whole, listed)}")
 
 
-def _shared_table(evidence) -> pd.DataFrame:
-    """``evidence.shared_patients`` (empty when the evidence has no such table)."""
-    try:
-        return evidence.shared_patients
-    except AttributeError:  # evidence without the table (older layout)
-        return pd.DataFrame(columns=["study", "arm", "other_arm", "patients"])
-
-
 def _pooling_arms(evidence) -> set:
     """(study, arm) of arms that pool crossover periods: in shared_patients, or with periods_after_msc > 0."""
-    shared = _shared_table(evidence)
+    shared = evidence.shared_patients
     pooled = set(_arm_keys(shared)) | set(_arm_keys(shared, "other_arm"))
     arms = evidence.arms
     if "periods_after_msc" in arms:
@@ -269,7 +261,7 @@ def _used_studies(spec, evidence) -> set:
 
 
 def _no_shared(spec, evidence) -> str | None:
-    shared = _shared_table(evidence)
+    shared = evidence.shared_patients
     if not shared["study"].isin(_used_studies(spec, evidence)).any():
         return "no modelled study has arms that share patients (shared_patients.csv)"
     return None

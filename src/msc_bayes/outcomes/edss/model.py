@@ -86,7 +86,7 @@ def build(spec, evidence: Evidence, *, standardise: bool = True):
         tau = spec.priors["tau"].create("tau")
         z = pm.Normal("study_offset", 0.0, 1.0, dims="study")
         fixed = with_effects(mu + pt.zeros(U), spec, d, control)  # theta without the study effect
-        carried = shared.carry_over_term(spec, shared.carry_fraction_of(units))  # control periods after MSC
+        carried = shared.carry_over_term(spec, units["carry_fraction"].to_numpy(dtype=float))  # control periods after MSC
         if carried is not None:
             fixed = fixed + carried
 

@@ -106,14 +106,15 @@ def prepare(spec, evidence: Evidence) -> Prepared:
     graded = patients[patients["grade"] == "secondary"] if "grade" in patients else patients.iloc[:0]
     secondary_patients = set(zip(graded["study"], graded["arm"], graded["timepoint_months"]))
 
-    rows, aside_notes = [], []
+    rows, aside_notes = [], {}  # notes on the values set aside, by (study, arm, timepoint)
     for row in edss.itertuples(index=False):
         row, formats, aside = _formats_of(row, allowed, patients_at, patients_at - secondary_patients)
         if formats:
             rows.append({**row._asdict(), "formats": formats})
             if aside:
-                aside_notes.append(f"{row.study}:{row.arm} at {row.timepoint_months:g} months: secondary "
-                                   f"{', '.join(aside)} set aside (a format from primary values is available)")
+                aside_notes[(row.study, row.arm, row.timepoint_months)] = (
+                    f"{row.study}:{row.arm} at {row.timepoint_months:g} months: secondary {', '.join(aside)} set "
+                    "aside (a format from primary values is available)")
     have = {(r["study"], r["arm"], r["timepoint_months"]) for r in rows}
     if "patient" in allowed:  # patient-level data without an edss.csv row (a set lookup: linear in the arms)
         for (s, a, t), n in changes.groupby(["study", "arm", "timepoint_months"]).size().items():
@@ -159,7 +160,9 @@ def prepare(spec, evidence: Evidence) -> Prepared:
     groups = shared.shared_groups(units, evidence)
     units = units.assign(shares_patients=shared.sharing_text(units, groups),
                          carry_fraction=shared.carry_fraction(units, evidence))
-    notes = tuple(notes) + tuple(aside_notes) + tuple(_shared_note(units, g) for g in groups)
+    kept = set(zip(units["study"], units["arm"], units["timepoint_months"]))
+    notes = (tuple(notes) + tuple(v for k, v in aside_notes.items() if k in kept)
+             + tuple(_shared_note(units, g) for g in groups))
     return Prepared(units, d, notes + d.notes, groups)
 
 

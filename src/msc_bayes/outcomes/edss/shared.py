@@ -60,8 +60,7 @@ class SharedGroup:
 
     study: str
     units: tuple[int, ...]  # unit indices, in unit order
-    B: np.ndarray  # correlation matrix I + rho_within * B of the arm means
-    repeated: np.ndarray  # per unit, m_ii n_i / N_i^2 (expected analysed pairs of one patient / n_i)
+    B: np.ndarray  # correlation matrix I + rho_within * B of the arm means (diagonal: 2 m_ii n_i / N_i^2)
 
 
 def _pairs(table: pd.DataFrame) -> dict[tuple[str, str, str], float]:
@@ -84,8 +83,8 @@ def _arm_n(evidence) -> dict[tuple[str, str], float]:
 
 def shared_groups(units: pd.DataFrame, evidence) -> tuple[SharedGroup, ...]:
     """The groups of units whose arms share patients (per study and timepoint), from ``evidence.shared_patients``."""
-    table = getattr(evidence, "shared_patients", None)
-    if table is None or table.empty:
+    table = evidence.shared_patients
+    if table.empty:
         return ()
     pairs = _pairs(table)
     arm_n = _arm_n(evidence)
@@ -104,7 +103,7 @@ def shared_groups(units: pd.DataFrame, evidence) -> tuple[SharedGroup, ...]:
         B = m * np.sqrt(np.outer(n, n)) / np.outer(N, N)
         np.fill_diagonal(B, 2 * np.diag(m) * n / N**2)
         _check_definite(study, t, arms, B)
-        groups.append(SharedGroup(study, tuple(int(i) for i in idx), B, np.diag(m) * n / N**2))
+        groups.append(SharedGroup(study, tuple(int(i) for i in idx), B))
     return tuple(groups)
 
 
@@ -133,7 +132,7 @@ def sharing_text(units: pd.DataFrame, groups: tuple[SharedGroup, ...]) -> list[s
 def units_text(units: pd.DataFrame, spec) -> str:
     """The report's methods sentences on shared patients and carry-over ("" when no arm has either)."""
     text = []
-    shares = units.get("shares_patients", pd.Series("", index=units.index)).fillna("")
+    shares = units["shares_patients"]
     if (shares != "").any():
         arms = ", ".join(units.loc[shares != "", "label"])
         if spec.options["shared_patients"]:
@@ -144,7 +143,7 @@ def units_text(units: pd.DataFrame, spec) -> str:
         else:
             text.append(f"Arms that share patients ({arms}) are treated as independent samples "
                         "(options.shared_patients = false).")
-    frac = carry_fraction_of(units)
+    frac = units["carry_fraction"].to_numpy(dtype=float)
     if frac.any():
         arms = ", ".join(f"{lab} ({f:.0%} of its periods)" for lab, f in zip(units["label"], frac) if f > 0)
         mode = spec.options["carry_over"]
@@ -154,11 +153,6 @@ def units_text(units: pd.DataFrame, spec) -> str:
                "full": "the whole MSC effect (options.carry_over = 'full')"}[mode]
         text.append(f"Control periods that follow an MSC period ({arms}) keep {how}.")
     return " ".join(text)
-
-
-def carry_fraction_of(units: pd.DataFrame) -> np.ndarray:
-    """`carry_fraction` from the prepared units alone (their ``carry_fraction`` column, else 0)."""
-    return units["carry_fraction"].to_numpy(dtype=float) if "carry_fraction" in units else np.zeros(len(units))
 
 
 def carry_fraction(units: pd.DataFrame, evidence) -> np.ndarray:
@@ -178,7 +172,7 @@ def counts_weight(groups: tuple[SharedGroup, ...], n_units: int) -> np.ndarray:
     """Per unit, the weight of its counts log likelihood: 1 / (1 + 2 m_ii n / N^2) (module docstring)."""
     w = np.ones(n_units)
     for g in groups:
-        w[list(g.units)] = 1 / (1 + 2 * g.repeated)
+        w[list(g.units)] = 1 / (1 + np.diag(g.B))
     return w
 
 
@@ -196,8 +190,9 @@ def carry_over_term(spec, control_fraction: np.ndarray):
     if not control_fraction.any():
         return None
     model = pm.modelcontext(None)
-    estimated = pm.Data("carry_over_estimated", option_data(spec)["carry_over_estimated"])
-    fixed = pm.Data("carry_over_fixed", option_data(spec)["carry_over_fixed"])
+    values = option_data(spec)
+    estimated = pm.Data("carry_over_estimated", values["carry_over_estimated"])
+    fixed = pm.Data("carry_over_fixed", values["carry_over_fixed"])
     share = estimated * spec.priors["carry_over"].create("carry_over") + fixed
     return model["msc_effect"] * share * control_fraction
 

@@ -177,7 +177,7 @@ def prepare(spec, evidence: Evidence) -> Prepared:
     if units.empty:
         raise _no_rows(file, "no usable rows",
                        "at least one row whose arm has every covariate of the spec: " + (", ".join(spec.covariates)))
-    units = patients_not_periods(units, getattr(evidence, "shared_patients", None), notes)
+    units = patients_not_periods(units, evidence.shared_patients, notes)
     _usage_notes(units, notes)
     events = tuple(dict.fromkeys(units["event"]))
     return Prepared(units, d, tuple(notes) + d.notes, table, events)
@@ -333,11 +333,11 @@ def _one_timing(rows: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     return rows[~drop]
 
 
-def patients_not_periods(units: pd.DataFrame, shared: pd.DataFrame | None, notes: list[str]) -> pd.DataFrame:
+def patients_not_periods(units: pd.DataFrame, shared: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     """Each patient once per arm (module step 7): a binomial unit's n becomes n_at_risk less the
     arm's patients with two periods (`shared`: rows with other_arm == arm), its count capped at it."""
     units = units.assign(n_periods=units["n"], patients_two_periods=0.0)
-    if shared is None or shared.empty:
+    if shared.empty:
         return units
     same = shared[shared["arm"] == shared["other_arm"]]
     twice = dict(zip(zip(same["study"], same["arm"]), pd.to_numeric(same["patients"]).astype(float)))
