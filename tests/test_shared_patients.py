@@ -216,3 +216,18 @@ def test_carry_over_recovered(tmp_path):
     none = inference.fit(sp.replace(options={"carry_over": "none"}), ev)
     assert summary_of(none, "msc_effect")["mean"] > summary_of(fit, "msc_effect")["mean"]
     assert results.has(none, "carry_over")  # same compiled model: the parameter stays, unused
+
+
+def test_shared_counts_that_no_patients_could_give_are_one_clear_error(tmp_path):
+    """Without arms.csv the counts are not checked against the arms' n when read; the model refuses
+    counts for which the arm means would have no valid covariance, naming shared_patients.csv."""
+    from msc_bayes.errors import EvidenceError
+
+    folder = tmp_path / "e"
+    folder.mkdir()
+    pd.DataFrame([{"study": "x", "arm": a, "timepoint_months": 6, "n": 10, "change_mean": 0.1, "change_sd": 0.4}
+                  for a in ("a", "b")]).to_csv(folder / "edss.csv", index=False)
+    pd.DataFrame([{"study": "x", "arm": "a", "other_arm": "b", "patients": 20}]).to_csv(
+        folder / "shared_patients.csv", index=False)
+    with pytest.raises(EvidenceError, match=r"shared_patients\.csv.*study x at 6 months, arms a, b"):
+        get("edss_change").prepare(spec_from_dict({"outcome": "edss_change", "covariates": []}), load_evidence(folder))

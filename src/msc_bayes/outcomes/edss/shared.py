@@ -44,6 +44,7 @@ as independent", "carry-over none" and "carry-over full" refit the same compiled
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -102,17 +103,23 @@ def shared_groups(units: pd.DataFrame, evidence) -> tuple[SharedGroup, ...]:
             continue
         B = m * np.sqrt(np.outer(n, n)) / np.outer(N, N)
         np.fill_diagonal(B, 2 * np.diag(m) * n / N**2)
-        _check_definite(study, t, arms, B)
+        _check_definite(_file(evidence), study, t, arms, B)
         groups.append(SharedGroup(study, tuple(int(i) for i in idx), B))
     return tuple(groups)
 
 
-def _check_definite(study: str, t: float, arms: list[str], B: np.ndarray) -> None:
+def _file(evidence) -> str:
+    """shared_patients.csv as an evidence error names it: its path, or the bare name for tables built in memory."""
+    folder = Path(evidence.path)
+    return str(folder / "shared_patients.csv") if folder.is_dir() else "shared_patients.csv"
+
+
+def _check_definite(file: str, study: str, t: float, arms: list[str], B: np.ndarray) -> None:
     """I + r B must be a correlation matrix for every r in [-1, 1]: every eigenvalue of B within [-1, 1]."""
     lam = np.linalg.eigvalsh(B)
     if lam.min() < -1 - 1e-9 or lam.max() > 1 + 1e-9:
         raise EvidenceError([Problem(
-            "shared_patients.csv", None, "patients", f"study {study} at {t:g} months, arms {', '.join(arms)}",
+            file, None, "patients", f"study {study} at {t:g} months, arms {', '.join(arms)}",
             "shared counts that fit the arms' n: with these counts the arm means would have no valid covariance "
             f"for some within-patient correlation in [-1, 1] (eigenvalues {lam.min():.3g} to {lam.max():.3g})")])
 
