@@ -125,6 +125,29 @@ def attr_json(fit, key: str, default=None):
     return default if value is None else json.loads(value)
 
 
+def design_terms(fit) -> list[dict]:
+    """The design's covariate terms (name, kind, levels, transform, centre, scale), from the fit's attrs."""
+    return attr_json(fit, "design", {"terms": []}).get("terms", [])
+
+
+def reference_covariates(fit) -> list[tuple[str, str]]:
+    """(covariate, value) at the design's zero, where the pooled estimates hold: a categorical
+    covariate's first level, a numeric one's centre on the raw scale, e.g. [('route', 'IV'), ('courses', '1')]."""
+    out = []
+    for t in design_terms(fit):
+        if t["kind"] == "categorical" and t["levels"]:
+            out.append((t["name"], str(t["levels"][0])))
+        elif t["kind"] == "numeric":
+            raw = float(np.exp(t["centre"])) if t["transform"] == "log" else float(t["centre"])
+            out.append((t["name"], f"{raw:.3g}"))
+    return out
+
+
+def reference_text(fit) -> str:
+    """The reference covariates (the design's zero), e.g. 'route IV, courses 1'."""
+    return ", ".join(f"{name} {value}" for name, value in reference_covariates(fit))
+
+
 # --------------------------------------------------------------------------------------
 # The interval
 # --------------------------------------------------------------------------------------

@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import xarray as xr
 
 from msc_bayes import outcomes
 from msc_bayes.outcomes.base import Statement
 from msc_bayes.report.numbers import coord_cells, estimate, prob, signed_g
-from msc_bayes.results import attr_json, group, interval_text, stack_draws
-
-
-def design_terms(fit) -> list[dict]:
-    """The design's covariate terms (name, kind, levels, transform, centre, scale)."""
-    return attr_json(fit, "design", {"terms": []}).get("terms", [])
-
-
-def reference_text(fit) -> str:
-    """The reference covariates (the design's zero), e.g. 'route IV, courses 1'."""
-    parts = []
-    for t in design_terms(fit):
-        if t["kind"] == "categorical" and t["levels"]:
-            parts.append(f"{t['name']} {t['levels'][0]}")
-        elif t["kind"] == "numeric":
-            raw = float(np.exp(t["centre"])) if t["transform"] == "log" else float(t["centre"])
-            parts.append(f"{t['name']} {raw:.3g}")
-    return ", ".join(parts)
+from msc_bayes.results import group, interval_text, reference_text, stack_draws
 
 
 def results_paragraph(fit) -> str:
