@@ -113,6 +113,7 @@ def test_defaults_filled(tmp_path):
         "exclude_secondary": False,
         "shared_patients": True,
         "carry_over": "estimate",
+        "mcid": 0.5,
     }
     assert s.priors["rho_within"] == Prior("TruncatedNormal", {"mu": 0, "sigma": 0.5, "lower": -1, "upper": 1})
     assert s.priors["carry_over"] == Prior("Beta", {"alpha": 1, "beta": 1})

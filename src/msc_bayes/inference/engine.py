@@ -41,7 +41,8 @@ def structure_key(spec, evidence) -> str:
     d = spec.to_dict()
     d.pop("sampler", None)
     d["priors"] = {k: v["dist"] for k, v in d.get("priors", {}).items()}
-    for option in outcomes.get(spec.outcome).data_options:  # they set pm.Data only
+    outcome = outcomes.get(spec.outcome)
+    for option in (*outcome.data_options, *outcome.report_options):  # they set pm.Data only, or change a report only
         d.get("options", {}).pop(option, None)
     return json.dumps(d, sort_keys=True, default=str) + "|" + evidence.data_hash
 

@@ -37,6 +37,51 @@ class Quantity:
     scale: str = ""
 
 
+#: How a summary-of-findings row reads its quantity: EDSS points (or another number), a risk, a log odds ratio
+RowScale = Literal["num", "risk", "log_odds_ratio"]
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One row of the summary of findings: a scalar cell of the fit and how it is judged (:mod:`msc_bayes.findings`).
+
+    - ``name``: the fit's variable cell (``msc_effect``, ``route_contrast[IT vs IV]``, ``beta[courses]``);
+      ``label`` the human label saying what it compares (``{per}`` is filled in per fit for a numeric
+      covariate: "per doubling of" for a log-transformed one, see ``findings.quantities.rows_for``); ``unit``.
+    - ``direction``: which way is good; ``better`` / ``worse`` the words of either direction ("favours MSC" /
+      "favours control"); ``benefit`` what P(benefit) is the probability of. ``direction="none"``: no comparison
+      (a risk in MSC arms), so no P(benefit).
+    - ``point_null``: a Bayes factor of "effect" against "no effect" applies (Savage–Dickey at 0);
+      ``prior_key`` the spec prior of the quantity (its density at 0 is the Savage–Dickey numerator, its
+      variance the contraction's denominator); ``prior_scale_keys``: scale priors s of terms s·N(0, 1) added
+      to it (a typical event type's risk: mu + tau_event·z), each adding E[s²] to the prior variance.
+    - ``important``: the clinically important magnitude on the row's scale, or the name of the spec option
+      holding it (EDSS ``mcid``); ``important_side``: "benefit" (P(at least that much better)) or "harm"
+      (P(a risk above it), P(an odds ratio above exp(it))).
+    - ``prediction``: the derived cell of a new study's value ("" when none is defined);
+      ``informed_by``: "msc" (all MSC arms inform it) or "control" (only studies with a modelled control arm).
+    - ``multiplier``: the row reports ``multiplier`` × the variable (set per fit by ``rows_for``: ln 2 for
+      "per doubling" of a log-transformed covariate).
+    """
+
+    name: str
+    label: str
+    unit: str
+    scale: RowScale = "num"
+    direction: Direction = "lower_better"
+    better: str = "favours MSC"
+    worse: str = "favours control"
+    benefit: str = "MSC better than control"
+    point_null: bool = False
+    prior_key: str = ""
+    prior_scale_keys: tuple[str, ...] = ()
+    important: float | str | None = None
+    important_side: Literal["benefit", "harm"] = "benefit"
+    prediction: str = ""
+    informed_by: Literal["msc", "control"] = "msc"
+    multiplier: float = 1.0
+
+
 @dataclass(frozen=True)
 class Statement:
     """One sentence of a report's results paragraph, said when the fit has ``variable`` in ``group``.
@@ -116,6 +161,11 @@ class Outcome:
     #: ``option_data(spec) -> {pm.Data name: value}``: a change of them refits the same compiled model
     data_options: tuple[str, ...] = ()
     option_data: Callable | None = None
+    #: the summary of findings' rows, in order (rows whose variable a fit lacks are skipped)
+    summary: tuple[SummaryRow, ...] = ()
+    #: options that change only what a report says (e.g. the EDSS MCID), never the model:
+    #: ``inference.structure_key`` leaves them out
+    report_options: tuple[str, ...] = ()
 
     def quantity(self, name: str) -> Quantity:
         """The headline `Quantity` called `name` (KeyError if the outcome headlines none of that name)."""

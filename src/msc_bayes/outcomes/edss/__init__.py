@@ -17,6 +17,7 @@ from msc_bayes.outcomes.base import (
     Outcome,
     Quantity,
     Statement,
+    SummaryRow,
 )
 from msc_bayes.outcomes.edss import checks, shared
 from msc_bayes.outcomes.edss.formats import FORMATS
@@ -26,6 +27,28 @@ from msc_bayes.spec import OptionInfo, Prior, PriorSlot
 
 _FORMATS = tuple(FORMATS)
 _POINTS = "EDSS points (negative = improvement)"
+#: The minimal clinically important difference in EDSS (points), the default of the spec option ``mcid``.
+#: The usual definition of confirmed disability progression counts a rise of 1.0 point from a baseline
+#: EDSS of 5.5 or less (1.5 from 0) and of 0.5 point above 5.5 (Kalincik et al. 2015, Brain 138:3287);
+#: most patients here are progressive with a high baseline EDSS, so 0.5 point is used throughout.
+EDSS_MCID = 0.5
+#: The summary of findings' rows (msc_bayes.findings); "mcid" is the option holding the important magnitude
+_SUMMARY = (
+    SummaryRow("msc_effect", "MSC vs control: difference in mean EDSS change (MSC minus control)", _POINTS,
+               point_null=True, prior_key="msc_effect", important="mcid", informed_by="control",
+               benefit="MSC better than control"),
+    SummaryRow("mu", "Mean EDSS change in MSC arms (pooled, at the reference covariates)", _POINTS,
+               better="EDSS improved", worse="EDSS worsened", benefit="EDSS improved",
+               prior_key="mu", important="mcid", prediction="theta_new"),
+    # with IV the route's reference level, the contrast IT vs IV is beta[route[IT]] (derive: effect(IT) -
+    # effect(IV), the reference's columns all 0); findings.quantities checks the reference per fit
+    SummaryRow("route_contrast[IT vs IV]", "Intrathecal (IT) vs intravenous (IV) MSC: difference in mean EDSS "
+               "change (IT minus IV)", _POINTS, better="favours IT", worse="favours IV",
+               benefit="IT better than IV", point_null=True, prior_key="beta", important="mcid"),
+    SummaryRow("beta[courses]", "Number of MSC courses: difference in mean EDSS change {per}", _POINTS,
+               better="more courses better", worse="fewer courses better",
+               benefit="more courses better", prior_key="beta", important="mcid"),
+)
 
 OUTCOME = Outcome(
     name="edss_change",
@@ -67,6 +90,8 @@ OUTCOME = Outcome(
         "carry_over": OptionInfo("choice", "estimate", "share of the MSC effect carried into control periods "
                                  "after MSC: 'estimate' (the carry_over prior), 'none' (0) or 'full' (1)",
                                  tuple(shared.CARRY_OVER_MODES)),
+        "mcid": OptionInfo("positive_float", EDSS_MCID, "EDSS points of a clinically important change (the "
+                           "summary of findings' P(important); a report option: the model is unchanged)"),
     }),
     tables=("edss", "patients", "arms"),
     formats=_FORMATS,
@@ -108,4 +133,6 @@ OUTCOME = Outcome(
     units_text=shared.units_text,
     data_options=("shared_patients", "carry_over"),
     option_data=shared.option_data,
+    summary=_SUMMARY,
+    report_options=("mcid",),
 )  # fmt: skip

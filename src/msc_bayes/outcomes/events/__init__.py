@@ -7,6 +7,7 @@ by wording in :mod:`.wording`.
 
 from __future__ import annotations
 
+import math
 from types import MappingProxyType
 
 from msc_bayes.outcomes.base import (
@@ -16,6 +17,7 @@ from msc_bayes.outcomes.base import (
     Outcome,
     Quantity,
     Statement,
+    SummaryRow,
 )
 from msc_bayes.outcomes.events import formats
 from msc_bayes.outcomes.events.formats import FORMATS
@@ -41,12 +43,51 @@ _STATEMENTS = (
 )
 
 
+#: Clinically important magnitudes of the summary of findings (our choices, stated in the Methods): a serious
+#: adverse event in more than 1 patient in 20; an adverse event of a typical type in more than 1 in 10; MRI
+#: activity (about a quarter of MSC-arm patients here) in more than half the patients; an odds ratio of 2
+#: (or 1/2) between arms.
+SERIOUS_AE_IMPORTANT_RISK = 0.05
+AE_IMPORTANT_RISK = 0.10
+MRI_IMPORTANT_RISK = 0.5
+IMPORTANT_LOG_ODDS_RATIO = math.log(2.0)
+_LOG_OR = "log odds ratio (negative = lower risk with MSC)"
+#: Risks in MSC arms: no comparison (direction "none"); P(important) is a probability of harm
+_RISK_ROW = {"scale": "risk", "direction": "none", "better": "lower risk", "worse": "higher risk", "benefit": "",
+             "prior_key": "mu", "important_side": "harm"}
+_AE_SUMMARY = (
+    SummaryRow("risk_pooled_event[serious_ae]", "Serious adverse events: per-patient risk in a typical study's MSC "
+               "arm", _RISK, important=SERIOUS_AE_IMPORTANT_RISK, prediction="risk_new_event[serious_ae]",
+               prior_scale_keys=("tau_event",), **_RISK_ROW),
+    SummaryRow("risk_pooled", "Adverse events of a typical event type: per-patient risk in a typical study's MSC "
+               "arm", _RISK, important=AE_IMPORTANT_RISK, prediction="risk_new", **_RISK_ROW),
+    SummaryRow("msc_effect", "MSC vs control: odds ratio of an adverse event (log scale)", _LOG_OR,
+               "log_odds_ratio", better="lower risk with MSC", worse="higher risk with MSC",
+               benefit="lower risk with MSC than control", point_null=True, prior_key="msc_effect",
+               important=IMPORTANT_LOG_ODDS_RATIO, important_side="harm", informed_by="control"),
+    SummaryRow("route_contrast[IT vs IV]", "Intrathecal (IT) vs intravenous (IV) MSC: odds ratio of an adverse "
+               "event (log scale)", "log odds ratio (negative = lower risk with IT)", "log_odds_ratio",
+               better="lower risk with IT", worse="lower risk with IV", benefit="lower risk with IT than IV",
+               point_null=True, prior_key="beta", important=IMPORTANT_LOG_ODDS_RATIO, important_side="harm"),
+)
+_MRI_SUMMARY = (
+    SummaryRow("risk_pooled", "MRI activity (typical measure): per-patient risk in a typical study's MSC arm", _RISK,
+               important=MRI_IMPORTANT_RISK, prediction="risk_new", **_RISK_ROW),
+    SummaryRow("msc_effect", "MSC vs control: odds ratio of MRI activity (log scale)",
+               "log odds ratio (negative = less activity with MSC)", "log_odds_ratio",
+               better="less MRI activity with MSC", worse="more MRI activity with MSC",
+               benefit="less MRI activity with MSC than control", point_null=True, prior_key="msc_effect",
+               important=IMPORTANT_LOG_ODDS_RATIO, informed_by="control"),
+)
+
+
 def _units_text(units, spec) -> str:
     """The methods' sentences on the modelled units: patients versus periods, and the statements that entered."""
     return " ".join(t for t in (patients_text(units), statements_text(units, spec.options["statements"])) if t)
 
 
-def _binary_outcome(name: str, table: str, description: str, what: str, model_text: str, axis_label: str) -> Outcome:
+def _binary_outcome(name: str, table: str, description: str, what: str, model_text: str, axis_label: str,
+                    summary: tuple[SummaryRow, ...] = ()) -> Outcome:
     return Outcome(
         name=name,
         description=description,
@@ -96,6 +137,7 @@ def _binary_outcome(name: str, table: str, description: str, what: str, model_te
         unit_dims=("arm", "arm_admin", "study_event"),
         statements=_STATEMENTS,
         reference_suffixes=(("event_effect", ", typical event type"),),
+        summary=summary,
     )  # fmt: skip
 
 
@@ -104,10 +146,10 @@ ADVERSE_EVENTS = _binary_outcome(
     "a Bayesian binomial-logit random-effects meta-regression of the per-patient risk of at least one event "
     "over follow-up: logit risk theta = mu + event-type effect + X·beta − msc_effect·[control arm] + "
     "tau·z(study, event type), z ~ N(0, 1) (non-centred)",
-    "per-patient risk of the event over follow-up")
+    "per-patient risk of the event over follow-up", _AE_SUMMARY)
 MRI_ACTIVITY = _binary_outcome(
     "mri_activity", TABLES["mri_activity"], "MRI activity (counts of patients with active lesions)", "MRI activity",
     "a Bayesian binomial-logit random-effects meta-analysis of the per-patient risk of MRI activity over "
     "follow-up: logit risk theta = mu + measure effect + X·beta − msc_effect·[control arm] + "
     "tau·z(study, measure), z ~ N(0, 1) (non-centred)",
-    "per-patient risk of MRI activity over follow-up")
+    "per-patient risk of MRI activity over follow-up", _MRI_SUMMARY)

@@ -160,6 +160,8 @@ def derive(posterior: xr.Dataset, prepared: Prepared, spec) -> xr.Dataset:
     - ``risk_pooled``: sigmoid(mu), the pooled per-patient risk (reference covariates);
     - ``risk_new``: sigmoid(mu + tau z_new), the risk in a new study;
     - ``risk_new_event`` (dim event; several event types): the same, per event type;
+    - ``risk_pooled_event`` (dim event; several event types): sigmoid(mu + event_effect), the pooled
+      per-patient risk of each event type (a typical study, reference covariates);
     - ``risk_new_control`` (with control arms): a new study's control arm;
     - ``risk_by_route`` (dim route; when route is a covariate): a new study's MSC arm
       given each route level; ``route_contrast`` (dim contrast, e.g. "IT vs IV"): each
@@ -190,6 +192,7 @@ def derive(posterior: xr.Dataset, prepared: Prepared, spec) -> xr.Dataset:
     }
     if "event_effect" in posterior:
         out["risk_new_event"] = _sigmoid(eta_new + posterior["event_effect"])
+        out["risk_pooled_event"] = _sigmoid(mu + posterior["event_effect"])
     if "msc_effect" in posterior:
         out["risk_new_control"] = _sigmoid(eta_new - posterior["msc_effect"])
     route = next((t for t in d.terms if t.name == "route"), None)
