@@ -83,6 +83,7 @@ class LeftOut:
     arm: str
     outcome: str                 # spec.outcome
     reason: str                  # e.g. "no EDSS numbers in the sources read"
+    n: int | None = None         # the arm's n in arms.csv (patients, or periods for a pooled crossover arm)
 
 
 @dataclass(frozen=True)
