@@ -10,6 +10,7 @@ EDSS ``mcid`` option changes P(important) but not the model's structure key.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from msc_bayes.inference.engine import structure_key
 from msc_bayes.inference.result import Fit
 from msc_bayes.outcomes.edss import EDSS_MCID
 from msc_bayes.outcomes.edss.formats.change import change_mean_se
-from msc_bayes.spec import load_spec
+from msc_bayes.spec import Prior, load_spec
 
 REPO = Path(__file__).resolve().parents[1]
 Q_LO, Q_HI = results.quantile_probs()
@@ -56,7 +57,6 @@ def covariate_fit(spec, evidence, seed: int = 1) -> Fit:
                                                  "covariate": list(prep.design.columns)})
     tree["posterior"] = xr.DataTree(posterior)
     tree["derived"] = xr.DataTree(module.derive(posterior, prep, spec))
-    import json
     tree.attrs["design"] = json.dumps(prep.design.to_dict())
     return Fit(tree, spec, prep)
 
@@ -289,3 +289,19 @@ def test_zero_outside_the_draws_gives_a_lower_bound():
     ess = x.size  # independent draws; ArviZ's estimate is close
     assert r.bf10 == pytest.approx(stats.norm.pdf(0) * 2 * r.bandwidth * ess / -math.log(0.05), rel=0.1)
     assert r.text.startswith("BF10 > ") and "lower bound" in r.text
+
+
+def test_scipy_priors_are_the_spec_priors():
+    """The scipy form of every bundled prior (the Bayes factor's density at 0, the contraction's variance) has
+    the spec prior's exact log density (PyMC's logp), and the variances are scipy's of the same law."""
+    for key in ("edss_change", "adverse_events", "mri_activity"):
+        spec = load_spec(REPO / "models" / f"{key}.toml")
+        for name, prior in spec.priors.items():
+            lo, hi = prior.support
+            x = np.linspace(max(lo, -3) + 0.05, min(hi, 3) - 0.05, 7)
+            assert ct.scipy_prior(prior).logpdf(x) == pytest.approx(prior.logpdf(x), rel=1e-9), (key, name)
+    nu, sigma = 4.0, 0.5  # |T|, T ~ t(nu, 0, sigma): E T² = sigma² nu / (nu - 2), E|T| in closed form
+    half_t = Prior("HalfStudentT", {"nu": nu, "sigma": sigma})
+    mean = 2 * sigma * math.sqrt(nu / math.pi) * math.gamma((nu + 1) / 2) / (math.gamma(nu / 2) * (nu - 1))
+    assert ct.second_moment(half_t) == pytest.approx(sigma**2 * nu / (nu - 2), rel=1e-9)
+    assert ct.variance(half_t) == pytest.approx(sigma**2 * nu / (nu - 2) - mean**2, rel=1e-7)
