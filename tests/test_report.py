@@ -459,7 +459,10 @@ def design_fit(*, risk: bool):
                            "risk_new_event": ["event"], "risk_by_route": ["route"]},
                      coords={"contrast": ["IT vs IV", "IV$x vs IV"], "route": routes, "courses": courses,
                              "event": events})
-    return SimpleNamespace(tree=tree, spec=None)
+    units = pd.DataFrame({"route": ["IV", "IT", "IV"], "courses": [1, pd.NA, pd.NA], "courses_min": [pd.NA, 1, pd.NA],
+                          "courses_max": [pd.NA, 2, pd.NA], "group": ["msc", "msc", "control"]})  # arms for the courses
+    return SimpleNamespace(tree=tree, spec=SimpleNamespace(outcome="adverse_events" if risk else "edss_change"),
+                           prepared=SimpleNamespace(units=units))
 
 
 def _panels(fig: Figure) -> int:
@@ -492,6 +495,8 @@ def _expected_panels(fit, key: str, checks: pd.DataFrame) -> int:
         return 1 + results.has(fit, "risk_by_route")
     if key == "ppc":
         return checks["check"].nunique()
+    if key == "forest":  # an event model's MSC-vs-control odds ratio has a panel of its own
+        return 1 + (results.has(fit, "risk_arm") and results.has(fit, "msc_effect"))
     return 1
 
 
@@ -545,10 +550,10 @@ def test_forest_plot_draws_observed_shrunken_pooled_and_predicted_in_the_one_pal
     fit, evidence = plain_fits["edss_plain"]
     estimates = study_estimates(fit, evidence=evidence)
     fig = viz_forest.forest(fit, estimates=estimates)
-    (ax,) = fig.axes
+    ax = fig.axes[0]  # the plot; then the text columns (axis off)
     labels = [t.get_text() for t in ax.get_yticklabels()]
-    assert labels[-2:] == ["pooled (reference covariates)", "new study (prediction)"]
-    assert len(labels) == len(estimates) + 2
+    assert labels[len(estimates):] == ["Pooled: MSC arms", "New study's MSC arm (prediction)",
+                                       "MSC minus control (difference)"]
     assert "95% ETI" in ax.get_title()
     assert {palette.OBSERVED, palette.SHRUNK, palette.POOLED, palette.PREDICTED} <= _colours(fig)
 

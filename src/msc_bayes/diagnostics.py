@@ -192,13 +192,22 @@ def study_estimates(fit, *, evidence=None) -> pd.DataFrame:
     out = pd.DataFrame({
         "label": list(units["label"]), "study": list(units["study"]), "arm": list(units["arm"]),
         "group": list(units["group"].fillna("msc")) if "group" in units.columns else "msc",
-        "n": list(units["n"]), "used": list(used(units)) if used is not None else "",
+        "n": list(units["n"]), "followup_months": _followup_months(units),
+        "used": list(used(units)) if used is not None else "",
     })
     obs = observed_estimates(fit, evidence=evidence)
     out = pd.concat([out, obs.drop(columns="label")], axis=1)
     out["shrunken_quantity"] = name
     out["shrunken_median"], out[f"shrunken_{lo_name}"], out[f"shrunken_{hi_name}"] = med, lo, hi
     return out
+
+
+def _followup_months(units: pd.DataFrame) -> list[float]:
+    """Per unit, its follow-up in months: the unit's timepoint, else its arm's follow-up (NaN when neither is known)."""
+    nan = pd.Series(np.nan, index=units.index)
+    timepoint = pd.to_numeric(units.get("timepoint_months", nan), errors="coerce")
+    arm = pd.to_numeric(units.get("followup_months", nan), errors="coerce")
+    return [float(x) for x in timepoint.fillna(arm)]
 
 
 # --------------------------------------------------------------------------------------

@@ -216,10 +216,14 @@ def _oracle_summary(post, quantities) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------
 
 
-def tag(result, scenario: Scenario, method: str, notes: str, seconds: float):
-    """Add scenario, meta, method, notes and seconds columns to a result (or each of a dict's)."""
+def tag(result, scenario: Scenario, method: str, notes: str, seconds: float, divergences: int = 0):
+    """Add scenario, meta, method, notes, seconds and divergences columns to a result (or each of a dict's).
+
+    ``divergences``: the divergent transitions of the fit the rows come from, on its own rows (rows
+    reweighted from it, method "reweight", get 0: they are not a refit).
+    """
     if isinstance(result, Mapping):
-        return {k: tag(v, scenario, method, notes, seconds) for k, v in result.items()}
+        return {k: tag(v, scenario, method, notes, seconds, divergences) for k, v in result.items()}
     df = result.copy()
     if "scenario" not in df:
         df.insert(0, "scenario", scenario.name)
@@ -236,15 +240,20 @@ def tag(result, scenario: Scenario, method: str, notes: str, seconds: float):
     own = [f"base fit: {notes}" if notes and m == "reweight" else notes for m in df["method"]]
     df["notes"] = [";  ".join(x for x in (n, o) if isinstance(x, str) and x) for n, o in zip(df["notes"], own)]
     df["seconds"] = seconds
+    if "divergences" not in df:
+        df["divergences"] = [0 if m == "reweight" else int(divergences) for m in df["method"]]
     return df
+
+
+def divergent_transitions(fit) -> int:
+    """The number of divergent transitions the sampler reported (0 when it reports none)."""
+    stats = results.group(fit, "sample_stats")
+    return 0 if stats is None or "diverging" not in stats else int(stats["diverging"].values.sum())
 
 
 def sampler_notes(fit) -> str:
     """'N divergences' when the sampler reported any (the rows are then less trustworthy)."""
-    stats = results.group(fit, "sample_stats")
-    if stats is None or "diverging" not in stats:
-        return ""
-    n = int(stats["diverging"].values.sum())
+    n = divergent_transitions(fit)
     return f"{n} divergent transitions" if n else ""
 
 
@@ -266,7 +275,7 @@ def run_scenario(scenario: Scenario, *, on_error: str = "record"):
         f = scenario.fit()
         out = (scenario.extract or summarise)(f, scenario)
         notes = sampler_notes(f)
-        return tag(out, scenario, "mcmc", notes, time.perf_counter() - start)
+        return tag(out, scenario, "mcmc", notes, time.perf_counter() - start, divergent_transitions(f))
     except Exception as exc:
         if on_error == "raise":
             raise

@@ -79,11 +79,12 @@ def sensitivity_section(folder: Path, run, evidence) -> dict:
     files = {f"{key}_sensitivity.csv": table, f"{key}_psense.csv": psense}
     for name, df in files.items():
         df.to_csv(folder / name, index=False)
-    figure = _figure(folder, f"figures/{key}_sensitivity.png", to_png(plot_sensitivity_grid(table)),
+    figure = _figure(folder, f"figures/{key}_sensitivity.png", to_png(plot_sensitivity_grid(table, outcome=fit.spec.outcome)),
                      title="Sensitivity of the headline estimates")
     figure["caption"] = (f"Median and {interval_text()} of each headline quantity per scenario, grouped by family "
                          "(rows sorted by how far they move the first quantity); the shaded band and dashed line are "
-                         "the base fit. Open circles: importance reweighting of the base fit.")
+                         "the base fit. Open circles: importance reweighting of the base fit. †: the refit had divergent "
+                         "transitions.")
     threshold = psense["threshold"].iloc[0] if "threshold" in psense and len(psense) else 0.05
     scaled = psense["power_scaled"].iloc[0] if "power_scaled" in psense and len(psense) else ""
     return {

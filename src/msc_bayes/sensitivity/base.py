@@ -36,7 +36,7 @@ def fit_kwargs(draws=None, tune=None, chains=None, seed=None, target_accept=None
     return {k: v for k, v in kw.items() if v is not None}
 
 
-_TRAILING = ("pareto_k", "shift", "shift_sd", "method", "notes", "seconds")
+_TRAILING = ("pareto_k", "shift", "shift_sd", "method", "notes", "seconds", "divergences")
 
 
 def finish(df: pd.DataFrame, family: str | None = None) -> pd.DataFrame:

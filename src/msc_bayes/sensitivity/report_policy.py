@@ -53,7 +53,8 @@ def report_table(frames: Sequence[pd.DataFrame], *, quantities: Sequence[str], b
     """The compact table: one row per (family, scenario, quantity) for the headline quantities.
 
     Columns: family, scenario, quantity, label, median, eti95_lower, eti95_upper, prob_below_0,
-    shift (median minus the base median), method, notes. ``base`` (rows of the base fit)
+    shift (median minus the base median), method, notes, divergences (of the row's own refit; 0 for rows
+    reweighted from the base fit and for exact ones). ``base`` (rows of the base fit)
     defaults to the first frame's rows with scenario "base"; other "base" rows are dropped.
     """
     frames = [f for f in frames if f is not None and len(f)]
@@ -67,9 +68,11 @@ def report_table(frames: Sequence[pd.DataFrame], *, quantities: Sequence[str], b
     bmed = base.drop_duplicates("quantity").set_index("quantity")["median"]
     df["shift"] = df["median"] - df["quantity"].map(bmed)
     df["label"] = df["quantity"].map(lambda q: QUANTITY_LABELS.get(q, q))
-    cols = ["family", "scenario", "quantity", "label", "median", LOWER, UPPER, "prob_below_0", "shift", "method", "notes"]
+    cols = ["family", "scenario", "quantity", "label", "median", LOWER, UPPER, "prob_below_0", "shift", "method", "notes",
+            "divergences"]
     df = df.reindex(columns=cols).reset_index(drop=True)
     df["notes"] = df["notes"].fillna("")
+    df["divergences"] = df["divergences"].fillna(0).astype(int)
     df.attrs["interval"] = INTERVAL_LABEL
     return df
 

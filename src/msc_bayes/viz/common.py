@@ -1,4 +1,5 @@
-"""What the figures of a fit share: safe text, PNG bytes, the interval, rows of intervals, the hyperparameters.
+"""What the figures of a fit share: safe text, PNG bytes, the interval, rows of intervals, the hyperparameters,
+numbers as figures write them, the risk axis (logit, ticks in %) and the reference covariates in words.
 
 Figures are drawn with matplotlib's object API (Agg canvas; no pyplot state, never shown); the
 interval is the package's one interval (``INTERVAL_PROB`` equal-tailed), named on every figure.
@@ -11,7 +12,10 @@ import io
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
+from scipy.special import expit
 
+from msc_bayes import outcomes
 from msc_bayes.results import (
     attr_json,
     cells,
@@ -19,12 +23,21 @@ from msc_bayes.results import (
     has,
     is_plumbing,
     median_interval,
+    reference_covariates,
 )
 
 
 def plain(text: object) -> str:
     """Text safe for matplotlib: no mathtext ($ is literal)."""
     return str(text).replace("$", r"\$")
+
+
+#: Arm and event codes' words as row labels write them (acronyms in capitals).
+WORDS = {w: w.upper() for w in ("msc", "it", "iv", "ms", "nmo", "spms", "rrms", "ppms", "np", "ae", "t1", "t2")} | {
+    "gd": "Gd"}
+def words(code: object) -> str:
+    """An arm or event code in words: underscores as spaces, acronyms in capitals ("msc_it" -> "MSC IT")."""
+    return " ".join(WORDS.get(t.lower(), t) for t in str(code).split("_"))
 
 
 def to_png(fig: Figure, *, dpi: int = 110) -> bytes:
@@ -65,3 +78,124 @@ def hyperparameters(fit) -> list[tuple[str, np.ndarray, object]]:
             raise ValueError(f"{name} has dims {extra}: only scalar or vector hyperparameters are plotted")
         out.extend((label, x, fit.spec.priors[name]) for label, x in cells(fit, name).items())
     return out
+
+
+# --------------------------------------------------------------------------------------
+# Numbers as figures write them (true minus signs; risks in percent)
+# --------------------------------------------------------------------------------------
+
+
+def number(x: float, digits: int = 2) -> str:
+    """`x` to `digits` decimals with a true minus sign (never "−0.00")."""
+    text = f"{x:.{digits}f}"
+    if float(text) == 0:
+        text = f"{abs(x):.{digits}f}"
+    return text.replace("-", "−")
+
+
+def percent(p: float) -> str:
+    """A risk in percent: 2 significant digits below 1%, else 1 decimal ("0.37%", "0.50%", "27.4%", "0%")."""
+    pct = 100 * p
+    if pct == 0:
+        return "0%"
+    return f"{pct:#.2g}%" if pct < 1 else f"{pct:.1f}%"
+
+
+def estimate_text(median: float, lower: float, upper: float, *, risk: bool = False) -> str:
+    """An estimate and its interval as the forest's text column writes it, e.g. "−0.20 [−0.30, −0.09]",
+    "0.37% [0.018%, 3.3%]"; an estimate without an interval alone; "" when there is no estimate."""
+    if not np.isfinite(median):
+        return ""
+    f = percent if risk else number
+    if not (np.isfinite(lower) and np.isfinite(upper)):
+        return f(median)
+    return f"{f(median)} [{f(lower)}, {f(upper)}]"
+
+
+# --------------------------------------------------------------------------------------
+# The risk axis
+# --------------------------------------------------------------------------------------
+
+#: Ticks of a risk axis: decades and the middle, and finer steps when the axis spans little.
+RISK_TICKS = (1e-5, 1e-4, 0.001, 0.01, 0.1, 0.5, 0.9, 0.99)
+RISK_FINE_TICKS = (0.02, 0.05, 0.2, 0.3, 0.7, 0.8, 0.95)
+#: The smallest risk a risk axis shows (0.01%): lower interval ends of a few patients without an event
+#: (e.g. Jeffreys' 0.002% for 0/24) run off the axis rather than squash every risk to its right.
+RISK_FLOOR = 1e-4
+
+
+def risk_limits(values) -> tuple[float, float]:
+    """Limits of a logit risk axis holding every risk strictly between 0 and 1 in `values` (down to
+    :data:`RISK_FLOOR`), with a margin."""
+    x = np.asarray([v for v in np.ravel(values) if np.isfinite(v) and 0 < v < 1], dtype=float)
+    if x.size == 0:
+        return 0.01, 0.99
+    x = np.clip(x, RISK_FLOOR, 1 - RISK_FLOOR)
+    logit = np.log(x / (1 - x))
+    lo, hi = logit.min(), logit.max()
+    pad = 0.06 * max(hi - lo, 1.0)
+    return float(expit(lo - pad)), float(expit(hi + pad))
+
+
+def risk_axis(ax, values, *, label: str) -> tuple[float, float]:
+    """A logit x axis over the risks `values`, ticks in percent (0.1%, 1%, 10%, 50%, ...), no minor labels;
+    returns its limits."""
+    lo, hi = risk_limits(values)
+    ax.set_xscale("logit")
+    ax.set_xlim(lo, hi)
+    ticks = [t for t in RISK_TICKS if lo <= t <= hi]
+    if len(ticks) < 3:
+        ticks = sorted(ticks + [t for t in RISK_FINE_TICKS if lo <= t <= hi])
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _tick_percent(v)))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(plain(label))
+    return lo, hi
+
+
+#: Ticks of an odds-ratio axis.
+ODDS_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
+
+
+def odds_axis(ax, values) -> None:
+    """A log x axis over the odds ratios `values` (and 1), plain ticks (0.2, 0.5, 1, 2, 5), a dotted line at 1."""
+    x = np.asarray([v for v in np.ravel(values) if np.isfinite(v) and v > 0], dtype=float)
+    lo, hi = min(x.min(initial=1.0), 1.0) / 1.3, max(x.max(initial=1.0), 1.0) * 1.3
+    ax.set_xscale("log")
+    ax.set_xlim(lo, hi)
+    ax.xaxis.set_major_locator(FixedLocator([t for t in ODDS_TICKS if lo <= t <= hi]))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.axvline(1, color="black", lw=0.6, ls=":")
+
+
+def _tick_percent(p: float) -> str:
+    pct = 100 * p
+    return f"{pct:.10g}%"
+
+
+# --------------------------------------------------------------------------------------
+# The reference covariates in words
+# --------------------------------------------------------------------------------------
+
+
+def reference_words(fit) -> str:
+    """Where the pooled estimates hold, in words, e.g. "route IV, 1 course, 12 months' follow-up";
+    "" when the model has no covariates. Event models add the outcome's suffix ("typical event type")."""
+    parts = []
+    for name, value in reference_covariates(fit):
+        if name == "courses":
+            parts.append(f"{value} course" + ("" if value == "1" else "s"))
+        elif name == "timepoint_months":
+            parts.append(f"{value} months' follow-up")
+        else:
+            parts.append(f"{name.replace('_', ' ')} {value}")
+    text = ", ".join(parts)
+    suffix = "".join(words for name, words in outcomes.get(outcome(fit)).reference_suffixes if has(fit, name))
+    return (text + suffix).lstrip(", ")
+
+
+def axis_label(fit) -> str:
+    """The axis a fit's per-unit estimates are drawn on: the outcome's quantity with its units."""
+    return outcomes.get(outcome(fit)).axis_label

@@ -3,12 +3,14 @@ keyword-only options after, and returns a matplotlib ``Figure`` (never shown).""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
+from msc_bayes import outcomes
 from msc_bayes.sensitivity.base import INTERVAL_LABEL, K_THRESHOLD, QUANTITY_LABELS
 from msc_bayes.sweep import LOWER, UPPER
 from msc_bayes.viz.common import plain
@@ -37,9 +39,12 @@ __all__ = [
 
 def plot_scenarios(df: pd.DataFrame, *, quantities: Sequence[str] | None = None, base: str | None = "base",
                    label: str = "scenario", group: str | None = None, sort_by_shift: bool = False,
-                   title: str | None = None, reference: float | None = 0.0) -> Figure:
+                   title: str | None = None, reference: float | None = 0.0,
+                   units: Mapping[str, str] | None = None) -> Figure:
     """Median and 95% ETI of each scenario (rows), one panel per quantity; the base scenario's
-    interval is shaded and its median dashed. Reweighted rows are open circles."""
+    interval is shaded and its median dashed. Reweighted rows are open circles. A row whose refit had
+    divergent transitions (a ``divergences`` column above 0) is marked with :data:`DIVERGENT_MARK` after
+    its label, and the legend says so. ``units``: quantity -> its units, for the x axis labels."""
     df = df[df["quantity"].notna()]
     qs = list(dict.fromkeys(df["quantity"])) if quantities is None else [q for q in quantities if q in set(df["quantity"])]
     if not qs:
@@ -75,10 +80,14 @@ def plot_scenarios(df: pd.DataFrame, *, quantities: Sequence[str] | None = None,
             ax.plot([getattr(r, LOWER), getattr(r, UPPER)], [y, y], color=colour, lw=1.6)
             ax.plot([r.median], [y], "o", color=colour, mfc="white" if rw else colour, ms=5)
         ax.set_title(plain(QUANTITY_LABELS.get(q, q)), fontsize=9)
-        ax.set_xlabel(f"median and {INTERVAL_LABEL}", fontsize=8)
+        unit = (units or {}).get(q)
+        ax.set_xlabel(plain(f"{unit.split(' (')[0]}\nmedian and {INTERVAL_LABEL}" if unit
+                            else f"median and {INTERVAL_LABEL}"), fontsize=8)
         ax.grid(axis="x", alpha=0.3)
+    divergent = divergent_rows(df, keys)
     axes[0].set_yticks([ypos[r] for r in rows])
-    axes[0].set_yticklabels([plain(r[-1]) for r in rows], fontsize=8)
+    axes[0].set_yticklabels([plain(r[-1]) + (f" {DIVERGENT_MARK}" if r in divergent else "") for r in rows],
+                            fontsize=8)
     if group:
         prev = None
         for r in rows:
@@ -91,16 +100,31 @@ def plot_scenarios(df: pd.DataFrame, *, quantities: Sequence[str] | None = None,
             axes[-1].annotate(plain(g), xy=(1.02, (max(ys) + 0.5) / n if n else 0), xycoords=("axes fraction", "axes fraction"),
                               fontsize=8, fontweight="bold", va="top", ha="left", annotation_clip=False)
     axes[0].set_ylim(-0.7, n - 0.3)
+    handles = []
     if "method" in df and (df["method"] == "reweight").any():
-        from matplotlib.lines import Line2D
-
-        handles = [Line2D([], [], color=BASE, ls="--", lw=1, label=f"base median (band: base {INTERVAL_LABEL})"),
-                   Line2D([], [], color=REFIT, marker="o", label="refit (MCMC or exact)"),
-                   Line2D([], [], color=REWEIGHTED, marker="o", mfc="white", label="importance reweighting")]
-        fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
+        handles += [Line2D([], [], color=BASE, ls="--", lw=1, label=f"base median (band: base {INTERVAL_LABEL})"),
+                    Line2D([], [], color=REFIT, marker="o", label="refit (MCMC or exact)"),
+                    Line2D([], [], color=REWEIGHTED, marker="o", mfc="white", label="importance reweighting")]
+    if divergent:
+        handles.append(Line2D([], [], ls="none", label=f"{DIVERGENT_MARK} the refit had divergent transitions "
+                              "(its interval is less trustworthy)"))
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3), fontsize=8, frameon=False)
     if title:
         fig.suptitle(plain(title), fontsize=10)
     return fig
+
+
+#: The mark after the label of a row whose refit had divergent transitions.
+DIVERGENT_MARK = "†"
+
+
+def divergent_rows(df: pd.DataFrame, keys: Sequence[str]) -> set[tuple]:
+    """The rows (tuples of `keys`) of which some quantity's refit had divergent transitions."""
+    if "divergences" not in df:
+        return set()
+    hit = df[pd.to_numeric(df["divergences"], errors="coerce").fillna(0) > 0]
+    return {tuple(r) for r in hit[list(keys)].itertuples(index=False)}
 
 
 def plot_prior_sensitivity(df: pd.DataFrame, *, quantities: Sequence[str] | None = None, title: str | None = None
@@ -178,9 +202,11 @@ def plot_model_comparison(df: pd.DataFrame, *, title: str | None = None) -> Figu
 
 
 def plot_sensitivity_grid(table: pd.DataFrame, *, quantities: Sequence[str] | None = None, sort_by_shift: bool = True,
-                          title: str | None = None) -> Figure:
+                          title: str | None = None, outcome: str | None = None) -> Figure:
     """Tornado-style grid of :func:`sensitivity_for_report`'s table: scenarios grouped by family
     (sorted by how far they move the first quantity's median), one panel per headline quantity,
-    the base interval shaded."""
+    the base interval shaded; rows whose refit had divergent transitions marked. ``outcome`` (the
+    fit's outcome name) gives the x axes its headline quantities' units."""
+    units = {q.name: q.unit for q in outcomes.get(outcome).headline} if outcome else None
     return plot_scenarios(table, quantities=quantities, group="family", sort_by_shift=sort_by_shift,
-                          title=title or "Sensitivity of the headline estimates")
+                          title=title or "Sensitivity of the headline estimates", units=units)
