@@ -199,7 +199,8 @@ def _fit(args) -> int:
     spec = load_spec(args.spec)
     evidence = load_evidence(args.data)
     with run_folder(out, kind="fit", overwrite=args.overwrite, protect=[args.data]) as folder:
-        result = fit(spec, evidence, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed)
+        with _progress().about(Path(args.spec).stem):
+            result = fit(spec, evidence, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed)
         result.to_netcdf(folder / "posterior.nc")
         result.summary().to_csv(folder / "summary.csv", index=False)
     for note in result.notes:
@@ -208,17 +209,29 @@ def _fit(args) -> int:
     return 0
 
 
-def _report(args) -> int:
+def _log(line: str) -> None:
+    print(line, flush=True)
+
+
+def _progress():
+    """Progress of long work: rich bars on a terminal; concise lines when not (a log, CI)."""
     import os
 
+    from msc_bayes.progress import LogProgress, TerminalProgress
+
+    ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+    terminal = sys.stdout is not None and sys.stdout.isatty() and not ci
+    return TerminalProgress(_log) if terminal else LogProgress(_log)
+
+
+def _report(args) -> int:
     from msc_bayes.errors import ConvergenceError
     from msc_bayes.report import run_report
 
-    ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
     result = run_report(data=args.data, models=args.models, out=args.out, overwrite=args.overwrite,
                         draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
                         allow_unconverged=args.allow_unconverged, sensitivity=args.sensitivity,
-                        progress=sys.stdout.isatty() and not ci, log=lambda line: print(line, flush=True))
+                        progress=_progress(), log=_log)
     failed = result.unconverged
     if failed and not args.allow_unconverged:
         names = ", ".join(m.key for m in failed)

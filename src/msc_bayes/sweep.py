@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from msc_bayes import progress as progress_report
 from msc_bayes import results
 from msc_bayes.inference import fit_cached
 from msc_bayes.results import (
@@ -336,7 +337,8 @@ def run_scenarios(scenarios: Sequence[Scenario], *, scheduler=None, on_error: st
         _precompile(scenarios)
         out = []
         for i, sc in enumerate(scenarios, 1):
-            out.append(run_scenario(sc, on_error=on_error))
+            with progress_report.scenario(i, len(scenarios), sc.name):  # an active Progress names a refit
+                out.append(run_scenario(sc, on_error=on_error))
             if progress:
                 print(f"[{i}/{len(scenarios)}] {sc.name}", flush=True)
         return out

@@ -64,15 +64,22 @@ def sample(sampler, spec, settings: dict, exclude_studies, progress: bool) -> xr
 
     nutpie's blocking ``sample`` answers Ctrl-C with the draws made so far, as if sampling had
     finished; waiting here instead lets KeyboardInterrupt through (the sampler is cancelled).
+    When a :class:`msc_bayes.progress.Progress` is active, its meter gets the draws (nutpie's own
+    bar, `progress`, is then off).
     """
     import nutpie
 
-    running = None
+    from msc_bayes import progress as progress_report
+
+    running, meter = None, progress_report.meter()
+    callback = None if meter is None else (lambda chains: meter.update(sum(c.finished_draws for c in chains),
+                                                                        sum(c.total_draws for c in chains)))
     try:
         running = nutpie.sample(sampler, draws=int(settings["draws"]), tune=int(settings["tune"]),
                                 chains=int(settings["chains"]), seed=int(settings["seed"]),
-                                target_accept=float(settings["target_accept"]), progress_bar=progress,
-                                save_warmup=False, blocking=False)
+                                target_accept=float(settings["target_accept"]),
+                                progress_bar=progress and meter is None, progress_callback=callback,
+                                progress_rate=progress_report.PROGRESS_RATE_MS, save_warmup=False, blocking=False)
         return running.wait()
     except BaseException as exc:
         if running is not None:
@@ -83,6 +90,9 @@ def sample(sampler, spec, settings: dict, exclude_studies, progress: bool) -> xr
         if exclude_studies:
             shown += f", exclude_studies={sorted(exclude_studies)}"
         raise SamplingError(f"sampling spec '{spec.name}' ({shown}) failed: {_one_line(exc)}") from exc
+    finally:
+        if meter is not None:
+            meter.close()
 
 
 def is_sampler_failure(exc: BaseException) -> bool:

@@ -37,6 +37,7 @@ from msc_bayes import inference, outcomes, results
 from msc_bayes.diagnostics import Convergence, thresholds
 from msc_bayes.errors import Problem, SpecError
 from msc_bayes.inference import Attempt, fit_gated
+from msc_bayes.progress import LogProgress, Progress
 from msc_bayes.report.context import report_context
 from msc_bayes.report.render import render_html, render_markdown
 from msc_bayes.report.sections import model_section, sensitivity_section
@@ -122,9 +123,12 @@ def prepare(spec, evidence):
 def run_report(*, data: str | Path = "data", models: list[str] | None = None, out: str | Path | None = None,
                overwrite: bool = False, draws: int | None = None, tune: int | None = None,
                chains: int | None = None, seed: int | None = None, allow_unconverged: bool = False,
-               sensitivity: bool = True, progress: bool = False,
+               sensitivity: bool = True, progress: Progress | None = None,
                log: Callable[[str], None] = print) -> ReportResult:
-    """Fit every spec and write the report folder (see the module docstring and :mod:`msc_bayes.output`)."""
+    """Fit every spec and write the report folder (see the module docstring and :mod:`msc_bayes.output`).
+
+    `progress` shows each fit's draws and the sensitivity refits (:mod:`msc_bayes.progress`;
+    None: a :class:`~msc_bayes.progress.LogProgress` writing to `log`)."""
     from msc_bayes.evidence import load_evidence
     from msc_bayes.output import check_target, default_target, run_folder
     from msc_bayes.spec import load_spec
@@ -140,6 +144,7 @@ def run_report(*, data: str | Path = "data", models: list[str] | None = None, ou
         prepare(spec, evidence)
     keys = model_keys(paths)
     settings = {"draws": draws, "tune": tune, "chains": chains, "seed": seed}
+    progress = progress if progress is not None else LogProgress(log)
     runs: list[ModelRun] = []
     timings: dict[str, dict] = {}
     with run_folder(out, kind="report", overwrite=overwrite, protect=[data], log=log) as tmp:
@@ -149,7 +154,8 @@ def run_report(*, data: str | Path = "data", models: list[str] | None = None, ou
         for i, (key, path, spec) in enumerate(zip(keys, paths, specs), 1):
             log(f"[{i}/{len(specs)}] fitting {key} ({spec.name}) ...")
             start = time.perf_counter()
-            result, verdict, attempts = fit_gated(spec, evidence, progress=progress, log=log, key=key, **settings)
+            with progress.about(key):
+                result, verdict, attempts = fit_gated(spec, evidence, log=log, key=key, **settings)
             result.to_netcdf(tmp / f"{key}.nc")  # saved before any plotting
             runs.append(ModelRun(key, str(path), result, verdict, attempts))
             seconds = time.perf_counter() - start
@@ -160,14 +166,15 @@ def run_report(*, data: str | Path = "data", models: list[str] | None = None, ou
         log("writing tables, figures and report ...")
         write_outputs(tmp, runs, evidence, created=now, run_name=out.name, settings=settings,
                       allow_unconverged=allow_unconverged, timings=timings, started=started,
-                      sensitivity=sensitivity, log=log)
+                      sensitivity=sensitivity, log=log, progress=progress)
     log(f"wrote {out} in {time.perf_counter() - started:.1f} s")
     return ReportResult(out, tuple(runs))
 
 
 def write_outputs(folder: Path, runs: list[ModelRun], evidence, *, created: dt.datetime, run_name: str,
                   settings: dict, allow_unconverged: bool, timings: dict, started: float,
-                  sensitivity: bool = True, log: Callable[[str], None] = print) -> None:
+                  sensitivity: bool = True, log: Callable[[str], None] = print,
+                  progress: Progress | None = None) -> None:
     """Every file of the report except the posteriors (already written)."""
     (folder / "figures").mkdir(exist_ok=True)
     sections = []
@@ -179,7 +186,8 @@ def write_outputs(folder: Path, runs: list[ModelRun], evidence, *, created: dt.d
         if sensitivity and has_section(run.fit.spec, evidence):
             log(f"    {run.key}: sensitivity analyses ...")
             start = time.perf_counter()
-            section["sensitivity"] = sensitivity_section(folder, run, evidence)
+            with (progress or LogProgress(log)).about(run.key, steps="sensitivity refit"):
+                section["sensitivity"] = sensitivity_section(folder, run, evidence)
             section["files"] += section["sensitivity"]["files"]
             timings[run.key]["sensitivity_seconds"] = round(time.perf_counter() - start, 3)
             log(f"    {run.key}: sensitivity analyses done in {timings[run.key]['sensitivity_seconds']:.1f} s")
