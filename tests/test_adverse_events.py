@@ -542,8 +542,10 @@ def test_fit_and_derive_on_the_bundled_specs(bundled, spec_path):
     f = fit(spec, bundled, draws=100, tune=100, chains=2, seed=4)
     d, prep = f.derived, f.prepared
     C, D, U = 2, 100, len(prep.units)
-    for name in ("risk_new", "risk_pooled", "rate_per_administration_new"):
+    rates = ("rate_per_administration_new",) if spec.outcome == "adverse_events" else ()  # MRI: no rates
+    for name in ("risk_new", "risk_pooled", *rates):
         assert d[name].shape == (C, D)
+    assert ("rate_per_administration_new" in d) == bool(rates)
     assert d["p_risk_above"].shape == (C, D, 3)
     p = d["p_risk_above"].values
     assert set(np.unique(p)) <= {0.0, 1.0} and 0 <= p.mean() <= 1

@@ -171,7 +171,7 @@ def test_the_methods_list_the_statements_that_entered(tmp_path):
     # the sentence reaches the Markdown report escaped (report.md.j2 pipes the methods through md_escape)
     from msc_bayes.report.render import md_escape
 
-    assert "&lt;had&gt; a \\*rash\\*" in md_escape(text)
+    assert "\\<had\\> a \\*rash\\*" in md_escape(text)
 
 
 def test_the_same_statement_of_two_arms_is_listed_once(tmp_path):

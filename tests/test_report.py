@@ -172,7 +172,8 @@ def test_html_is_self_contained_escaped_and_complete(files, fake, tmp_path, caps
     ae_results = doc.paragraphs["results"][1]
     assert "Prediction for a new study's MSC arm (no covariates), typical event type: risk " in ae_results
     assert "P(new-study risk > 5%) = " in ae_results
-    assert "mu ~ Normal(mu=0, sigma=1)" in doc.paragraphs["methods"][0]
+    assert "mu ~ Normal(mean 0, SD 1), pooled mean EDSS change in MSC arms at reference covariates" in \
+        doc.paragraphs["methods"][0]
     assert "All 2 model(s) passed the convergence gate" in html
     assert "@media print" in html
     stdout = capsys.readouterr().out
@@ -194,7 +195,7 @@ def test_run_folder_holds_tables_markdown_posteriors_and_provenance(files, fake,
         assert {"posterior", "derived", "sample_stats"} <= set(tree.children)
 
     md = (out / "report.md").read_text(encoding="utf-8")
-    assert HOSTILE not in md and "&lt;script&gt;alert(1)&lt;/script&gt;" in md
+    assert HOSTILE not in md and "\\<script\\>alert(1)\\</script\\>" in md  # backslash-escaped, no entities
     figures = [line.split("](", 1)[1].rstrip(")") for line in md.splitlines() if line.startswith("![")]
     assert figures and all((out / f).is_file() for f in figures)
     assert "95% ETI" in md
@@ -420,9 +421,9 @@ def test_a_spec_file_named_with_markup_is_escaped_in_every_format(files, fake, t
     assert main(["report", "--data", str(data), "--models", str(hostile), "--out", str(out), "--no-sensitivity"]) == 0
     md = (out / "report.md").read_text(encoding="utf-8")
     html = (out / "index.html").read_text(encoding="utf-8")
-    for text in (md, html):
-        assert "<img src=x" not in text and "onerror=alert(8)>" not in text
-    assert 'x"&gt;&lt;img src=x onerror=alert(8)&gt;.nc' in md  # shown as text
+    assert "<img src=x" not in html and "onerror=alert(8)>" not in html
+    assert not re.search(r"(?<!\\)[<>]", md)  # every < and > in report.md backslash-escaped: never HTML
+    assert 'x"\\>\\<img src=x onerror=alert(8)\\>.nc' in md  # shown as text
     assert "(figures/x%22%3E%3Cimg%20src%3Dx%20onerror%3Dalert%288%29%3E_forest.png)" in md  # a path, encoded
     assert (out / 'x"><img src=x onerror=alert(8)>.nc').exists()
     assert not [a for t, a in parse(html).tags if t == "img" and not a["src"].startswith("data:image/png;base64,")]

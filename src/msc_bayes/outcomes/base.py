@@ -166,6 +166,11 @@ class Outcome:
     #: options that change only what a report says (e.g. the EDSS MCID), never the model:
     #: ``inference.structure_key`` leaves them out
     report_options: tuple[str, ...] = ()
+    #: variable -> its label in a report's tables, with unit and direction ("Pooled mean EDSS change ... (points;
+    #: negative = improvement)"), and variable -> how its numbers are written (default "num"); a variable not
+    #: named is shown by its name
+    variable_labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    variable_formats: Mapping[str, ValueFormat] = field(default_factory=lambda: MappingProxyType({}))
 
     def quantity(self, name: str) -> Quantity:
         """The headline `Quantity` called `name` (KeyError if the outcome headlines none of that name)."""

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from msc_bayes import INTERVAL_KIND, INTERVAL_PROB, outcomes
 from msc_bayes.diagnostics import thresholds
 from msc_bayes.inference import Attempt
+from msc_bayes.report.numbers import plural, sig3
 from msc_bayes.results import attr_json, attrs, design_terms, group
 
 
 def gate_text() -> str:
     return (f"rank-normalised split R-hat ≤ {thresholds()['r_hat_max']:g}, bulk and tail ESS ≥ "
-            f"{thresholds()['ess_bulk_min']:g}, {thresholds()['max_divergences']} divergent transitions")
+            f"{thresholds()['ess_bulk_min']:g}, {plural(int(thresholds()['max_divergences']), 'divergent transition')}")
 
 
 def attempt_text(a: Attempt) -> str:
@@ -50,20 +52,43 @@ def likelihood_text(fit) -> str:
     else:
         return ""
     format_text = outcomes.get(fit.spec.outcome).format_text
-    parts = [f"{format_text.get(k, k)}: {v} arm{'s' if v != 1 else ''}" for k, v in counts.items()]
+    parts = [f"{format_text.get(k, k)}: {plural(int(v), 'arm')}" for k, v in counts.items()]
     return "Likelihood, per reporting format (each an exact likelihood of what the source reports): " + \
         "; ".join(parts) + "."
 
 
-def priors_text(fit) -> str:
-    posterior = group(fit, "posterior").data_vars
-    variables_of = outcomes.get(fit.spec.outcome).variables_of
-    used = [f"{k} ~ {p}" for k, p in fit.spec.priors.items() if any(v in posterior for v in variables_of(k))]
-    unused = [k for k, _ in fit.spec.priors.items() if not any(v in posterior for v in variables_of(k))]
-    text = "Priors (as written in the spec): " + "; ".join(used) + "."
-    if unused:
-        text += f" Not used by this model (no such parameter with these data): {', '.join(unused)}."
+#: How a prior's parameters are written: Normal's are its mean and SD; other families' by their usual letters
+_NORMAL_WORDS = {"mu": "mean", "sigma": "SD"}
+_LETTERS = {"mu": "μ", "sigma": "σ", "alpha": "α", "beta": "β", "nu": "ν", "lam": "λ"}
+
+
+def prior_text(prior) -> str:
+    """A prior as a reader reads it, at most 3 significant digits: "Normal(mean −0.357, SD 0.5)",
+    "HalfNormal(σ 0.5)", "TruncatedNormal(μ 0, σ 0.5) on [−1, 1]"."""
+    words = _NORMAL_WORDS if prior.dist == "Normal" else _LETTERS
+    params = {k: float(v) for k, v in prior.params.items() if v is not None and np.isfinite(float(v))}
+    bounds = [params.pop(k, None) for k in ("lower", "upper")]
+    text = f"{prior.dist}(" + ", ".join(f"{words.get(k, k)} {sig3(v)}" for k, v in params.items()) + ")"
+    if prior.dist == "Uniform":
+        return f"Uniform({sig3(bounds[0])}, {sig3(bounds[1])})"
+    lo, hi = bounds
+    if lo is not None or hi is not None:
+        text += (" on " + (f"[{sig3(lo)}" if lo is not None else "(−∞") + ", "
+                 + (f"{sig3(hi)}]" if hi is not None else "∞)"))
     return text
+
+
+def priors_text(fit) -> str:
+    """The priors of the parameters the model has, each with its meaning (a prior the model does not use is
+    not listed)."""
+    posterior = group(fit, "posterior").data_vars
+    outcome = outcomes.get(fit.spec.outcome)
+    used = []
+    for k, p in fit.spec.priors.items():
+        if any(v in posterior for v in outcome.variables_of(k)):
+            slot = outcome.priors.get(k)
+            used.append(f"{k} ~ {prior_text(p)}" + (f", {slot.description}" if slot else ""))
+    return "Priors: " + "; ".join(used) + "." if used else ""
 
 
 def methods_paragraph(fit, attempts: tuple[Attempt, ...]) -> str:
@@ -73,7 +98,7 @@ def methods_paragraph(fit, attempts: tuple[Attempt, ...]) -> str:
     outcome = outcomes.get(fit.spec.outcome)
     model = outcome.model_text or f"a Bayesian hierarchical model of {outcome.description}"
     text = [f"Model ({fit.spec.outcome}): {model}.",
-            (f"Data: {len(units)} modelled units from {units['study'].nunique()} studies "
+            (f"Data: {plural(len(units), 'modelled unit')} from {plural(units['study'].nunique(), 'study', 'studies')} "
              f"(evidence folder {a.get('data_path', '?')}, data hash {a['data_hash']})."),
             likelihood_text(fit), outcome.units_text(units, fit.spec) if outcome.units_text else "",
             covariates_text(fit), priors_text(fit)]

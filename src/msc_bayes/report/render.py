@@ -1,10 +1,12 @@
-"""The report's two pages from one context: index.html (autoescaped) and report.md (every data string escaped).
+"""The report's two pages from one context: index.html (autoescaped) and report.md (every data string
+backslash-escaped, no HTML entities).
 
 Both templates ship in ``msc_bayes/report/templates``; an undefined name in either is an error.
 """
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from functools import cache
 
@@ -12,13 +14,20 @@ import jinja2
 
 from msc_bayes import INTERVAL_PROB
 
+#: Characters escaped with a backslash (CommonMark lets a backslash escape any ASCII punctuation, and it then
+#: stands for itself): emphasis, code, links and images, tables, headings, HTML and entities, strikethrough
+_MD_SPECIAL = frozenset("\\`*_[]|#<>&~")
+
 
 def md_escape(text: object) -> str:
-    """Text safe inside Markdown (and inline HTML): markup characters escaped, one line."""
-    s = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    for ch in "\\`*_[]|#":
-        s = s.replace(ch, "\\" + ch)
-    return s.replace("\r", " ").replace("\n", " ")
+    """Text safe inside Markdown, one line: every markup character backslash-escaped ("<" is written ``\\<``,
+    which renders as "<": never HTML, an entity, a link or emphasis); a list marker at the start and a GFM
+    autolink ("www.", "://") are escaped too."""
+    s = "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
+    s = s.replace("\r", " ").replace("\n", " ").replace("://", "\\://").replace("www.", "www\\.")
+    if re.match(r"[-+=](\s|$|[-=])", s):  # a list marker, thematic break or heading underline
+        s = "\\" + s
+    return re.sub(r"^(\d+)([.)])(?=\s|$)", r"\1\\\2", s)  # an ordered list marker
 
 
 def md_image(title: str, file: str) -> str:
@@ -35,6 +44,7 @@ def _environment(markdown: bool) -> jinja2.Environment:
         env.filters["md_escape"] = md_escape
         env.globals["md_image"] = md_image
     env.globals["interval_percent"] = f"{INTERVAL_PROB:.0%}"
+    env.globals["zip"] = zip
     return env
 
 

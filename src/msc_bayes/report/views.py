@@ -1,4 +1,8 @@
-"""Tables as the report shows them: {"columns": [...], "rows": [[text, ...], ...]} of formatted cells."""
+"""Tables as the report shows them: {"columns": [...], "rows": [[text, ...], ...]} of formatted cells.
+
+Also the summary of findings as its section lays it out (`summary_view`) and the order of outcomes on the page
+(`outcome_order`: EDSS first).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,17 @@ import pandas as pd
 
 from msc_bayes import outcomes
 from msc_bayes.diagnostics import Convergence
-from msc_bayes.report.numbers import fmt, num, prob
-from msc_bayes.results import group, interval_columns, interval_text, is_plumbing
+from msc_bayes.report.numbers import fmt, interval, num, prob, signed_g
+from msc_bayes.results import cells, group, interval_columns, interval_text, is_plumbing
+
+#: The order of outcomes on the page: the primary outcome (EDSS) first, then safety, then the surrogate;
+#: any other outcome after these, by name
+OUTCOME_ORDER = ("edss_change", "adverse_events", "mri_activity")
+
+
+def outcome_order(outcome: str) -> tuple[int, str]:
+    """Sort key of an outcome (a spec's ``outcome``): its place in `OUTCOME_ORDER`, others after by name."""
+    return (OUTCOME_ORDER.index(outcome), "") if outcome in OUTCOME_ORDER else (len(OUTCOME_ORDER), outcome)
 
 
 def _table(df: pd.DataFrame, formats: dict[str, Callable]) -> dict:
@@ -33,24 +46,85 @@ def key_variables(fit) -> set[str]:
     return out
 
 
+def _split(quantity: str) -> tuple[str, str]:
+    """("beta", "route[IT]") of "beta[route[IT]]"; (name, "") of a scalar."""
+    if "[" not in quantity:
+        return quantity, ""
+    name, cell = quantity.split("[", 1)
+    return name, cell[:-1]
+
+
 def _is_indicator(quantity: str) -> bool:
     return quantity.startswith("p_")
 
 
+def variable_label(outcome, quantity: str) -> str:
+    """A table's label of a summary cell from the outcome's ``variable_labels`` ("{cell}" in a label is the
+    cell's coordinate, else ": cell" is added); the cell's own name when the outcome labels none."""
+    name, cell = _split(quantity)
+    label = outcome.variable_labels.get(name)
+    if label is None:
+        return quantity
+    if "{cell}" in label:
+        return label.replace("{cell}", cell)
+    return f"{label}: {cell}" if cell else label
+
+
+def indicator_text(outcome, quantity: str, p: float) -> str:
+    """A per-draw indicator's mean as the probability it is, in the words of the statement that declares it:
+    "P(new-study change < −0.5) = 0.12"."""
+    name, cell = _split(quantity)
+    words = next((s.probability_text for s in outcome.statements if s.probabilities == name), "")
+    if words and cell:
+        try:
+            c = float(cell)
+        except ValueError:
+            c = None
+        if c is not None:
+            return f"{words.format(threshold=signed_g(c), percent=f'{100 * c:g}')} = {prob(p)}"
+    return f"{variable_label(outcome, quantity)}: P = {prob(p)}"
+
+
+def _distinct(records: list[dict], fit, keep_first: set[str]) -> list[dict]:
+    """The records without repeats: cells whose draws are identical (``beta[route[IT]]`` and
+    ``route_contrast[IT vs IV]`` are the same draws) are shown once, as the headline quantity when one of
+    them is (`keep_first`), else as the later (derived) name. Constant cells are never merged."""
+    draws: dict[str, np.ndarray] = {}
+    for name in {_split(r["quantity"])[0] for r in records}:
+        draws.update(cells(fit, name))
+    seen: dict[bytes, list[int]] = {}
+    for i, r in enumerate(records):
+        x = draws.get(r["quantity"])
+        if x is None or _is_indicator(r["quantity"]) or np.ptp(x) == 0:
+            continue
+        seen.setdefault(np.ascontiguousarray(x, dtype=float).tobytes(), []).append(i)
+    drop = set()
+    for same in seen.values():
+        if len(same) > 1:
+            keep = next((i for i in same if records[i]["quantity"] in keep_first), same[-1])
+            drop |= set(same) - {keep}
+    return [r for i, r in enumerate(records) if i not in drop]
+
+
 def key_estimates(summary: pd.DataFrame, fit) -> dict:
-    """Summary rows of hyperparameters and new-study quantities (not per arm)."""
+    """Summary rows of hyperparameters and new-study quantities (not per arm), labelled, each once; the
+    per-draw indicators as ``probabilities`` ("P(new-study change < −0.5) = 0.12")."""
+    outcome = outcomes.get(fit.spec.outcome)
     lo_name, hi_name = interval_columns()
     keep = key_variables(fit)
-    rows = []
-    for r in summary[[q.split("[", 1)[0] in keep for q in summary["quantity"]]].to_dict("records"):
-        diag = [fmt(r["r_hat"], 3), fmt(r["ess_bulk"], 0), fmt(r["ess_tail"], 0)]
-        if _is_indicator(r["quantity"]):  # a per-draw indicator: its mean is the probability
-            rows.append([r["quantity"], f"P = {prob(r['mean'])}", "", "", *diag])
-        else:
-            rows.append([r["quantity"], num(r["median"]), num(r[lo_name]), num(r[hi_name]), *diag])
-    columns = ["quantity", "median", f"{interval_text()} lower", f"{interval_text()} upper", "R-hat", "bulk ESS",
-               "tail ESS"]
-    return {"columns": columns, "rows": rows}
+    records = [r for r in summary.to_dict("records") if _split(r["quantity"])[0] in keep]
+    records = _distinct(records, fit, {q.name for q in outcome.headline})
+    rows, probabilities = [], []
+    for r in records:
+        q = r["quantity"]
+        if _is_indicator(q):  # a per-draw indicator: its mean is the probability
+            probabilities.append(indicator_text(outcome, q, r["mean"]))
+            continue
+        kind = outcome.variable_formats.get(_split(q)[0], "num")
+        rows.append([variable_label(outcome, q), interval(r["median"], r[lo_name], r[hi_name], kind),
+                     fmt(r["r_hat"], 2), fmt(r["ess_bulk"], 0), fmt(r["ess_tail"], 0), q])
+    columns = ["quantity", f"median ({interval_text()})", "R-hat", "bulk ESS", "tail ESS", "variable"]
+    return {"columns": columns, "rows": rows, "probabilities": probabilities}
 
 
 def estimates_view(est: pd.DataFrame) -> dict:
@@ -86,19 +160,121 @@ def diagnostics_view(conv: Convergence) -> list[tuple[str, str]]:
     ]
 
 
-def evidence_table(desc: pd.DataFrame, runs) -> dict:
-    """describe()'s table with the models (ModelRun) that use each arm."""
-    used = []
+def evidence_table(desc: pd.DataFrame, runs, *, notes: dict[tuple[str, str], str] | None = None,
+                   left_out=None) -> dict:
+    """describe()'s table with each arm's note (arms.csv) and what it contributes: the models (ModelRun)
+    that use it, and for an outcome that leaves it out the reason (`left_out`: the summary's
+    `LeftOut` rows; None without a summary, shown as "—" for an arm no model uses)."""
+    notes = notes or {}
+    contributes = []
     for r in desc.itertuples(index=False):
-        used.append(", ".join(run.key for run in runs
-                              if ((run.fit.prepared.units["study"] == r.study)
-                                  & (run.fit.prepared.units["arm"] == r.arm)).any()))
-    view = desc.assign(used_in=used)
-    view = view[["study", "arm", "group", "disease", "n", "route", "courses", "followup_months", "edss",
-                 "adverse_events", "mri", "overlap", "grade", "used_in"]]
+        used = [run.key for run in runs if ((run.fit.prepared.units["study"] == r.study)
+                                            & (run.fit.prepared.units["arm"] == r.arm)).any()]
+        why = [f"not in {lo.outcome}: {lo.reason}" for lo in (left_out or ())
+               if lo.study == r.study and lo.arm == r.arm]
+        text = "; ".join([("used in " + ", ".join(used)) if used else "", *why])
+        contributes.append(text or ("—" if left_out is None else "nothing (no reason given)"))
+    view = desc.assign(contributes=contributes, notes=[notes.get((r.study, r.arm), "") for r in
+                                                       desc.itertuples(index=False)])
+    columns = ["study", "arm", "group", "disease", "n", "route", "courses", "followup_months", "edss",
+               "adverse_events", "mri", "overlap", "crossover", "grade", "notes", "contributes"]
+    view = view[[c for c in columns if c in view.columns]]
     fmt_months = lambda v: "NR" if v is None or pd.isna(v) else f"{v:g}"
-    return _table(view.rename(columns={"followup_months": "follow-up (months)", "used_in": "used in"}),
+    return _table(view.rename(columns={"followup_months": "follow-up (months)", "adverse_events": "adverse events",
+                                       "mri": "MRI"}),
                   {"follow-up (months)": fmt_months})
+
+
+# --------------------------------------------------------------------------------------
+# The summary of findings
+# --------------------------------------------------------------------------------------
+
+#: The summary table's columns (Markdown; the HTML lays the same cells out with their small print)
+SUMMARY_COLUMNS = ("quantity", f"estimate ({interval_text()})", "P(benefit)", "P(clinically important)",
+                   "Bayes factor", "heterogeneity", "rests on", "certainty")
+
+
+def _on_scale(x, scale: str) -> str:
+    """An Interval (median, lower, upper) on a Finding's scale: points, a risk in %, a log odds ratio with its OR."""
+    if scale == "log_odds_ratio":
+        q = np.exp([x.median, x.lower, x.upper])
+        return (f"OR {fmt(q[0])} ({fmt(q[1])} to {fmt(q[2])}); log OR "
+                f"{interval(x.median, x.lower, x.upper, 'num')}")
+    return interval(x.median, x.lower, x.upper, "risk" if scale == "risk" else "num")
+
+
+def _heterogeneity(f) -> list[str]:
+    parts = []
+    if f.tau is not None:
+        parts.append(f"τ {interval(f.tau.median, f.tau.lower, f.tau.upper)}")
+    if f.i2 is not None:
+        pct = lambda v: f"{100 * v:.0f}%"
+        parts.append(f"I² {pct(f.i2.median)} ({pct(f.i2.lower)} to {pct(f.i2.upper)})")
+    if f.prediction is not None:
+        parts.append(f"new study {_on_scale(f.prediction, f.scale)}")
+    return parts
+
+
+def _certainty(c) -> tuple[str, list[dict], list[str]]:
+    """(grade, downgrades, considered): each downgrade's short form ("imprecision −2") and its reason in words;
+    where the grade started and the domains considered without a downgrade."""
+    if c is None:
+        return "not graded", [], []
+    down = [{"short": f"{d.domain} −{d.levels}", "text": f"{d.domain} (−{d.levels}): {d.reason}"}
+            for d in c.downgrades if d.levels]
+    considered = [f"starts {c.start}: {c.start_reason}"] + [f"{d.domain} (not downgraded): {d.reason}"
+                                                            for d in c.downgrades if not d.levels]
+    return c.grade, down, considered
+
+
+def _probability(p: float | None, words: str) -> str:
+    return "—" if p is None else f"{prob(p)}" + (f" ({words})" if words else "")
+
+
+def finding_view(f) -> dict:
+    """One Finding as the summary's row: every cell as text, the small print apart, the grade and its reasons."""
+    grade, downgrades, considered = _certainty(f.certainty)
+    rests = [f.rests_on] + ([f.dominance] if f.dominance else [])
+    if f.contraction is not None:
+        rests.append(f"prior-to-posterior contraction {f.contraction:.2f}")
+    row = {
+        "label": f.label, "unit": f.unit, "variable": f.quantity, "mostly_prior": f.mostly_prior,
+        "estimate": _on_scale(f.estimate, f.scale), "direction": f.direction,
+        "p_benefit": _probability(f.p_benefit, f.benefit_text),
+        "p_important": _probability(f.p_important, f.important_text),
+        "bayes_factor": f.bayes_factor_text or ("—" if f.bayes_factor is None else f"BF10 = {f.bayes_factor:.3g}"),
+        "heterogeneity": _heterogeneity(f) or ["—"], "rests_on": rests, "grade": grade,
+        "downgrades": downgrades, "considered": considered,
+    }
+    prior = " (mostly prior: not a finding)" if f.mostly_prior else ""
+    row["cells"] = [f"{f.label} ({f.unit}){prior}", f"{row['estimate']}: {f.direction}" if f.direction
+                    else row["estimate"], row["p_benefit"], row["p_important"], row["bayes_factor"],
+                    "; ".join(row["heterogeneity"]), "; ".join(rests),
+                    "; ".join([grade, *(d["text"] for d in downgrades), *considered])]
+    return row
+
+
+def summary_view(summary) -> dict | None:
+    """The summary of findings (a `msc_bayes.findings.base.SummaryOfFindings`, or None) as its section shows it:
+    one table per outcome (EDSS first, `outcome_order`), the plain-language paragraph, the arms left out with
+    their reasons, the notes and the certainty rules."""
+    if summary is None:
+        return None
+    outcomes_seen: list[str] = []
+    for f in summary.findings:
+        if f.outcome not in outcomes_seen:
+            outcomes_seen.append(f.outcome)
+    tables = []
+    for outcome in sorted(outcomes_seen, key=outcome_order):
+        findings = [finding_view(f) for f in summary.findings if f.outcome == outcome]
+        label = next(f.outcome_label for f in summary.findings if f.outcome == outcome)
+        tables.append({"outcome": outcome, "label": label, "findings": findings,
+                       "table": {"columns": list(SUMMARY_COLUMNS), "rows": [r["cells"] for r in findings]}})
+    left_out = sorted(summary.left_out, key=lambda lo: (outcome_order(lo.outcome), lo.study, lo.arm))
+    return {
+        "tables": tables, "text": summary.text, "rules": summary.rules, "notes": list(summary.notes),
+        "left_out": [f"{lo.study}:{lo.arm} ({lo.outcome}): {lo.reason}" for lo in left_out],
+    }
 
 
 def sensitivity_view(table: pd.DataFrame) -> dict:

@@ -258,6 +258,10 @@ def _evidence_text(names: Sequence[str] | Mapping[str, str]) -> str:
                                         f"{said.get(h, h)}" for h, ns in groups.items()) + ")"
 
 
+def _studies_in_turn(n: int) -> str:
+    return "the one study left out" if n == 1 else f"each of {n} studies left out in turn"
+
+
 def varied_text(table: pd.DataFrame, names: Sequence[str] | Mapping[str, str]) -> str:
     """One sentence: what the sensitivity section varied (from the families in the table); ``names``:
     the evidence scenarios run (all exact zero-weight refits), or name -> how (:func:`report_evidence`)."""
@@ -265,7 +269,8 @@ def varied_text(table: pd.DataFrame, names: Sequence[str] | Mapping[str, str]) -
     count = rows["family"].value_counts()
     parts = []
     if count.get("prior"):
-        parts.append(f"the hyperpriors ({count['prior']} alternatives, by importance reweighting of the base fit; "
+        alternatives = "1 alternative" if count["prior"] == 1 else f"{count['prior']} alternatives"
+        parts.append(f"the hyperpriors ({alternatives}, by importance reweighting of the base fit; "
                      f"where Pareto k > {K_THRESHOLD:g}, alternatives keeping the prior family were refitted)")
     if count.get("rho"):
         parts.append("the pre–post correlation rho held near " + ", ".join(f"{v:g}" for v in SENSITIVITY_RHO_VALUES))
@@ -275,11 +280,11 @@ def varied_text(table: pd.DataFrame, names: Sequence[str] | Mapping[str, str]) -
         loo = rows[rows["family"] == "leave-one-out"]
         n_refit = int((loo["method"] != "reweight").sum())
         if (loo["method"] == "reweight").any():
-            parts.append(f"each of {count['leave-one-out']} studies left out in turn (by importance reweighting of "
+            parts.append(f"{_studies_in_turn(count['leave-one-out'])} (by importance reweighting of "
                          f"the base fit, with an exact zero-weight refit where Pareto k > {K_THRESHOLD:g}: "
                          f"{n_refit} {'study' if n_refit == 1 else 'studies'})")
         else:
-            parts.append(f"each of {count['leave-one-out']} studies left out in turn (exact zero-weight refits)")
+            parts.append(f"{_studies_in_turn(count['leave-one-out'])} (exact zero-weight refits)")
     varied = "; ".join(parts) if parts else "nothing (no scenario applied)"
     compiled = isinstance(names, Mapping) and OWN_MODEL in names.values() and count.get("evidence")
     others = "other evidence readings than those listed" if compiled else "other evidence readings"

@@ -27,6 +27,24 @@ from msc_bayes.spec import OptionInfo, Prior, PriorSlot
 
 _FORMATS = tuple(FORMATS)
 _POINTS = "EDSS points (negative = improvement)"
+#: The key table's labels, with unit and direction (sigma_mu is a log: its label says so)
+_LABELS = MappingProxyType({
+    "mu": "Pooled mean EDSS change in MSC arms, reference covariates (points; negative = improvement)",
+    "msc_effect": "MSC minus control: difference in mean EDSS change (points; negative = favours MSC)",
+    "tau": "Between-study SD of mean EDSS change (points)",
+    "beta": "Covariate effect {cell} on mean EDSS change (points per unit on the model scale; negative = "
+            "improvement)",
+    "route_contrast": "Route contrast {cell}: difference in mean EDSS change (points; negative = favours the first "
+                      "route)",
+    "theta_new": "Mean EDSS change in a new study's MSC arm, reference covariates (points; negative = improvement)",
+    "rho": "Pre–post correlation of EDSS",
+    "rho_within": "Within-patient correlation of EDSS change across treatment periods",
+    "sigma_mu": "Log of the typical within-arm SD of EDSS change (log points; exp gives the SD in points)",
+    "sigma_tau": "Between-arm SD of the log within-arm SD (log scale)",
+    "sd_baseline": "SD of EDSS at baseline (points)",
+    "sd_followup": "SD of EDSS at follow-up (points)",
+    "carry_over": "Share of the MSC effect still present in a control period after MSC (0 to 1)",
+})
 #: The minimal clinically important difference in EDSS (points), the default of the spec option ``mcid``.
 #: The usual definition of confirmed disability progression counts a rise of 1.0 point from a baseline
 #: EDSS of 5.5 or less (1.5 from 0) and of 0.5 point above 5.5 (Kalincik et al. 2015, Brain 138:3287);
@@ -133,6 +151,7 @@ OUTCOME = Outcome(
     units_text=shared.units_text,
     data_options=("shared_patients", "carry_over"),
     option_data=shared.option_data,
+    variable_labels=_LABELS,
     summary=_SUMMARY,
     report_options=("mcid",),
 )  # fmt: skip

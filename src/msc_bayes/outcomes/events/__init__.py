@@ -8,6 +8,8 @@ by wording in :mod:`.wording`.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from functools import partial
 from types import MappingProxyType
 
 from msc_bayes.outcomes.base import (
@@ -21,7 +23,12 @@ from msc_bayes.outcomes.base import (
 )
 from msc_bayes.outcomes.events import formats
 from msc_bayes.outcomes.events.formats import FORMATS
-from msc_bayes.outcomes.events.model import RISK_THRESHOLDS, build, derive
+from msc_bayes.outcomes.events.model import (
+    MRI_RISK_THRESHOLDS,
+    RISK_THRESHOLDS,
+    build,
+    derive,
+)
 from msc_bayes.outcomes.events.prepare import TABLES, patients_text, prepare
 from msc_bayes.outcomes.events.wording import statements_text
 from msc_bayes.spec import OptionInfo, Prior, PriorSlot
@@ -41,6 +48,50 @@ _STATEMENTS = (
     Statement("rate_per_administration_new", "Expected events per administration in a new study: {value}.", "sig",
               "derived"),
 )
+#: MRI activity's results paragraph: its own words (activity, MRI measures), no events per administration
+_MRI_STATEMENTS = (
+    Statement("risk_pooled", "The pooled per-patient risk of MRI activity in MSC arms {at_ref} was {value}.", "risk",
+              "derived"),
+    Statement("risk_new", "Prediction for a new study's MSC arm {at_ref}: risk of MRI activity {value}"
+              "{probabilities}.", "risk", "derived", probabilities="p_risk_above",
+              probability_text="P(new-study risk > {percent}%)"),
+    Statement("msc_effect", "MSC vs control log odds ratio of MRI activity {value}.", "log_odds_ratio"),
+    Statement("risk_new_control", "Risk of MRI activity in a new study's control arm: {value}.", "risk", "derived"),
+    Statement("risk_by_route", "New-study risk of MRI activity by route: {value}.", "risk", "derived", listing=True),
+    Statement("risk_new_event", "New-study risk by MRI measure: {value}.", "risk", "derived", listing=True),
+    Statement("route_contrast", "Route contrasts (log odds ratios): {value}.", group="derived", listing=True),
+    Statement("tau", "Between-study SD tau (logit scale): {value}."),
+)
+
+
+def _variable_labels(what: str, kind: str) -> MappingProxyType:
+    """The key table's labels of an event outcome's variables (`what`: "an adverse event"; `kind`: what the
+    event dim is, "event type" or "MRI measure"); risks are per patient over follow-up, lower = better."""
+    return MappingProxyType({
+        "mu": f"Pooled log odds of {what} in MSC arms, reference covariates (logit scale)",
+        "tau": "Between-study SD (logit scale)",
+        "tau_event": f"SD between {kind}s (logit scale)",
+        "event_effect": f"Effect of {kind} {{cell}} (log odds vs a typical {kind})",
+        "beta": "Covariate effect {cell} (log odds ratio; negative = lower risk)",
+        "msc_effect": "MSC minus control (log odds ratio; negative = lower risk with MSC)",
+        "risk_pooled": f"Pooled per-patient risk of {what} in MSC arms, reference covariates",
+        "risk_pooled_event": f"Pooled per-patient risk in MSC arms, {kind} {{cell}}",
+        "risk_new": f"Risk of {what} in a new study's MSC arm",
+        "risk_new_event": f"Risk in a new study's MSC arm, {kind} {{cell}}",
+        "risk_new_control": f"Risk of {what} in a new study's control arm",
+        "risk_by_route": "Risk in a new study's MSC arm, route {cell}",
+        "route_contrast": "Route contrast {cell} (log odds ratio; negative = lower risk with the first route)",
+        "rate_per_administration_new": "Expected events per administration in a new study's MSC arm",
+    })
+
+
+#: How the key table writes an event outcome's variables: risks in %, log odds ratios with their odds ratios
+_VARIABLE_FORMATS = MappingProxyType({
+    **{v: "risk" for v in ("risk_pooled", "risk_pooled_event", "risk_new", "risk_new_event", "risk_new_control",
+                           "risk_by_route")},
+    **{v: "log_odds_ratio" for v in ("msc_effect", "route_contrast", "beta")},
+    "rate_per_administration_new": "sig",
+})
 
 
 #: Clinically important magnitudes of the summary of findings (our choices, stated in the Methods): a serious
@@ -137,6 +188,8 @@ def _binary_outcome(name: str, table: str, description: str, what: str, model_te
         unit_dims=("arm", "arm_admin", "study_event"),
         statements=_STATEMENTS,
         reference_suffixes=(("event_effect", ", typical event type"),),
+        variable_labels=_variable_labels(what, "event type"),
+        variable_formats=_VARIABLE_FORMATS,
         summary=summary,
     )  # fmt: skip
 
@@ -153,3 +206,10 @@ MRI_ACTIVITY = _binary_outcome(
     "follow-up: logit risk theta = mu + measure effect + X·beta − msc_effect·[control arm] + "
     "tau·z(study, measure), z ~ N(0, 1) (non-centred)",
     "per-patient risk of MRI activity over follow-up", _MRI_SUMMARY)
+#: MRI activity is not an adverse event: its own sentences and labels (MRI measures, not event types; no events
+#: per administration) and thresholds around its risk of about a quarter (events.model.MRI_RISK_THRESHOLDS)
+MRI_ACTIVITY = replace(
+    MRI_ACTIVITY, statements=_MRI_STATEMENTS, thresholds=MRI_RISK_THRESHOLDS,
+    derive=partial(derive, risk_thresholds=MRI_RISK_THRESHOLDS, rates=False),
+    reference_suffixes=(("event_effect", ", typical MRI measure"),),
+    variable_labels=_variable_labels("MRI activity", "MRI measure"))

@@ -68,6 +68,10 @@ from msc_bayes.outcomes.likelihood import observe
 
 #: Risk thresholds of `p_risk_above` (per-patient risk over follow-up, new study).
 RISK_THRESHOLDS = (0.01, 0.05, 0.10)
+#: MRI activity's thresholds: about a quarter of MSC-arm patients have MRI activity here (pooled risk ~25%), so
+#: thresholds of 1% and 5% are exceeded with near certainty and say nothing; 10%, 25% and 50% bracket that risk
+#: (low activity, about the pooled risk, more than half the patients: the summary's important MRI risk).
+MRI_RISK_THRESHOLDS = (0.10, 0.25, 0.50)
 
 
 def build(spec, evidence: Evidence):
@@ -147,7 +151,8 @@ def _softplus(x):
     return np.logaddexp(0.0, x)
 
 
-def derive(posterior: xr.Dataset, prepared: Prepared, spec) -> xr.Dataset:
+def derive(posterior: xr.Dataset, prepared: Prepared, spec, *,
+           risk_thresholds: tuple[float, ...] = RISK_THRESHOLDS, rates: bool = True) -> xr.Dataset:
     """Quantities computed from the draws (dims chain, draw, ...).
 
     A *new study* is an MSC arm of a study not in the data, at reference covariates (the
@@ -168,11 +173,12 @@ def derive(posterior: xr.Dataset, prepared: Prepared, spec) -> xr.Dataset:
       non-reference level minus the reference on the log-odds scale (= its beta);
     - ``rate_per_administration_new``: expected events per administration in a new study,
       softplus(eta_new) / A, A = median administrations per patient over the MSC units
-      that report it (attribute ``administrations_per_patient``); omitted if none does;
+      that report it (attribute ``administrations_per_patient``); omitted if none does (or ``rates`` is
+      False: MRI activity is not an event per administration);
     - ``rate_per_administration`` (dim arm_admin): per unit, n softplus(theta) / the
       administrations its patients received (units where that is known);
     - ``p_risk_above`` (dim threshold): indicator risk_new > threshold per draw, so its
-      posterior mean is P(risk_new > threshold);
+      posterior mean is P(risk_new > threshold) (`risk_thresholds`: the outcome's, e.g. MRI_RISK_THRESHOLDS);
     - ``risk_arm`` (dim arm): sigmoid(theta), the shrunken per-unit risks;
     - ``predicted_count`` (dim arm): posterior predictive replicate of each unit's reported
       count: Binomial(n_at_risk, sigmoid(theta)) patients with an event (binomial units) or
@@ -206,7 +212,7 @@ def derive(posterior: xr.Dataset, prepared: Prepared, spec) -> xr.Dataset:
             contrast = xr.concat([beta.sel(covariate=c, drop=True) for c in cols], dim="contrast")
             labels = [f"{lv} vs {route.levels[0]}" for lv in route.levels[1:]]
             out["route_contrast"] = contrast.assign_coords(contrast=labels).transpose(*sample, "contrast")
-    a_ref = prepared.administrations_reference
+    a_ref = prepared.administrations_reference if rates else None  # rates: events per administration
     theta = posterior["theta"]
     if a_ref is not None:
         out["rate_per_administration_new"] = _softplus(eta_new) / a_ref
@@ -219,7 +225,7 @@ def derive(posterior: xr.Dataset, prepared: Prepared, spec) -> xr.Dataset:
                                    coords={"arm_admin": labels})
             th = theta.sel(arm=labels).rename(arm="arm_admin")
             out["rate_per_administration"] = (n_known * _softplus(th) / total).transpose(*sample, "arm_admin")
-    thresholds = xr.DataArray(list(RISK_THRESHOLDS), dims="threshold", coords={"threshold": list(RISK_THRESHOLDS)})
+    thresholds = xr.DataArray(list(risk_thresholds), dims="threshold", coords={"threshold": list(risk_thresholds)})
     out["p_risk_above"] = (out["risk_new"] > thresholds).astype(float).transpose(*sample, "threshold")
     risk_arm = _sigmoid(theta)
     out["risk_arm"] = risk_arm
