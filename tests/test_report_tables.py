@@ -39,7 +39,12 @@ from msc_bayes.report.methods import (
     priors_text,
 )
 from msc_bayes.report.numbers import interval, plural, prob, risk
-from msc_bayes.report.views import key_estimates, outcome_order, summary_view
+from msc_bayes.report.views import (
+    key_estimates,
+    outcome_order,
+    sensitivity_view,
+    summary_view,
+)
 from msc_bayes.results import interval_columns, quantile_probs
 from msc_bayes.spec import Prior, load_spec
 
@@ -369,3 +374,13 @@ def test_mri_has_its_own_statements_labels_and_thresholds(fixture):
                                   (derived["risk_new"] > 0.25).values.astype(float))
     assert list(ae.derive(posterior, fit.prepared, fit.spec)["p_risk_above"]["threshold"].values) == \
         list(RISK_THRESHOLDS)
+
+
+def test_sensitivity_rows_of_refits_with_divergences_are_marked():
+    rows = [{"family": f, "scenario": sc, "label": "q", "median": 0.1, LO: -0.1, HI: 0.3, "shift": 0.0,
+             "method": m, "notes": note, "divergences": d}
+            for f, sc, m, note, d in (("base", "base", "mcmc", "", 0), ("prior", "a", "mcmc", "", 1),
+                                      ("prior", "b", "mcmc", "n", 3), ("prior", "c", "reweight", "", 0))]
+    notes = [r[-1] for r in sensitivity_view(pd.DataFrame(rows))["rows"]]
+    assert notes == ["", "refit had 1 divergent transition: not reliable",
+                     "refit had 3 divergent transitions: not reliable; n", ""]

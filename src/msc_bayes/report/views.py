@@ -13,7 +13,7 @@ import pandas as pd
 
 from msc_bayes import outcomes
 from msc_bayes.diagnostics import Convergence
-from msc_bayes.report.numbers import fmt, interval, num, prob, signed_g
+from msc_bayes.report.numbers import fmt, interval, num, plural, prob, signed_g
 from msc_bayes.results import cells, group, interval_columns, interval_text, is_plumbing
 
 #: The order of outcomes on the page: the primary outcome (EDSS) first, then safety, then the surrogate;
@@ -277,10 +277,17 @@ def summary_view(summary) -> dict | None:
     }
 
 
+def _sensitivity_notes(r: dict) -> str:
+    """A sensitivity row's notes, with its refit's divergent transitions when it had any (not to be trusted)."""
+    n = int(r.get("divergences") or 0)
+    marked = f"refit had {plural(n, 'divergent transition')}: not reliable" if n else ""
+    return "; ".join(t for t in (marked, r["notes"]) if t)
+
+
 def sensitivity_view(table: pd.DataFrame) -> dict:
     lower, upper = interval_columns()
     rows = [[r["family"], r["scenario"], r["label"], num(r["median"]), num(r[lower]), num(r[upper]),
-             "" if r["scenario"] == "base" else num(r["shift"]), r["method"], r["notes"]]
+             "" if r["scenario"] == "base" else num(r["shift"]), r["method"], _sensitivity_notes(r)]
             for r in table.to_dict("records")]
     return {"columns": ["family", "scenario", "quantity", "median", f"{interval_text()} lower",
                         f"{interval_text()} upper", "shift from base (median)", "method", "notes"], "rows": rows}
