@@ -53,7 +53,7 @@ KINDS = ("report", "fit")
 #: make a folder replaceable, so --overwrite can never remove a file the package did not write.
 WRITES = {"fit": re.compile(r"posterior\.nc|summary\.csv"),
           "report": re.compile(r"[^/]+\.nc|[^/]+_(?:summary|diagnostics|study_estimates|ppc|sensitivity|psense)\.csv"
-                               r"|figures/[^/]+_[a-z_]+\.png|index\.html|report\.md|run\.json")}
+                               r"|figures/[^/]+_[a-z_]+\.png|index\.html|report\.md|run\.json|summary_of_findings\.csv")}
 
 _RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2
 _AT_FDCWD = -100

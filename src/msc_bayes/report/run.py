@@ -7,6 +7,8 @@ folder through :func:`msc_bayes.output.run_folder` (staged beside the target, pu
 - ``<key>.nc`` per model, written as soon as the model is sampled (before any figure);
 - ``<key>_summary.csv``, ``<key>_diagnostics.csv``, ``<key>_study_estimates.csv``,
   ``<key>_ppc.csv`` per model;
+- ``summary_of_findings.csv``: the report's first section as a table (:func:`msc_bayes.findings.summary_of_findings`,
+  one row per headline quantity: estimate, probabilities, Bayes factor, heterogeneity, support, certainty);
 - ``figures/<key>_<figure>.png``, ``index.html`` (self-contained: figures embedded as
   base64 PNG, inline CSS, no scripts; rendered with autoescaping), ``report.md`` (same
   content, figures referenced in ``figures/``) and ``run.json`` (versions, seeds, specs,
@@ -36,6 +38,8 @@ import numpy as np
 from msc_bayes import inference, outcomes, results
 from msc_bayes.diagnostics import Convergence, thresholds
 from msc_bayes.errors import Problem, SpecError
+from msc_bayes.findings import summary_of_findings
+from msc_bayes.findings.table import findings_table
 from msc_bayes.inference import Attempt, fit_gated
 from msc_bayes.progress import LogProgress, Progress
 from msc_bayes.report.context import report_context
@@ -192,8 +196,11 @@ def write_outputs(folder: Path, runs: list[ModelRun], evidence, *, created: dt.d
             timings[run.key]["sensitivity_seconds"] = round(time.perf_counter() - start, 3)
             log(f"    {run.key}: sensitivity analyses done in {timings[run.key]['sensitivity_seconds']:.1f} s")
         sections.append(section)
+    summary = summary_of_findings([run.fit for run in runs], evidence, sensitivity={
+        s["outcome"]: s["sensitivity"]["frame"] for s in sections if s["sensitivity"]})
+    findings_table(summary).to_csv(folder / "summary_of_findings.csv", index=False)
     context = report_context(sections, runs, evidence, created=created, run_name=run_name,
-                             allow_unconverged=allow_unconverged)
+                             allow_unconverged=allow_unconverged, summary=summary)
     (folder / "index.html").write_text(render_html(context), encoding="utf-8")
     (folder / "report.md").write_text(render_markdown(context), encoding="utf-8")
     run_json = {

@@ -95,4 +95,5 @@ def sensitivity_section(folder: Path, run, evidence) -> dict:
                         f"{scaled or 'the hyperparameters'} and the likelihood are power-scaled; a sensitivity of at "
                         f"least {threshold:g} is flagged in the diagnosis."),
         "files": list(files) + [figure["file"]],
+        "frame": table,
     }
