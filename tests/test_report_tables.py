@@ -41,7 +41,7 @@ from msc_bayes.report.methods import (
 from msc_bayes.report.numbers import interval, plural, prob, risk
 from msc_bayes.report.views import (
     key_estimates,
-    outcome_order,
+    left_out_lines,
     sensitivity_view,
     summary_view,
 )
@@ -239,7 +239,7 @@ def test_summary_view_orders_edss_first_and_writes_every_column():
     assert f["heterogeneity"] == ["τ 0.28 (0.03 to 0.67)", "I² 35% (1% to 80%)", "new study −0.07 (−0.98 to 0.61)"]
     assert f["grade"] == "low" and f["downgrades"][0]["short"] == "imprecision −1"
     assert f["downgrades"][0]["text"].startswith("imprecision (−1): interval spans benefit")
-    assert "imprecision (−1): interval spans benefit" in f["cells"][-1] and f["cells"][-1].startswith("low; ")
+    assert f["cells"][-1] == "low; imprecision −1"  # the reasons are listed under the table (report.md)
     assert any(c.startswith("publication bias (not downgraded)") for c in f["considered"])
     assert "without petrou2020 this is the prior" in f["rests_on"]
     ae = view["tables"][1]["findings"][0]
@@ -248,13 +248,24 @@ def test_summary_view_orders_edss_first_and_writes_every_column():
     mri = view["tables"][2]["findings"][0]
     assert mri["estimate"] == "25.0% (8.6% to 50.0%)" and mri["p_benefit"] == "—" and mri["bayes_factor"] == "—"
     assert len(edss["table"]["rows"][0]) == len(edss["table"]["columns"])
-    assert view["left_out"] == ["alpha2019:all (edss_change): no EDSS numbers in the sources read <b>"]
+    assert view["left_out"] == ["alpha2019 (all): EDSS change: no EDSS numbers in the sources read <b>"]
     assert summary_view(None) is None
+
+
+def test_arms_left_out_are_one_line_per_study_largest_first_without_source_notes():
+    rows = (LeftOut("small2010", "all", "edss_change", "no EDSS numbers in the sources read", n=5),
+            LeftOut("big2021", "a", "edss_change", "no EDSS numbers in the sources read (source note: EDSS Plus)", n=69),
+            LeftOut("big2021", "b", "edss_change", "no EDSS numbers in the sources read (source note: crossover)", n=75),
+            LeftOut("big2021", "b", "mri_activity", "no MRI activity numbers in the sources read", n=75))
+    lines = left_out_lines(rows, {"big2021": "Big 2021"}, {"edss_change": "EDSS change", "mri_activity": "MRI"})
+    assert lines == [("Big 2021 (a, b; n = 144): EDSS change: no EDSS numbers in the sources read; "
+                      "MRI (b): no MRI activity numbers in the sources read"),
+                     "small2010 (all; n = 5): EDSS change: no EDSS numbers in the sources read"]
 
 
 def test_outcome_order():
     names = ["zeta", "mri_activity", "adverse_events", "alpha", "edss_change"]
-    assert sorted(names, key=outcome_order) == ["edss_change", "adverse_events", "mri_activity", "alpha", "zeta"]
+    assert sorted(names, key=outcomes.order) == ["edss_change", "adverse_events", "mri_activity", "alpha", "zeta"]
 
 
 class _Sections(HTMLParser):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from msc_bayes import outcomes
 from msc_bayes.findings import certainty as grading
 from msc_bayes.findings import left_out as leaving
 from msc_bayes.findings import support as resting
@@ -28,10 +29,7 @@ from msc_bayes.findings.certainty import (
 from msc_bayes.findings.quantities import numbers, rows_for
 from msc_bayes.findings.text import paragraph
 
-#: the order of outcomes in the summary (the primary outcome first); others follow in the order given
-OUTCOME_ORDER = ("edss_change", "adverse_events", "mri_activity")
-
-__all__ = ["OUTCOME_ORDER", "RULES_TEXT", "Certainty", "Downgrade", "Finding", "Interval", "LeftOut",
+__all__ = ["RULES_TEXT", "Certainty", "Downgrade", "Finding", "Interval", "LeftOut",
            "SummaryOfFindings", "findings_of", "rules_text", "summary_of_findings"]
 
 
@@ -40,8 +38,7 @@ def _fit_of(item):
 
 
 def _ordered(fits) -> list:
-    rank = {o: i for i, o in enumerate(OUTCOME_ORDER)}
-    return sorted(fits, key=lambda f: rank.get(f.spec.outcome, len(rank)))  # stable: the report's order otherwise
+    return sorted(fits, key=lambda f: outcomes.order(f.spec.outcome))  # stable: the report's order within one
 
 
 def findings_of(fit, evidence, *, sensitivity: pd.DataFrame | None = None, mcid: float | None = None

@@ -3,7 +3,7 @@
 ``OUTCOMES`` maps a spec's ``outcome`` to its `Outcome` (:mod:`msc_bayes.outcomes.base`):
 allowed prior keys (with defaults), allowed ``[options]`` keys (with defaults), tables,
 formats, ``prepare`` / ``build`` / ``derive`` and what a report shows of it. `get` looks
-one up; `register` adds one (a new outcome is one module plus one `register` call).
+one up; `order` is their order on a page (EDSS first); `register` adds one (a new outcome is one module plus one `register` call).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from types import MappingProxyType
 from msc_bayes.outcomes import edss, events
 from msc_bayes.outcomes.base import Outcome, Quantity, Statement
 
-__all__ = ["OUTCOMES", "Outcome", "Quantity", "Statement", "get", "register", "unregister"]
+__all__ = ["OUTCOMES", "Outcome", "Quantity", "Statement", "get", "order", "register", "unregister"]
 
 _REGISTRY: dict[str, Outcome] = {}
 #: Outcome name -> its `Outcome` (read-only view of the registry; `register` adds to it).
@@ -32,6 +32,13 @@ def register(outcome: Outcome) -> Outcome:
 def unregister(name: str) -> None:
     """Remove the outcome `name` from the registry (tests that register a toy outcome)."""
     del _REGISTRY[name]
+
+
+def order(name: str) -> tuple[int, str]:
+    """Sort key of an outcome on a page and in a summary: the registry's order (the primary outcome, EDSS, first;
+    then adverse events, MRI activity, outcomes registered later), an unknown name last by name."""
+    names = list(_REGISTRY)
+    return (names.index(name), "") if name in names else (len(names), name)
 
 
 def get(name: str) -> Outcome:

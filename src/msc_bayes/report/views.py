@@ -1,7 +1,7 @@
 """Tables as the report shows them: {"columns": [...], "rows": [[text, ...], ...]} of formatted cells.
 
 Also the summary of findings as its section lays it out (`summary_view`) and the order of outcomes on the page
-(`outcome_order`: EDSS first).
+(`msc_bayes.outcomes.order`: EDSS first).
 """
 
 from __future__ import annotations
@@ -15,15 +15,6 @@ from msc_bayes import outcomes
 from msc_bayes.diagnostics import Convergence
 from msc_bayes.report.numbers import fmt, interval, num, plural, prob, signed_g
 from msc_bayes.results import cells, group, interval_columns, interval_text, is_plumbing
-
-#: The order of outcomes on the page: the primary outcome (EDSS) first, then safety, then the surrogate;
-#: any other outcome after these, by name
-OUTCOME_ORDER = ("edss_change", "adverse_events", "mri_activity")
-
-
-def outcome_order(outcome: str) -> tuple[int, str]:
-    """Sort key of an outcome (a spec's ``outcome``): its place in `OUTCOME_ORDER`, others after by name."""
-    return (OUTCOME_ORDER.index(outcome), "") if outcome in OUTCOME_ORDER else (len(OUTCOME_ORDER), outcome)
 
 
 def _table(df: pd.DataFrame, formats: dict[str, Callable]) -> dict:
@@ -250,13 +241,13 @@ def finding_view(f) -> dict:
     row["cells"] = [f"{f.label} ({f.unit}){prior}", f"{row['estimate']}: {f.direction}" if f.direction
                     else row["estimate"], row["p_benefit"], row["p_important"], row["bayes_factor"],
                     "; ".join(row["heterogeneity"]), "; ".join(rests),
-                    "; ".join([grade, *(d["text"] for d in downgrades), *considered])]
+                    "; ".join([grade, *(d["short"] for d in downgrades)])]
     return row
 
 
-def summary_view(summary) -> dict | None:
+def summary_view(summary, labels: dict[str, str] | None = None) -> dict | None:
     """The summary of findings (a `msc_bayes.findings.base.SummaryOfFindings`, or None) as its section shows it:
-    one table per outcome (EDSS first, `outcome_order`), the plain-language paragraph, the arms left out with
+    one table per outcome (EDSS first, `msc_bayes.outcomes.order`), the plain-language paragraph, the arms left out with
     their reasons, the notes and the certainty rules."""
     if summary is None:
         return None
@@ -265,16 +256,40 @@ def summary_view(summary) -> dict | None:
         if f.outcome not in outcomes_seen:
             outcomes_seen.append(f.outcome)
     tables = []
-    for outcome in sorted(outcomes_seen, key=outcome_order):
+    outcome_labels = {f.outcome: f.outcome_label for f in summary.findings}
+    for outcome in sorted(outcomes_seen, key=outcomes.order):
         findings = [finding_view(f) for f in summary.findings if f.outcome == outcome]
         label = next(f.outcome_label for f in summary.findings if f.outcome == outcome)
         tables.append({"outcome": outcome, "label": label, "findings": findings,
                        "table": {"columns": list(SUMMARY_COLUMNS), "rows": [r["cells"] for r in findings]}})
-    left_out = sorted(summary.left_out, key=lambda lo: (outcome_order(lo.outcome), lo.study, lo.arm))
     return {
         "tables": tables, "text": summary.text, "rules": summary.rules, "notes": list(summary.notes),
-        "left_out": [f"{lo.study}:{lo.arm} ({lo.outcome}): {lo.reason}" for lo in left_out],
+        "left_out": left_out_lines(summary.left_out, labels or {}, outcome_labels),
     }
+
+
+def _reason(lo) -> str:
+    """A LeftOut's reason without the arm's source note (the Evidence table's notes column shows it)."""
+    return lo.reason.split(" (source note:", 1)[0]
+
+
+def left_out_lines(left_out, labels: dict[str, str], outcome_labels: dict[str, str]) -> list[str]:
+    """One line per study whose arms contribute nothing to some outcome, largest studies first: its arms with
+    their n, then per outcome the reason, e.g. "Uccelli 2021 (msc_first, placebo_first; n = 144): EDSS change: no
+    EDSS numbers in the sources read; ..."."""
+    studies: dict[str, dict] = {}
+    for lo in sorted(left_out, key=lambda lo: (outcomes.order(lo.outcome), lo.arm)):
+        s = studies.setdefault(lo.study, {"arms": {}, "why": {}})
+        s["arms"][lo.arm] = lo.n
+        s["why"].setdefault((lo.outcome, _reason(lo)), []).append(lo.arm)
+    lines = []
+    for study, s in sorted(studies.items(), key=lambda kv: (-sum(n or 0 for n in kv[1]["arms"].values()), kv[0])):
+        n = sum(n or 0 for n in s["arms"].values())
+        head = f"{labels.get(study, study)} ({', '.join(s['arms'])}" + (f"; n = {n}" if n else "") + ")"
+        why = [f"{outcome_labels.get(o, o)}" + ("" if len(arms) == len(s["arms"]) else f" ({', '.join(arms)})")
+               + f": {reason}" for (o, reason), arms in s["why"].items()]
+        lines.append(f"{head}: " + "; ".join(why))
+    return lines
 
 
 def _sensitivity_notes(r: dict) -> str:
