@@ -49,6 +49,8 @@ def test_the_python_api_block_runs(monkeypatch):
     exec(compile(blocks("python")[0], "README.md", "exec"), namespace)  # noqa: S102 - our own README
     assert namespace["result"].summary().shape[0] > 0
     assert namespace["post"].mu_quantile([0.5]).shape == (1,)
+    first = namespace["first"]
+    assert first.quantity == "msc_effect" and first.certainty.grade in ("high", "moderate", "low", "very low")
 
 
 @pytest.mark.slow
