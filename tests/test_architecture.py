@@ -105,6 +105,8 @@ def test_layers_import_each_other_in_one_direction():
     # the lower layers never look up
     assert not graph["evidence"] & {"spec", "outcomes", "inference", "results", "report", "viz", "sensitivity"}
     assert not graph["results"] & {"inference", "outcomes", "report", "viz", "sensitivity", "diagnostics"}
+    # how numbers are written (findings, viz and report share it) stands on nothing of the package
+    assert not graph["numbers"] and {"findings", "viz", "report"} <= {m for m, deps in graph.items() if "numbers" in deps}
 
 
 def test_a_cycle_is_found():

@@ -12,10 +12,12 @@ import pytest
 from conftest import write_evidence
 
 from msc_bayes import outcomes
+from msc_bayes.evidence.labels import study_label
 from msc_bayes.findings import left_out as lo
 from msc_bayes.findings import support as sp
 from msc_bayes.findings import text as tx
 from msc_bayes.findings.base import Certainty, Downgrade, Finding, Interval, LeftOut
+from msc_bayes.numbers import interval, number, prob
 from msc_bayes.spec import spec_from_dict
 
 ARMS = [
@@ -74,9 +76,10 @@ def row(name="msc_effect", informed_by="control", direction="lower_better"):
 
 
 def test_study_labels_from_citations():
-    assert sp.study_label("Petrou P et al. 2020 Brain 143(12)", "petrou2020") == "Petrou 2020"
-    assert sp.study_label("Mohyeddin Bonab M et al. 2012 Curr", "bonab2012") == "Mohyeddin Bonab 2012"
-    assert sp.study_label(None, "x2000") == "x2000" and sp.study_label("no year here", "k") == "k"
+    # the one rule (msc_bayes.evidence.labels, shared with the forest plots): without a citation, from the key
+    assert study_label("petrou2020", "Petrou P et al. 2020 Brain 143(12)") == "Petrou 2020"
+    assert study_label("bonab2012", "Mohyeddin Bonab M et al. 2012 Curr") == "Mohyeddin Bonab 2012"
+    assert study_label("x2000", None) == "X 2000" and study_label("k", "no year here") == "k"
 
 
 def test_a_control_row_rests_on_the_controlled_study_counting_patients_once(evidence):
@@ -198,9 +201,9 @@ def test_every_number_of_the_paragraph_is_a_findings_number():
                         labels={"big2021": "Big 2021"})
     allowed = {"95%", "0", "2", "3", "110", "2021"}  # the interval, "excludes 0", k of m, the left-out study
     for f in FINDINGS:
-        allowed |= {tx.value(v, f.scale) for v in (f.estimate.median, f.estimate.lower, f.estimate.upper)}
-        allowed |= {tx.probability(f.p_important)} if f.p_important is not None else set()
-        allowed |= {tx.number(f.contraction)}
+        allowed |= set(_numbers(interval(f.estimate.median, f.estimate.lower, f.estimate.upper, f.scale)))
+        allowed |= set(_numbers(prob(f.p_important))) if f.p_important is not None else set()
+        allowed |= {number(f.contraction)}
         for words in (f.rests_on, f.dominance, f.direction, f.important_text, f.bayes_factor_text, f.unit, f.label):
             allowed |= set(_numbers(words))
     found = _numbers(text)
@@ -220,7 +223,7 @@ def test_mostly_prior_findings_are_the_priors_not_findings():
     prior = FINDINGS[3]
     assert f"Mostly the prior's, not findings: Adverse events, {prior.label} (contraction 0.11)" in text
     for v in (prior.estimate.median, prior.estimate.lower, prior.estimate.upper):
-        assert tx.number(v) not in text
+        assert number(v) not in text
 
 
 def test_route_contrast_including_zero_is_what_cannot_be_said():

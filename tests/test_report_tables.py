@@ -30,6 +30,7 @@ from msc_bayes.findings.base import (
     LeftOut,
     SummaryOfFindings,
 )
+from msc_bayes.numbers import interval, plural, prob, risk
 from msc_bayes.report import render_html, render_markdown
 from msc_bayes.report.context import report_context
 from msc_bayes.report.methods import (
@@ -38,7 +39,6 @@ from msc_bayes.report.methods import (
     prior_text,
     priors_text,
 )
-from msc_bayes.report.numbers import interval, plural, prob, risk
 from msc_bayes.report.views import (
     key_estimates,
     left_out_lines,

@@ -17,7 +17,7 @@ import pytest
 from test_report import fake, files, parse, run  # noqa: F401 - fixtures
 
 from msc_bayes import outcomes, results
-from msc_bayes.report.numbers import fmt
+from msc_bayes.numbers import fmt
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from msc_bayes import outcomes
+from msc_bayes.evidence.labels import study_labels
 from msc_bayes.findings import certainty as grading
 from msc_bayes.findings import left_out as leaving
 from msc_bayes.findings import support as resting
@@ -79,5 +80,5 @@ def summary_of_findings(fits, evidence, *, sensitivity: dict[str, pd.DataFrame] 
                      for x in findings_of(fit, evidence, sensitivity=sensitivity.get(fit.spec.outcome), mcid=mcid))
     left = leaving.left_out(fits, evidence)
     text = paragraph(findings, left=left, sensitivity=sensitivity, sizes=leaving.study_sizes(evidence),
-                     labels=resting.study_labels(evidence.arms))
+                     labels=study_labels(evidence.arms))
     return SummaryOfFindings(findings, text, left, rules_text(), _notes(findings))

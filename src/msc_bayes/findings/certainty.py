@@ -26,7 +26,7 @@ from msc_bayes.findings import contraction as ct
 from msc_bayes.findings.base import Certainty, Downgrade, Grade
 from msc_bayes.findings.quantities import important_magnitude
 from msc_bayes.findings.support import contributing
-from msc_bayes.findings.text import span, value
+from msc_bayes.numbers import number, span
 
 GRADES: tuple[Grade, ...] = ("high", "moderate", "low", "very low")
 #: designs whose control comparison is randomised (arms.csv ``design``)
@@ -86,11 +86,11 @@ def _inside(t: float, interval) -> bool:
 
 
 def _fmt(x: float, scale: str = "num") -> str:
-    return value(x, scale, digits=2)  # a risk's two decimals tell an interval end from a threshold near it
+    return number(x, scale, digits=2)  # a risk's two decimals tell an interval end from a threshold near it
 
 
 def _span(interval, scale: str = "num") -> str:
-    return span(interval, scale, digits=2)
+    return span(interval.lower, interval.upper, scale, digits=2)
 
 
 def _pct(part: float, whole: float) -> str:

@@ -29,6 +29,7 @@ from msc_bayes import outcomes, results
 from msc_bayes.findings import bayes_factor as bf
 from msc_bayes.findings import contraction as ct
 from msc_bayes.findings import heterogeneity as het
+from msc_bayes.numbers import p_equals
 
 #: P(benefit) at or above this: the direction is clear ("favours MSC"); at or below 1 − it, the other way
 CLEAR_DIRECTION = 0.95
@@ -36,20 +37,15 @@ CLEAR_DIRECTION = 0.95
 _PER_WORDS = {"courses": ("per doubling of the number of courses", "per additional course")}
 
 
-def p_text(p: float) -> str:
-    """A probability as the rows write it: two decimals, '> 0.99' / '< 0.01' at the ends."""
-    return "> 0.99" if p > 0.99 else "< 0.01" if p < 0.01 else f"{p:.2f}"
-
-
 def direction_text(row, p_benefit: float | None) -> str:
     """The estimate's direction in words (module docstring)."""
     if p_benefit is None:
         return "a risk in MSC arms (no comparison)"
     if p_benefit >= CLEAR_DIRECTION:
-        return f"{row.better} (P = {p_text(p_benefit)})"
+        return f"{row.better} ({p_equals(p_benefit)})"
     if p_benefit <= 1 - CLEAR_DIRECTION:
-        return f"{row.worse} (P = {p_text(1 - p_benefit)})"
-    return f"no clear direction (P({row.benefit}) = {p_text(p_benefit)})"
+        return f"{row.worse} ({p_equals(1 - p_benefit)})"
+    return f"no clear direction ({p_equals(p_benefit, row.benefit)})"
 
 
 def _per_unit(fit, covariate: str) -> tuple[float, str]:

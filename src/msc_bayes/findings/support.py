@@ -25,8 +25,9 @@ import re
 import numpy as np
 import pandas as pd
 
+from msc_bayes.evidence.labels import study_labels
 from msc_bayes.findings.base import Interval
-from msc_bayes.findings.text import number
+from msc_bayes.numbers import number, span
 from msc_bayes.results import interval_columns
 
 LOWER, UPPER = interval_columns()
@@ -47,34 +48,6 @@ DESIGN_WORDS = {
     "non-randomised-controlled": "non-randomised controlled",
     "single-arm": "single-arm open-label",
 }
-
-
-# --------------------------------------------------------------------------------------
-# Study labels
-# --------------------------------------------------------------------------------------
-
-
-def study_label(citation, study: str) -> str:
-    """'Petrou 2020' from a citation 'Petrou P et al. 2020 Brain ...' (author names before the initials, the
-    year); the study key when there is no citation or it does not read that way."""
-    if not isinstance(citation, str) or not citation.strip():
-        return study
-    names = re.match(r"^(.+?)\s+[A-Z]{1,3}\b", citation.strip())
-    year = re.search(r"\b(19|20)\d\d\b", citation)
-    if not names or not year:
-        return study
-    return f"{names.group(1)} {year.group(0)}"
-
-
-def study_labels(arms: pd.DataFrame) -> dict[str, str]:
-    """study -> its label (`study_label`), the key appended where two studies would read alike."""
-    first = arms.drop_duplicates("study")
-    cit = first["citation"] if "citation" in first else pd.Series([None] * len(first), index=first.index)
-    labels = {s: study_label(c, s) for s, c in zip(first["study"], cit)}
-    seen: dict[str, int] = {}
-    for v in labels.values():
-        seen[v] = seen.get(v, 0) + 1
-    return {s: (f"{v} ({s})" if seen[v] > 1 else v) for s, v in labels.items()}
 
 
 # --------------------------------------------------------------------------------------
@@ -244,7 +217,7 @@ def dominance_text(row, arms: pd.DataFrame, labels: dict[str, str], table: pd.Da
                     parts.append(f"without {name} this is the prior")
                 elif signed and _excludes_zero(base.lower, base.upper) != _excludes_zero(lo, hi):
                     now = "excludes" if _excludes_zero(lo, hi) else "includes"
-                    parts.append(f"without {name} the interval {now} 0 ({number(lo)} to {number(hi)})")
+                    parts.append(f"without {name} the interval {now} 0 ({span(lo, hi)})")
                 elif abs(med - base.median) > DOMINANCE_SHIFT * half:
                     parts.append(f"without {name} the median moves from {number(base.median)} to {number(med)}")
     return "; ".join(parts)

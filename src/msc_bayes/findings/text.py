@@ -1,7 +1,7 @@
 """"What the evidence can and cannot say": a short plain-language paragraph generated from the findings.
 
 Every number in it is a `Finding`'s (or a count of the sensitivity table's rows, or an arm's n from the
-evidence), written by the helpers here (true minus sign; risks in %). Order: the answer first (the main
+evidence), written by `msc_bayes.numbers` (true minus sign; risks in %). Order: the answer first (the main
 EDSS finding: MSC vs control when a control arm is modelled), its certainty and what it rests on, how many
 sensitivity scenarios keep its interval away from 0, what the other EDSS rows cannot say, safety (the
 serious adverse event risk, and that "no serious adverse events reported" is not zero risk), MRI, the
@@ -14,6 +14,7 @@ from __future__ import annotations
 import pandas as pd
 
 from msc_bayes.findings.base import Finding, Interval, LeftOut
+from msc_bayes.numbers import interval, number, prob, risk
 from msc_bayes.results import interval_columns, interval_text
 
 LOWER, UPPER = interval_columns()
@@ -21,42 +22,10 @@ LOWER, UPPER = interval_columns()
 LARGEST_LEFT_OUT = 3
 
 
-# --------------------------------------------------------------------------------------
-# Numbers as the findings write them
-# --------------------------------------------------------------------------------------
-
-
-def number(x: float) -> str:
-    """2 decimals (2 significant digits below 0.01), with a true minus sign."""
-    text = f"{x:.2g}" if x != 0 and abs(x) < 0.01 else f"{x:.2f}"
-    if float(text) == 0:
-        text = text.lstrip("-")
-    return text.replace("-", "−")
-
-
-def percent(p: float, digits: int = 1) -> str:
-    """A risk in % to `digits` decimals (2 significant digits below 1%)."""
-    pct = 100 * p
-    return (f"{pct:.2g}" if pct != 0 and pct < 1 else f"{pct:.{digits}f}") + "%"
-
-
-def value(x: float, scale: str = "num", digits: int = 1) -> str:
-    """A number of a row's scale: a risk in % (`digits` decimals), else `number`."""
-    return percent(x, digits) if scale == "risk" else number(x)
-
-
-def span(i: Interval, scale: str = "num", digits: int = 1) -> str:
-    """'lower to upper'."""
-    return f"{value(i.lower, scale, digits)} to {value(i.upper, scale, digits)}"
-
-
 def estimate_text(i: Interval, scale: str = "num") -> str:
-    """'median (95% ETI lower to upper)'."""
-    return f"{value(i.median, scale)} ({interval_text()} {span(i, scale)})"
-
-
-def probability(p: float) -> str:
-    return "> 0.99" if p > 0.99 else "< 0.01" if p < 0.01 else f"{p:.2f}"
+    """'median (95% ETI lower to upper)' on the finding's scale (`msc_bayes.numbers.interval`: a risk in %, a log
+    odds ratio followed by its odds ratio)."""
+    return interval(i.median, i.lower, i.upper, scale, label=interval_text())
 
 
 # --------------------------------------------------------------------------------------
@@ -98,7 +67,7 @@ def answer(f: Finding) -> str:
     text = f"{_lead(f)} {f.direction}: {f.label}, {estimate_text(f.estimate, f.scale)} {f.unit}."
     extra = []
     if f.p_important is not None and f.important_text:
-        extra.append(f"the probability of {f.important_text} is {probability(f.p_important)}")
+        extra.append(f"the probability of {f.important_text} is {prob(f.p_important)}")
     if f.bayes_factor_text:
         extra.append(f.bayes_factor_text)
     if extra:
@@ -139,7 +108,7 @@ def safety(findings: list[Finding]) -> str:
     f = next((r for r in risks if "serious" in r.quantity), risks[0])
     what = "serious adverse events" if "serious" in f.quantity else "adverse events"
     return (f"Safety: {f.label} {estimate_text(f.estimate, 'risk')}, {certainty_words(f)}. That no {what} were "
-            f"reported in an arm is not the same as zero risk: a risk up to {percent(f.estimate.upper)} is consistent "
+            f"reported in an arm is not the same as zero risk: a risk up to {risk(f.estimate.upper)} is consistent "
             "with these data.")
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 from msc_bayes import INTERVAL_KIND, INTERVAL_PROB, outcomes
 from msc_bayes.diagnostics import thresholds
 from msc_bayes.inference import Attempt
-from msc_bayes.report.numbers import plural, sig3
+from msc_bayes.numbers import plural, sig3
 from msc_bayes.results import attr_json, attrs, design_terms, group
 
 

@@ -13,7 +13,16 @@ import pandas as pd
 
 from msc_bayes import outcomes
 from msc_bayes.diagnostics import Convergence
-from msc_bayes.report.numbers import fmt, interval, num, plural, prob, signed_g
+from msc_bayes.numbers import (
+    fmt,
+    interval,
+    num,
+    p_equals,
+    plural,
+    prob,
+    signed_g,
+    stated,
+)
 from msc_bayes.results import cells, group, interval_columns, interval_text, is_plumbing
 
 
@@ -72,8 +81,8 @@ def indicator_text(outcome, quantity: str, p: float) -> str:
         except ValueError:
             c = None
         if c is not None:
-            return f"{words.format(threshold=signed_g(c), percent=f'{100 * c:g}')} = {prob(p)}"
-    return f"{variable_label(outcome, quantity)}: P = {prob(p)}"
+            return stated(words.format(threshold=signed_g(c), percent=f'{100 * c:g}'), p)
+    return f"{variable_label(outcome, quantity)}: {p_equals(p)}"
 
 
 def _distinct(records: list[dict], fit, keep_first: set[str]) -> list[dict]:

@@ -1,5 +1,5 @@
 """What the figures of a fit share: safe text, PNG bytes, the interval, rows of intervals, the hyperparameters,
-numbers as figures write them, the risk axis (logit, ticks in %) and the reference covariates in words.
+an estimate as figures write it, the risk axis (logit, ticks in %) and the reference covariates in words.
 
 Figures are drawn with matplotlib's object API (Agg canvas; no pyplot state, never shown); the
 interval is the package's one interval (``INTERVAL_PROB`` equal-tailed), named on every figure.
@@ -16,6 +16,8 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLo
 from scipy.special import expit
 
 from msc_bayes import outcomes
+from msc_bayes.numbers import fmt
+from msc_bayes.numbers import risk as risk_text
 from msc_bayes.results import (
     attr_json,
     cells,
@@ -81,24 +83,8 @@ def hyperparameters(fit) -> list[tuple[str, np.ndarray, object]]:
 
 
 # --------------------------------------------------------------------------------------
-# Numbers as figures write them (true minus signs; risks in percent)
+# An estimate as figures write it (the numbers' rules: msc_bayes.numbers)
 # --------------------------------------------------------------------------------------
-
-
-def number(x: float, digits: int = 2) -> str:
-    """`x` to `digits` decimals with a true minus sign (never "−0.00")."""
-    text = f"{x:.{digits}f}"
-    if float(text) == 0:
-        text = f"{abs(x):.{digits}f}"
-    return text.replace("-", "−")
-
-
-def percent(p: float) -> str:
-    """A risk in percent: 2 significant digits below 1%, else 1 decimal ("0.37%", "0.50%", "27.4%", "0%")."""
-    pct = 100 * p
-    if pct == 0:
-        return "0%"
-    return f"{pct:#.2g}%" if pct < 1 else f"{pct:.1f}%"
 
 
 def estimate_text(median: float, lower: float, upper: float, *, risk: bool = False) -> str:
@@ -106,7 +92,7 @@ def estimate_text(median: float, lower: float, upper: float, *, risk: bool = Fal
     "0.37% [0.018%, 3.3%]"; an estimate without an interval alone; "" when there is no estimate."""
     if not np.isfinite(median):
         return ""
-    f = percent if risk else number
+    f = risk_text if risk else fmt
     if not (np.isfinite(lower) and np.isfinite(upper)):
         return f(median)
     return f"{f(median)} [{f(lower)}, {f(upper)}]"
@@ -171,6 +157,7 @@ def odds_axis(ax, values) -> None:
 
 
 def _tick_percent(p: float) -> str:
+    """A tick's risk in percent as it is (ticks are round numbers: "0.001%", "50%"), not rounded like an estimate."""
     pct = 100 * p
     return f"{pct:.10g}%"
 

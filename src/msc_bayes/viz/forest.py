@@ -12,7 +12,6 @@ model's.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +20,7 @@ from matplotlib.figure import Figure
 
 from msc_bayes import INTERVAL_PROB
 from msc_bayes.diagnostics import study_estimates
+from msc_bayes.evidence.labels import study_label
 from msc_bayes.results import (
     draws,
     has,
@@ -42,11 +42,6 @@ from msc_bayes.viz.palette import OBSERVED, POOLED, PREDICTED, SHRUNK
 
 #: Header of the text columns.
 REPORTED_HEADER = f"reported [{INTERVAL_PROB:.0%} CI]"
-#: A citation's first author and year ("Mohyeddin Bonab M et al. 2012 ..." -> "Mohyeddin Bonab", "2012").
-_CITATION = re.compile(r"^(?P<name>.+?)\s+[A-Z]{1,3}(?:\s|,|$).*?\b(?P<year>(?:19|20)\d\d)\b")
-_STUDY_ID = re.compile(r"^(?P<name>[^\d]+?)_?(?P<year>(?:19|20)\d\d)(?P<rest>.*)$")
-
-
 @dataclass(frozen=True)
 class Row:
     """One row of the forest: its label, the reported estimate and the model's (median, lower, upper)."""
@@ -134,7 +129,7 @@ def summary_rows(fit) -> list[Row]:
 def row_label(r: dict, unit: pd.Series) -> str:
     """A unit's label: study (first author and year), arm, event type, control, n and follow-up,
     e.g. "Petrou 2020, MSC IT  n=30  6 mo"."""
-    parts = [study_name(r["study"], unit.get("citation"))]
+    parts = [study_label(r["study"], unit.get("citation"))]
     if str(r["arm"]) != "all":
         parts.append(words(r["arm"]))
     if isinstance(unit.get("event"), str):
@@ -146,16 +141,6 @@ def row_label(r: dict, unit: pd.Series) -> str:
     if pd.notna(months):
         text += f"  {float(months):.3g} mo"
     return text
-
-
-def study_name(study: str, citation: object = None) -> str:
-    """First author and year, from the citation ("Petrou P et al. 2020 Brain ..." -> "Petrou 2020"),
-    else from the study id ("petrou2020" -> "Petrou 2020"), else the id as it is."""
-    if isinstance(citation, str) and (m := _CITATION.match(citation)):
-        return f"{m['name']} {m['year']}"
-    if m := _STUDY_ID.match(str(study)):
-        return f"{m['name'].replace('_', ' ').title()} {m['year']}{m['rest']}"
-    return str(study)
 
 
 def _mli(x: np.ndarray) -> tuple[float, float, float]:
