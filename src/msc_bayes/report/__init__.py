@@ -3,7 +3,7 @@
 - :mod:`.run`: the run and the files of its folder (`run_report`, `write_outputs`, `spec_paths`, `model_keys`);
 - :mod:`.sections`: one model's tables and figures written, its section of the context;
 - :mod:`.context`: the one context both pages render;
-- :mod:`.findings` / :mod:`.methods`: the results paragraph (the outcome's declared statements) and the methods;
+- :mod:`.results_text` / :mod:`.methods`: the results paragraph (the outcome's declared statements) and the methods;
 - :mod:`.views` / :mod:`.numbers`: tables and numbers as the pages show them;
 - :mod:`.render`: index.html and report.md from that context through two templates (``templates/``).
 """

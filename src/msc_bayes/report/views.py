@@ -234,22 +234,25 @@ def _probability(p: float | None, words: str) -> str:
 def finding_view(f) -> dict:
     """One Finding as the summary's row: every cell as text, the small print apart, the grade and its reasons."""
     grade, downgrades, considered = _certainty(f.certainty)
-    rests = [f.rests_on] + ([f.dominance] if f.dominance else [])
+    # what it rests on: the counts and the dominance in view, the designs and overlaps as small print
+    counts, _, designs = f.rests_on.partition("; ")
+    more = [designs] if designs else []
     if f.contraction is not None:
-        rests.append(f"prior-to-posterior contraction {f.contraction:.2f}")
+        more.append(f"prior-to-posterior contraction {f.contraction:.2f}")
+    rests = [counts] + ([f.dominance] if f.dominance else [])
     row = {
         "label": f.label, "unit": f.unit, "variable": f.quantity, "mostly_prior": f.mostly_prior,
         "estimate": _on_scale(f.estimate, f.scale), "direction": f.direction,
         "p_benefit": _probability(f.p_benefit, f.benefit_text),
         "p_important": _probability(f.p_important, f.important_text),
         "bayes_factor": f.bayes_factor_text or ("—" if f.bayes_factor is None else f"BF10 = {f.bayes_factor:.3g}"),
-        "heterogeneity": _heterogeneity(f) or ["—"], "rests_on": rests, "grade": grade,
+        "heterogeneity": _heterogeneity(f) or ["—"], "rests_on": rests, "rests_more": more, "grade": grade,
         "downgrades": downgrades, "considered": considered,
     }
     prior = " (mostly prior: not a finding)" if f.mostly_prior else ""
     row["cells"] = [f"{f.label} ({f.unit}){prior}", f"{row['estimate']}: {f.direction}" if f.direction
                     else row["estimate"], row["p_benefit"], row["p_important"], row["bayes_factor"],
-                    "; ".join(row["heterogeneity"]), "; ".join(rests),
+                    "; ".join(row["heterogeneity"]), "; ".join(rests + more),
                     "; ".join([grade, *(d["short"] for d in downgrades)])]
     return row
 
