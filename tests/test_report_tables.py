@@ -248,7 +248,7 @@ def test_summary_view_orders_edss_first_and_writes_every_column():
     mri = view["tables"][2]["findings"][0]
     assert mri["estimate"] == "25.0% (8.6% to 50.0%)" and mri["p_benefit"] == "—" and mri["bayes_factor"] == "—"
     assert len(edss["table"]["rows"][0]) == len(edss["table"]["columns"])
-    assert view["left_out"] == ["alpha2019 (all): EDSS change: no EDSS numbers in the sources read <b>"]
+    assert view["left_out"] == ["alpha2019 (all): EDSS change: no EDSS numbers in the sources read <b>"]  # no n
     assert summary_view(None) is None
 
 
@@ -258,9 +258,9 @@ def test_arms_left_out_are_one_line_per_study_largest_first_without_source_notes
             LeftOut("big2021", "b", "edss_change", "no EDSS numbers in the sources read (source note: crossover)", n=75),
             LeftOut("big2021", "b", "mri_activity", "no MRI activity numbers in the sources read", n=75))
     lines = left_out_lines(rows, {"big2021": "Big 2021"}, {"edss_change": "EDSS change", "mri_activity": "MRI"})
-    assert lines == [("Big 2021 (a, b; n = 144): EDSS change: no EDSS numbers in the sources read; "
+    assert lines == [("Big 2021 (a n = 69, b n = 75): EDSS change: no EDSS numbers in the sources read; "
                       "MRI (b): no MRI activity numbers in the sources read"),
-                     "small2010 (all; n = 5): EDSS change: no EDSS numbers in the sources read"]
+                     "small2010 (all n = 5): EDSS change: no EDSS numbers in the sources read"]
 
 
 def test_outcome_order():

@@ -286,9 +286,9 @@ def _reason(lo) -> str:
 
 
 def left_out_lines(left_out, labels: dict[str, str], outcome_labels: dict[str, str]) -> list[str]:
-    """One line per study whose arms contribute nothing to some outcome, largest studies first: its arms with
-    their n, then per outcome the reason, e.g. "Uccelli 2021 (msc_first, placebo_first; n = 144): EDSS change: no
-    EDSS numbers in the sources read; ..."."""
+    """One line per study whose arms contribute nothing to some outcome, largest studies first (by the sum of its
+    arms' n): its arms with their n, then per outcome the reason, e.g. "Uccelli 2021 (msc_first n = 69,
+    placebo_first n = 75): EDSS change: no EDSS numbers in the sources read; ..."."""
     studies: dict[str, dict] = {}
     for lo in sorted(left_out, key=lambda lo: (outcomes.order(lo.outcome), lo.arm)):
         s = studies.setdefault(lo.study, {"arms": {}, "why": {}})
@@ -296,8 +296,8 @@ def left_out_lines(left_out, labels: dict[str, str], outcome_labels: dict[str, s
         s["why"].setdefault((lo.outcome, _reason(lo)), []).append(lo.arm)
     lines = []
     for study, s in sorted(studies.items(), key=lambda kv: (-sum(n or 0 for n in kv[1]["arms"].values()), kv[0])):
-        n = sum(n or 0 for n in s["arms"].values())
-        head = f"{labels.get(study, study)} ({', '.join(s['arms'])}" + (f"; n = {n}" if n else "") + ")"
+        arms = ", ".join(f"{arm} n = {n}" if n else arm for arm, n in s["arms"].items())
+        head = f"{labels.get(study, study)} ({arms})"  # each arm's own n: arms of one study may share patients
         why = [f"{outcome_labels.get(o, o)}" + ("" if len(arms) == len(s["arms"]) else f" ({', '.join(arms)})")
                + f": {reason}" for (o, reason), arms in s["why"].items()]
         lines.append(f"{head}: " + "; ".join(why))
