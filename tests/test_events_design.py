@@ -161,11 +161,11 @@ def test_the_methods_list_the_statements_that_entered(tmp_path):
     }
     text = statements_text(units)
     assert text.startswith("Safety statements that entered, every statement (option statements = 'all'): ")
-    assert "1 explicit counts (c rash 'One patient <had> a *rash*')" in text
-    assert "1 explicit 'none' statements (a serious_ae 'no serious adverse events')" in text
-    assert ("1 vague statements coded only for the events their words name "
+    assert "1 explicit count (c rash 'One patient <had> a *rash*')" in text
+    assert "1 explicit 'none' statement (a serious_ae 'no serious adverse events')" in text
+    assert ("1 vague statement coded only for the events their words name "
             "(major_ae: b 'No major delayed adverse effect was reported')") in text
-    assert "1 statements without a recorded wording (d serious_ae (no words recorded))" in text
+    assert "1 statement without a recorded wording (d serious_ae (no words recorded))" in text
     explicit = statements_text(ae.prepare(spec(statements="explicit"), ev).units, "explicit")
     assert "option statements = 'explicit'" in explicit and "major_ae" not in explicit
     # the sentence reaches the Markdown report escaped (report.md.j2 pipes the methods through md_escape)

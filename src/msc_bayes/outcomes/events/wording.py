@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import pandas as pd
 
-#: wording -> how the methods sentence names its statements
+from msc_bayes.numbers import plural
+
+#: wording -> how the methods sentence names one of its statements, and several, and what follows the count
 _CLASSES = (
-    ("count", "explicit counts"),
-    ("none", "explicit 'none' statements"),
-    ("vague", "vague statements coded only for the events their words name"),
+    ("count", "explicit count", "explicit counts", ""),
+    ("none", "explicit 'none' statement", "explicit 'none' statements", ""),
+    ("vague", "vague statement", "vague statements", " coded only for the events their words name"),
 )
-_UNWORDED = "statements without a recorded wording"
+_UNWORDED = ("statement", "statements", " without a recorded wording")
 
 
 def _quoted(text) -> str:
@@ -48,7 +50,7 @@ def statements_text(units: pd.DataFrame, choice: str = "all") -> str:
     if set(found) <= {""}:
         return ""
     parts = []
-    for wording, words in (*_CLASSES, ("", _UNWORDED)):
+    for wording, one, many, rest in (*_CLASSES, ("", *_UNWORDED)):
         items = found.get(wording, [])
         if not items:
             continue
@@ -59,7 +61,7 @@ def statements_text(units: pd.DataFrame, choice: str = "all") -> str:
             listing = "; ".join(f"{event}: {', '.join(v)}" for event, v in by_event.items())
         else:
             listing = "; ".join(f"{study} {event} {quoted}" for study, event, quoted in items)
-        parts.append(f"{len(items)} {words} ({listing})")
+        parts.append(f"{plural(len(items), one, many)}{rest} ({listing})")
     how = "explicit statements only (option statements = 'explicit')" if choice == "explicit" else \
         "every statement (option statements = 'all')"
     return f"Safety statements that entered, {how}: " + "; ".join(parts) + "."
