@@ -130,7 +130,8 @@ def test_left_out_reasons(evidence):
     assert set(reasons) == {("delta2019", "all"), ("big2021", "msc_first"), ("big2021", "placebo"),
                             ("eps2015", "all"), ("zeta2016", "all")}
     big = reasons[("big2021", "msc_first")]
-    assert big.reason == "no EDSS numbers in the sources read (source note: Outcome is EDSS Plus (a composite))"
+    assert big.reason == "no EDSS numbers in the sources read"
+    assert big.note == "Outcome is EDSS Plus (a composite)"
     assert big.n == 60 and big.outcome == "edss_change"
     assert reasons[("big2021", "placebo")].reason == "no EDSS numbers in the sources read"
     assert reasons[("delta2019", "all")].reason == "left out as an overlapping report: beta keeps beta2018:all (rank 1)"
@@ -188,7 +189,7 @@ SENSITIVITY = {"edss_change": _table([
     ("prior", "b", "msc_effect", -0.4, -0.9, 0.02, ""),
     ("evidence", "c", "msc_effect", -0.4, -0.9, -0.2, ""),
 ])}
-LEFT = (LeftOut("big2021", "msc_first", "edss_change", "no EDSS numbers in the sources read (source note: x)", 60),
+LEFT = (LeftOut("big2021", "msc_first", "edss_change", "no EDSS numbers in the sources read", 60, "x"),
         LeftOut("big2021", "placebo", "edss_change", "no EDSS numbers in the sources read", 50))
 
 

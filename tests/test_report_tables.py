@@ -254,8 +254,8 @@ def test_summary_view_orders_edss_first_and_writes_every_column():
 
 def test_arms_left_out_are_one_line_per_study_largest_first_without_source_notes():
     rows = (LeftOut("small2010", "all", "edss_change", "no EDSS numbers in the sources read", n=5),
-            LeftOut("big2021", "a", "edss_change", "no EDSS numbers in the sources read (source note: EDSS Plus)", n=69),
-            LeftOut("big2021", "b", "edss_change", "no EDSS numbers in the sources read (source note: crossover)", n=75),
+            LeftOut("big2021", "a", "edss_change", "no EDSS numbers in the sources read", n=69, note="EDSS Plus"),
+            LeftOut("big2021", "b", "edss_change", "no EDSS numbers in the sources read", n=75, note="crossover"),
             LeftOut("big2021", "b", "mri_activity", "no MRI activity numbers in the sources read", n=75))
     lines = left_out_lines(rows, {"big2021": "Big 2021"}, {"edss_change": "EDSS change", "mri_activity": "MRI"})
     assert lines == [("Big 2021 (a n = 69, b n = 75): EDSS change: no EDSS numbers in the sources read; "

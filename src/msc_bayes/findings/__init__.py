@@ -49,7 +49,7 @@ def findings_of(fit, evidence, *, sensitivity: pd.DataFrame | None = None, mcid:
     for row in rows_for(fit):
         nums = numbers(fit, row, mcid=mcid)
         arms = resting.contributing(fit, row, evidence)
-        sup = resting.support(fit, row, evidence, sensitivity=sensitivity)
+        sup = resting.support(fit, row, evidence, sensitivity=sensitivity, arms=arms)
         grade = grading.certainty(nums, sup, evidence, fit, row, arms=arms, mcid=mcid)
         out.append(Finding(outcome=fit.spec.outcome, outcome_label=fit.spec.name, quantity=row.name,
                            label=row.label, unit=row.unit, scale=row.scale, **nums, **sup, certainty=grade))

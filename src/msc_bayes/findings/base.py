@@ -84,6 +84,7 @@ class LeftOut:
     outcome: str                 # spec.outcome
     reason: str                  # e.g. "no EDSS numbers in the sources read"
     n: int | None = None         # the arm's n in arms.csv (patients, or periods for a pooled crossover arm)
+    note: str = ""                # the arm's own note in arms.csv (it often says why: 'EDSS Plus, a composite')
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ first reason that applies, in the order the outcome's ``prepare`` selects rows:
 5. rows present in no format the model uses (EDSS: what the rows report, as :mod:`msc_bayes.evidence.describe`
    writes it).
 
-The arm's own ``note`` in arms.csv, when it has one, follows as "source note: ...": it often says why
+The arm's own ``note`` in arms.csv is carried beside the reason (``LeftOut.note``): it often says why
 (Harris 2024: EDSS Plus, a composite, not EDSS).
 """
 
@@ -126,10 +126,8 @@ def left_out_of(fit, evidence) -> tuple[LeftOut, ...]:
             reason = (_option_reason(fit, first, table) or _overlap_reason(arm, arms, used, with_rows=True)
                       or _note_reason(notes, arm.study, arm.arm) or _format_reason(table, first, fit))
         note = getattr(arm, "note", None)
-        if isinstance(note, str) and note.strip():
-            reason += f" (source note: {note.strip()})"
         n = int(arm.n) if pd.notna(arm.n) else None
-        out.append(LeftOut(arm.study, arm.arm, outcome, reason, n))
+        out.append(LeftOut(arm.study, arm.arm, outcome, reason, n, note.strip() if isinstance(note, str) else ""))
     return tuple(out)
 
 

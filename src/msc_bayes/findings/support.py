@@ -223,12 +223,14 @@ def dominance_text(row, arms: pd.DataFrame, labels: dict[str, str], table: pd.Da
     return "; ".join(parts)
 
 
-def support(fit, row, evidence, *, sensitivity: pd.DataFrame | None = None, base: Interval | None = None) -> dict:
+def support(fit, row, evidence, *, sensitivity: pd.DataFrame | None = None, base: Interval | None = None,
+            arms: pd.DataFrame | None = None) -> dict:
     """The Finding fields on what `row` rests on: studies (keys), arms, patients, rests_on, dominance.
 
     `sensitivity` is the outcome's report sensitivity table (:func:`msc_bayes.sensitivity.report_policy.report_table`
-    layout) or None; `base` the row's own estimate (on the variable's scale), else the table's base row."""
-    arms = contributing(fit, row, evidence)
+    layout) or None; `base` the row's own estimate (on the variable's scale), else the table's base row;
+    `arms` the row's `contributing` arms when the caller has them."""
+    arms = contributing(fit, row, evidence) if arms is None else arms
     labels = study_labels(evidence.arms)
     return {
         "studies": tuple(dict.fromkeys(arms["study"])),

@@ -145,7 +145,7 @@ def left_out_sentence(left: tuple[LeftOut, ...], outcome: str, label: str, *, si
     sizes, labels = sizes or {}, labels or {}
     sized = sorted(((sizes.get(s, sum(a.n or 0 for a in arms)), s, arms) for s, arms in by_study.items()),
                    key=lambda t: -t[0])
-    named = [f"{labels.get(s, s)} (n = {n}: {arms[0].reason.split(' (source note')[0]})"
+    named = [f"{labels.get(s, s)} (n = {n}: {arms[0].reason})"
              for n, s, arms in sized[:LARGEST_LEFT_OUT] if n]
     text = f"{len(mine)} study arms in the evidence contribute nothing to {label}"
     return text + ("; the largest studies among them: " + "; ".join(named) if named else "") + "."

@@ -280,11 +280,6 @@ def summary_view(summary, labels: dict[str, str] | None = None) -> dict | None:
     }
 
 
-def _reason(lo) -> str:
-    """A LeftOut's reason without the arm's source note (the Evidence table's notes column shows it)."""
-    return lo.reason.split(" (source note:", 1)[0]
-
-
 def left_out_lines(left_out, labels: dict[str, str], outcome_labels: dict[str, str]) -> list[str]:
     """One line per study whose arms contribute nothing to some outcome, largest studies first (by the sum of its
     arms' n): its arms with their n, then per outcome the reason, e.g. "Uccelli 2021 (msc_first n = 69,
@@ -293,7 +288,7 @@ def left_out_lines(left_out, labels: dict[str, str], outcome_labels: dict[str, s
     for lo in sorted(left_out, key=lambda lo: (outcomes.order(lo.outcome), lo.arm)):
         s = studies.setdefault(lo.study, {"arms": {}, "why": {}})
         s["arms"][lo.arm] = lo.n
-        s["why"].setdefault((lo.outcome, _reason(lo)), []).append(lo.arm)
+        s["why"].setdefault((lo.outcome, lo.reason), []).append(lo.arm)
     lines = []
     for study, s in sorted(studies.items(), key=lambda kv: (-sum(n or 0 for n in kv[1]["arms"].values()), kv[0])):
         arms = ", ".join(f"{arm} n = {n}" if n else arm for arm, n in s["arms"].items())
