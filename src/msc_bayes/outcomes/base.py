@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from msc_bayes.numbers import signed_g
 from msc_bayes.spec import OptionInfo, PriorSlot
 
 Direction = Literal["lower_better", "higher_better", "none"]
@@ -102,6 +103,10 @@ class Statement:
     numeric_only: bool = False
     probabilities: str = ""
     probability_text: str = ""
+
+    def probability_words(self, threshold) -> str:
+        """``probability_text`` at one threshold (a number or its coordinate text): "P(new-study change < −0.5)"."""
+        return self.probability_text.format(threshold=signed_g(threshold), percent=f"{100 * float(threshold):g}")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import xarray as xr
 
 from msc_bayes import outcomes
-from msc_bayes.numbers import signed_g, stated
+from msc_bayes.numbers import stated
 from msc_bayes.outcomes.base import Statement
 from msc_bayes.report.numbers import coord_cells, estimate
 from msc_bayes.results import group, interval_text, reference_text, stack_draws
@@ -40,6 +40,6 @@ def _sentence(s: Statement, found: dict[str, xr.Dataset], at_ref: str) -> str | 
     probabilities = ""
     if s.probabilities and s.probabilities in found["derived"]:
         probabilities = "; " + "; ".join(
-            stated(s.probability_text.format(threshold=signed_g(c), percent=f"{100 * float(c):g}"), x.mean())
+            stated(s.probability_words(c), x.mean())
             for c, x in coord_cells(found["derived"], s.probabilities))
     return s.text.format(value=value, at_ref=at_ref, probabilities=probabilities)

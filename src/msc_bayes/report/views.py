@@ -20,7 +20,6 @@ from msc_bayes.numbers import (
     p_equals,
     plural,
     prob,
-    signed_g,
     stated,
 )
 from msc_bayes.results import cells, group, interval_columns, interval_text, is_plumbing
@@ -74,14 +73,14 @@ def indicator_text(outcome, quantity: str, p: float) -> str:
     """A per-draw indicator's mean as the probability it is, in the words of the statement that declares it:
     "P(new-study change < −0.5) = 0.12"."""
     name, cell = _split(quantity)
-    words = next((s.probability_text for s in outcome.statements if s.probabilities == name), "")
-    if words and cell:
+    statement = next((s for s in outcome.statements if s.probabilities == name and s.probability_text), None)
+    if statement is not None and cell:
         try:
             c = float(cell)
         except ValueError:
             c = None
         if c is not None:
-            return stated(words.format(threshold=signed_g(c), percent=f'{100 * c:g}'), p)
+            return stated(statement.probability_words(c), p)
     return f"{variable_label(outcome, quantity)}: {p_equals(p)}"
 
 
