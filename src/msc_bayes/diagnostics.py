@@ -98,19 +98,24 @@ def quantity_table(fit) -> pd.DataFrame:
     return quantity_summary(fit)[list(QUANTITY_TABLE_COLUMNS)]
 
 
+def divergences(fit) -> int:
+    """The divergent transitions the sampler reported (a fit or DataTree; 0 when it reports none)."""
+    ss = group(fit, "sample_stats")
+    return 0 if ss is None or "diverging" not in ss else int(ss["diverging"].values.sum())
+
+
 def sampler_stats(fit) -> tuple[int, int, int, tuple[float, ...]]:
     """(draws, divergences, tree depth hits, E-BFMI per chain) from the sample_stats group of a fit or DataTree."""
     import arviz as az
 
     ss = group(fit, "sample_stats")
     draws = int(ss.sizes["chain"] * ss.sizes["draw"])
-    divergences = int(ss["diverging"].sum()) if "diverging" in ss else 0
     hits = int(ss["maxdepth_reached"].sum()) if "maxdepth_reached" in ss else 0
     ebfmi: tuple[float, ...] = ()
     if "energy" in ss:
         values = az.bfmi(ss[["energy"]], sample_dims=_SAMPLE_DIMS)["energy"].values
         ebfmi = tuple(float(x) for x in np.atleast_1d(values))
-    return draws, divergences, hits, ebfmi
+    return draws, divergences(fit), hits, ebfmi
 
 
 def convergence(fit) -> Convergence:

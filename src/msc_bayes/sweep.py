@@ -48,6 +48,7 @@ import pandas as pd
 
 from msc_bayes import progress as progress_report
 from msc_bayes import results
+from msc_bayes.diagnostics import divergences
 from msc_bayes.inference import fit_cached
 from msc_bayes.results import (
     interval_columns,
@@ -246,15 +247,9 @@ def tag(result, scenario: Scenario, method: str, notes: str, seconds: float, div
     return df
 
 
-def divergent_transitions(fit) -> int:
-    """The number of divergent transitions the sampler reported (0 when it reports none)."""
-    stats = results.group(fit, "sample_stats")
-    return 0 if stats is None or "diverging" not in stats else int(stats["diverging"].values.sum())
-
-
 def sampler_notes(fit) -> str:
     """'N divergences' when the sampler reported any (the rows are then less trustworthy)."""
-    n = divergent_transitions(fit)
+    n = divergences(fit)
     return f"{n} divergent transitions" if n else ""
 
 
@@ -276,7 +271,7 @@ def run_scenario(scenario: Scenario, *, on_error: str = "record"):
         f = scenario.fit()
         out = (scenario.extract or summarise)(f, scenario)
         notes = sampler_notes(f)
-        return tag(out, scenario, "mcmc", notes, time.perf_counter() - start, divergent_transitions(f))
+        return tag(out, scenario, "mcmc", notes, time.perf_counter() - start, divergences(f))
     except Exception as exc:
         if on_error == "raise":
             raise
