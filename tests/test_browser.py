@@ -25,7 +25,7 @@ from test_report import fake_report_sensitivity
 
 from msc_bayes import inference
 from msc_bayes.cli import main
-from msc_bayes.report import sections as report_sections
+from msc_bayes.reporting import sections as report_sections
 
 #: The window of the first screen: a common laptop's browser window.
 WIDTH, HEIGHT = 1280, 800

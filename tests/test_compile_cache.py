@@ -96,7 +96,7 @@ def test_a_compile_runs_without_fast_math_and_leaves_the_callers_setting(tmp_pat
 
 def test_importing_msc_bayes_leaves_pytensor_fast_math_at_its_default():
     show = "import pytensor; print(pytensor.config.numba__fastmath)"
-    imports = "import msc_bayes, msc_bayes.inference, msc_bayes.report, msc_bayes.sweep, msc_bayes.cli; "
+    imports = "import msc_bayes, msc_bayes.inference, msc_bayes.reporting, msc_bayes.sweep, msc_bayes.cli; "
 
     def child(code: str) -> str:
         return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

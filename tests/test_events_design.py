@@ -169,7 +169,7 @@ def test_the_methods_list_the_statements_that_entered(tmp_path):
     explicit = statements_text(ae.prepare(spec(statements="explicit"), ev).units, "explicit")
     assert "option statements = 'explicit'" in explicit and "major_ae" not in explicit
     # the sentence reaches the Markdown report escaped (report.md.j2 pipes the methods through md_escape)
-    from msc_bayes.report.render import md_escape
+    from msc_bayes.reporting.render import md_escape
 
     assert "\\<had\\> a \\*rash\\*" in md_escape(text)
 
@@ -213,7 +213,7 @@ def test_statements_of_two_periods(tmp_path):
 def test_explicit_statements_fit_on_the_bundled_data():
     from msc_bayes.diagnostics import convergence
     from msc_bayes.inference import Attempt, fit
-    from msc_bayes.report.methods import methods_paragraph
+    from msc_bayes.reporting.methods import methods_paragraph
 
     bundled = load_evidence(REPO / "data")
     base = load_spec(REPO / "models" / "adverse_events.toml")

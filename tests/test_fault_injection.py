@@ -26,7 +26,7 @@ from test_diagnostics import fake_fit, write_fixture
 
 from msc_bayes import inference, output
 from msc_bayes.cli import main
-from msc_bayes.report import run as report
+from msc_bayes.reporting import run as report
 
 TESTS = Path(__file__).resolve().parent
 FIT_STAGES = [("ENGINE", "fit"), ("Fit", "to_netcdf"), ("Fit", "summary"), ("output", "write_marker"),
@@ -149,7 +149,7 @@ _CHILD = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from test_diagnostics import fake_fit
     from msc_bayes import inference, output
-    from msc_bayes.report import run as report
+    from msc_bayes.reporting import run as report
     from msc_bayes.cli import main
     inference.ENGINE.fit = lambda spec, evidence, **kw: fake_fit(spec, evidence, **kw)
     inference.ENGINE.precompile = lambda models: []

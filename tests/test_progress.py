@@ -16,7 +16,7 @@ from test_report import fake_report_sensitivity
 from msc_bayes import inference, progress
 from msc_bayes.cli import main
 from msc_bayes.progress import LogProgress, TerminalProgress, time_left
-from msc_bayes.report import sections as report_sections
+from msc_bayes.reporting import sections as report_sections
 from msc_bayes.sweep import Scenario, run_scenarios
 
 

@@ -27,7 +27,7 @@ from msc_bayes import inference, results, viz
 from msc_bayes.cli import main
 from msc_bayes.diagnostics import predictive_checks, study_estimates
 from msc_bayes.evidence import load_evidence
-from msc_bayes.report import sections as report_sections
+from msc_bayes.reporting import sections as report_sections
 from msc_bayes.sensitivity import ReportSensitivity
 from msc_bayes.sensitivity.report_policy import varied_text
 from msc_bayes.spec import load_spec

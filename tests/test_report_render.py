@@ -6,7 +6,7 @@ the banner says what an unconverged model means, and a model without a sensitivi
 
 from __future__ import annotations
 
-from msc_bayes.report import md_escape, md_image, render_markdown
+from msc_bayes.reporting import md_escape, md_image, render_markdown
 
 CTX = {"title": "T <x>", "run_name": "run_*1*", "created": "2026-01-01 00:00:00 UTC", "data_path": "data|x",
        "data_hash": "abc", "interval": "95% ETI", "gate": "R-hat ≤ 1.01", "allow_unconverged": True,

@@ -31,15 +31,15 @@ from msc_bayes.findings.base import (
     SummaryOfFindings,
 )
 from msc_bayes.numbers import interval, plural, prob, risk
-from msc_bayes.report import render_html, render_markdown
-from msc_bayes.report.context import report_context
-from msc_bayes.report.methods import (
+from msc_bayes.reporting import render_html, render_markdown
+from msc_bayes.reporting.context import report_context
+from msc_bayes.reporting.methods import (
     gate_text,
     methods_paragraph,
     prior_text,
     priors_text,
 )
-from msc_bayes.report.views import (
+from msc_bayes.reporting.views import (
     key_estimates,
     left_out_lines,
     sensitivity_view,

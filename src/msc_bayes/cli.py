@@ -226,7 +226,7 @@ def _progress():
 
 def _report(args) -> int:
     from msc_bayes.errors import ConvergenceError
-    from msc_bayes.report import run_report
+    from msc_bayes.reporting import run_report
 
     result = run_report(data=args.data, models=args.models, out=args.out, overwrite=args.overwrite,
                         draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,

@@ -1,6 +1,6 @@
 """The summary of findings as data: one `Finding` per headline quantity, and the whole `SummaryOfFindings`.
 
-Everything here is plain frozen data (no HTML, no formatting): :mod:`msc_bayes.report` lays it
+Everything here is plain frozen data (no HTML, no formatting): :mod:`msc_bayes.reporting` lays it
 out, the Python API returns it. Numbers are on the quantity's own scale (``scale``: EDSS points,
 a risk as a proportion, a log odds ratio).
 """

@@ -7,8 +7,8 @@ import datetime as dt
 
 from msc_bayes import inference, outcomes
 from msc_bayes.evidence.labels import study_labels
-from msc_bayes.report.methods import gate_text
-from msc_bayes.report.views import evidence_table, summary_view
+from msc_bayes.reporting.methods import gate_text
+from msc_bayes.reporting.views import evidence_table, summary_view
 from msc_bayes.results import interval_text
 
 TITLE = "MSC therapy in multiple sclerosis: Bayesian evidence synthesis"

@@ -42,9 +42,9 @@ from msc_bayes.findings import summary_of_findings
 from msc_bayes.findings.table import findings_table
 from msc_bayes.inference import Attempt, fit_gated
 from msc_bayes.progress import LogProgress, Progress
-from msc_bayes.report.context import report_context
-from msc_bayes.report.render import render_html, render_markdown
-from msc_bayes.report.sections import model_section, sensitivity_section
+from msc_bayes.reporting.context import report_context
+from msc_bayes.reporting.render import render_html, render_markdown
+from msc_bayes.reporting.sections import model_section, sensitivity_section
 from msc_bayes.results import interval_text
 from msc_bayes.sensitivity.report_policy import (
     has_section,

@@ -7,7 +7,7 @@ import xarray as xr
 from msc_bayes import outcomes
 from msc_bayes.numbers import stated
 from msc_bayes.outcomes.base import Statement
-from msc_bayes.report.numbers import coord_cells, estimate
+from msc_bayes.reporting.numbers import coord_cells, estimate
 from msc_bayes.results import group, interval_text, reference_text, stack_draws
 
 

@@ -8,8 +8,8 @@
 - :mod:`.render`: index.html and report.md from that context through two templates (``templates/``).
 """
 
-from msc_bayes.report.render import md_escape, md_image, render_html, render_markdown
-from msc_bayes.report.run import (
+from msc_bayes.reporting.render import md_escape, md_image, render_html, render_markdown
+from msc_bayes.reporting.run import (
            ModelRun,
            ReportResult,
            model_keys,

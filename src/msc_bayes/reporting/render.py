@@ -1,7 +1,7 @@
 """The report's two pages from one context: index.html (autoescaped) and report.md (every data string
 backslash-escaped, no HTML entities).
 
-Both templates ship in ``msc_bayes/report/templates``; an undefined name in either is an error.
+Both templates ship in ``msc_bayes/reporting/templates``; an undefined name in either is an error.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def md_image(title: str, file: str) -> str:
 
 @cache
 def _environment(markdown: bool) -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.PackageLoader("msc_bayes.report", "templates"), autoescape=not markdown,
+    env = jinja2.Environment(loader=jinja2.PackageLoader("msc_bayes.reporting", "templates"), autoescape=not markdown,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=markdown)
     if markdown:

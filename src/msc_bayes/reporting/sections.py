@@ -6,9 +6,9 @@ import base64
 from pathlib import Path
 
 from msc_bayes.diagnostics import predictive_checks, study_estimates
-from msc_bayes.report.methods import attempt_text, methods_paragraph
-from msc_bayes.report.results_text import results_paragraph
-from msc_bayes.report.views import (
+from msc_bayes.reporting.methods import attempt_text, methods_paragraph
+from msc_bayes.reporting.results_text import results_paragraph
+from msc_bayes.reporting.views import (
     diagnostics_view,
     estimates_view,
     key_estimates,
