@@ -27,6 +27,7 @@ from msc_bayes.evidence.checks import _partition_exists
 from msc_bayes.evidence.describe import describe
 
 DATA = Path(__file__).resolve().parents[1] / "data"
+TABLES = tuple(t for t in TABLES if (DATA / f"{t}.csv").exists())  # the bundled ones (not effect_sizes.csv)
 WEEK = 7 / DAYS_PER_MONTH  # months per week
 
 

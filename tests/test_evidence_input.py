@@ -32,6 +32,7 @@ from msc_bayes.evidence import (
 from msc_bayes.evidence.reading import _near_known_column
 
 DATA = Path(__file__).resolve().parents[1] / "data"
+TABLES = tuple(t for t in TABLES if (DATA / f"{t}.csv").exists())  # the bundled ones (not effect_sizes.csv)
 
 
 def problems_of(folder: Path) -> list[Problem]:

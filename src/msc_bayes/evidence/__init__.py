@@ -46,6 +46,12 @@ What is read, and how:
   never a source of arms. Schema and rules: :mod:`msc_bayes.evidence.schema`.
 * **Adverse-event statements** carry ``timing`` (:data:`AE_TIMINGS`) and ``wording``
   (:data:`AE_WORDINGS`), both optional; ``serious`` may be blank.
+* **Event counts and person-time** (``adverse_events.csv``, ``mri.csv``): a row gives
+  ``patients_with_event``, ``events`` (every event, a patient's repeats counted) or both; ``exposure``
+  and ``exposure_unit`` (:data:`EXPOSURE_UNITS`) go together; person-time converts to person-years by
+  :data:`PERSON_YEARS_PER_UNIT`.
+* **Effect sizes** (``effect_sizes.csv``): one estimate ``y`` per arm on the user's scale, with ``se``,
+  or ``sd`` and ``n``, or ``ci_lower``/``ci_upper`` (``ci_level`` blank: :data:`DEFAULT_CI_LEVEL`).
 """
 
 from msc_bayes.evidence.reading import MAX_CELLS, MAX_FILE_BYTES, NUMBER
@@ -57,6 +63,7 @@ from msc_bayes.evidence.schema import (
     CELL_SOURCES,
     COUNT_COLUMNS,
     DAYS_PER_MONTH,
+    DEFAULT_CI_LEVEL,
     DESIGN_TABLES,
     DESIGNS,
     DISEASES,
@@ -68,6 +75,7 @@ from msc_bayes.evidence.schema import (
     ONE_OF,
     OUTCOME_VALUES,
     PATIENT_COUNTS,
+    PERSON_YEARS_PER_UNIT,
     PROVENANCE,
     REQUIRED_WHEN_PRESENT,
     ROUTES,
@@ -86,6 +94,7 @@ __all__ = [
     "CELL_SOURCES",
     "COUNT_COLUMNS",
     "DAYS_PER_MONTH",
+    "DEFAULT_CI_LEVEL",
     "DESIGNS",
     "DESIGN_TABLES",
     "DISEASES",
@@ -100,6 +109,7 @@ __all__ = [
     "ONE_OF",
     "OUTCOME_VALUES",
     "PATIENT_COUNTS",
+    "PERSON_YEARS_PER_UNIT",
     "PROVENANCE",
     "REQUIRED_WHEN_PRESENT",
     "ROUTES",

@@ -45,7 +45,7 @@ def _check_rows(tables: dict[str, pd.DataFrame], label, broken: set[str], proble
         _check_duplicates(name, df, label(name), problems)
         _check_secondary_fields(name, df, label(name), problems)
     checks = {"arms": _check_arms, "edss": _check_edss, "patients": _check_patients,
-              "adverse_events": _check_events, "mri": _check_events}
+              "adverse_events": _check_events, "mri": _check_events, "effect_sizes": _check_effect_sizes}
     for name, check in checks.items():
         if name not in broken:
             check(tables[name], label(name), problems)
@@ -214,12 +214,37 @@ def _check_events(df: pd.DataFrame, file: str, problems: list[Problem]) -> None:
         elif isinstance(wording, str) and wording in ("none", "vague") and pd.notna(row.patients_with_event) and row.patients_with_event > 0:
             problems.append(Problem(file, i, "patients_with_event", row.patients_with_event,
                                     f"0 for a statement worded '{wording}' (words that say none occurred)"))
-        events = getattr(row, "events", None)
-        if events is not None and pd.notna(events) and pd.notna(row.patients_with_event) and events < row.patients_with_event:
+        events = row.events
+        if pd.isna(events) and pd.isna(row.patients_with_event):
+            problems.append(Problem(file, i, "patients_with_event", "", "a count in patients_with_event or events "
+                                    "(0 when none occurred; a row that reports neither is not a row)"))
+        if pd.notna(events) and pd.notna(row.patients_with_event) and events < row.patients_with_event:
             problems.append(Problem(file, i, "events", events, f"at least patients_with_event ({row.patients_with_event})"))
-        exposure = getattr(row, "exposure", None)
-        if exposure is not None and pd.notna(exposure) and pd.isna(row.exposure_unit):
+        if pd.notna(row.exposure) and pd.isna(row.exposure_unit):
             problems.append(Problem(file, i, "exposure_unit", "", "the unit of exposure (" + ", ".join(EXPOSURE_UNITS) + ")"))
+        elif pd.isna(row.exposure) and pd.notna(row.exposure_unit):
+            problems.append(Problem(file, i, "exposure", "", f"the exposure in {row.exposure_unit} "
+                                    "(exposure and exposure_unit go together)"))
+
+
+def _check_effect_sizes(df: pd.DataFrame, file: str, problems: list[Problem]) -> None:
+    """A row's estimate has its uncertainty: se, or sd with n, or a CI (lower < upper, y inside it)."""
+    for i, row in enumerate(df.itertuples(index=False), 1):
+        lo, hi = row.ci_lower, row.ci_upper
+        if pd.notna(lo) != pd.notna(hi):
+            col = "ci_upper" if pd.isna(hi) else "ci_lower"
+            problems.append(Problem(file, i, col, "", "both CI limits or neither"))
+        elif pd.notna(lo):
+            if lo >= hi:
+                problems.append(Problem(file, i, "ci_upper", hi, f"greater than ci_lower ({lo})"))
+            elif pd.notna(row.y) and not lo <= row.y <= hi:
+                problems.append(Problem(file, i, "y", row.y, f"inside its CI [{lo}, {hi}]"))
+        elif pd.notna(row.ci_level):
+            problems.append(Problem(file, i, "ci_level", row.ci_level, "blank when no CI is given"))
+        if pd.notna(row.sd) and pd.isna(row.n) and pd.isna(row.se) and pd.isna(lo):
+            problems.append(Problem(file, i, "n", "", "the arm's n with sd (or se, or a CI)"))
+        elif pd.isna(row.se) and pd.isna(row.sd) and pd.isna(lo) and pd.isna(hi):
+            problems.append(Problem(file, i, "se", "", "the uncertainty of y: se, or sd with n, or ci_lower and ci_upper"))
 
 
 def _check_shared_patients(df: pd.DataFrame, arms: pd.DataFrame, file: str, problems: list[Problem],

@@ -286,6 +286,8 @@ def _convert(text: str, col: Column):
         return None, False
     if col.low is not None and number < col.low or col.high is not None and number > col.high:
         return None, False
+    if col.below is not None and number >= col.below:
+        return None, False
     return number, True
 
 

@@ -40,7 +40,11 @@ CELL_SOURCES = ("bone_marrow", "umbilical_cord", "adipose", "msc_np", "placenta"
 CELL_ORIGINS = ("autologous", "allogeneic")
 GRADES = ("primary", "secondary")
 ATTRIBUTIONS = ("any", "related")
-EXPOSURE_UNITS = ("administrations", "person_years")
+#: Units of ``exposure`` (adverse_events.csv, mri.csv): person-time, or administrations received
+#: (another scale). ``exposure`` and ``exposure_unit`` go together.
+EXPOSURE_UNITS = ("person_years", "person_months", "person_days", "administrations")
+#: Person-time units in person-years (the one home of the conversion; a Julian year of 365.25 days).
+PERSON_YEARS_PER_UNIT = {"person_years": 1.0, "person_months": 1 / 12, "person_days": 1 / 365.25}
 #: The period an adverse-event statement covers (whole = the whole follow-up).
 AE_TIMINGS = ("acute", "delayed", "whole")
 #: How an adverse-event statement is worded: a count, "none occurred" of a named class, or vague words.
@@ -50,7 +54,7 @@ EDSS_STEP = 0.5
 #: Weeks to months: mean Gregorian month of 30.4375 days.
 DAYS_PER_MONTH = 30.4375
 
-TABLES = ("arms", "edss", "patients", "adverse_events", "mri", "shared_patients")
+TABLES = ("arms", "edss", "patients", "adverse_events", "mri", "shared_patients", "effect_sizes")
 #: Tables that describe arms rather than report outcomes: no arm is derived from them.
 DESIGN_TABLES = ("shared_patients",)
 COUNT_COLUMNS = ("improved", "stable", "worsened", "stable_or_improved", "stable_or_worsened")
@@ -64,6 +68,7 @@ class Column:
     low: float | None = None  # inclusive bounds
     high: float | None = None
     positive: bool = False  # strictly > 0
+    below: float | None = None  # strictly less than
     what: str = ""
 
     def expected(self) -> str:
@@ -78,6 +83,8 @@ class Column:
             noun += f" between {self.low:g} and {self.high:g}"
         elif self.low is not None:
             noun += f" >= {self.low:g}"
+        if self.below is not None:
+            noun += f" and < {self.below:g}" if self.positive or self.low is not None else f" < {self.below:g}"
         return noun + (f" ({self.what})" if self.what else "")
 
 
@@ -96,6 +103,13 @@ _EDSS_VALUE = Column("float", low=0, high=10, what="EDSS")
 _CHANGE = Column("float", low=-10, high=10, what="EDSS change")
 _SD = Column("float", positive=True)
 _COUNT = Column("int", low=0)
+#: Event counts and their person-time (or administrations): adverse_events.csv and mri.csv.
+_EVENTS = {
+    "events": Column("int", low=0, what="events, a patient's repeats counted"),
+    "exposure": Column("float", positive=True, what="in exposure_unit"), "exposure_unit": Column("cat", choices=EXPOSURE_UNITS),
+}
+#: A confidence level when a CI is given without one (effect_sizes.csv): 95%.
+DEFAULT_CI_LEVEL = 0.95
 
 SCHEMAS: dict[str, dict[str, Column]] = {
     "arms": {
@@ -132,20 +146,27 @@ SCHEMAS: dict[str, dict[str, Column]] = {
     "adverse_events": {
         **_KEYS, "event": Column("str", required=True), "event_text": _S, "serious": Column("bool"),
         "attribution": Column("cat", choices=ATTRIBUTIONS),
-        "patients_with_event": Column("int", required=True, low=0),
-        "n_at_risk": Column("int", required=True, low=1), "events": _COUNT,
-        "exposure": Column("float", positive=True), "exposure_unit": Column("cat", choices=EXPOSURE_UNITS),
+        "patients_with_event": Column("int", low=0),
+        "n_at_risk": Column("int", required=True, low=1), **_EVENTS,
         "timing": Column("cat", choices=AE_TIMINGS), "wording": Column("cat", choices=AE_WORDINGS),
         **_TIME, **PROVENANCE,
     },
     "mri": {
         **_KEYS, "event": Column("str", required=True), "event_text": _S, **_TIME,
-        "patients_with_event": Column("int", required=True, low=0),
-        "n_at_risk": Column("int", required=True, low=1), **PROVENANCE,
+        "patients_with_event": Column("int", low=0),
+        "n_at_risk": Column("int", required=True, low=1), **_EVENTS, **PROVENANCE,
     },
     "shared_patients": {
         **_KEYS, "other_arm": Column("str", required=True),
         "patients": Column("int", required=True, low=1, what="patients with a period in both arms"),
+        **PROVENANCE,
+    },
+    "effect_sizes": {  # one estimate per arm (and timepoint) on any scale; no EDSS ranges
+        **_KEYS, **_TIME, "y": Column("float", required=True, what="the estimate"),
+        "se": Column("float", positive=True, what="standard error of y"),
+        "sd": Column("float", positive=True, what="within-arm SD, with n"), "n": Column("int", low=1),
+        "ci_lower": _F, "ci_upper": _F,
+        "ci_level": Column("float", positive=True, below=1, what=f"e.g. 0.95; blank with a CI: {DEFAULT_CI_LEVEL:g}"),
         **PROVENANCE,
     },
 }
@@ -157,22 +178,25 @@ ROW_KEYS = {
     "adverse_events": ("study", "arm", "event", "attribution", "timing", "timepoint_months"),
     "mri": ("study", "arm", "event", "timepoint_months"),
     "shared_patients": ("study", "arm", "other_arm"),
+    "effect_sizes": ("study", "arm", "timepoint_months"),
 }
 MISSING = {"", "NA", "N/A", "NR", "nan", "NaN"}
 #: Groups of columns of which a table needs at least one (beyond its required columns).
 ONE_OF = {
     "edss": (("timepoint_months", "timepoint_weeks"),),
     "patients": (("timepoint_months", "timepoint_weeks"), ("edss", "change")),
-    "mri": (("timepoint_months", "timepoint_weeks"),),
+    "adverse_events": (("patients_with_event", "events"),),
+    "mri": (("timepoint_months", "timepoint_weeks"), ("patients_with_event", "events")),
 }
-#: Required outcome values that `Evidence.without_secondary` may leave blank (the models skip them).
-OUTCOME_VALUES = ("patients_with_event",)
+#: Outcome values a row needs one of (ONE_OF) that `Evidence.without_secondary` may leave blank:
+#: a row without any is "not reported", and the models leave it out with a note.
+OUTCOME_VALUES = ("patients_with_event", "events")
 #: Columns a table may leave out (every row then gets the default) but, when present, needs on
 #: every row: an arms.csv without `group` is a table of MSC arms, as a folder without arms.csv
 #: is; a blank `group` (a placebo arm left blank) is a problem, never taken for MSC.
 REQUIRED_WHEN_PRESENT = {"arms": {"group": "msc"}}
 #: The column of an outcome table that counts patients of one arm: at most the arm's n.
-PATIENT_COUNTS = {"edss": "n", "adverse_events": "n_at_risk", "mri": "n_at_risk"}
+PATIENT_COUNTS = {"edss": "n", "adverse_events": "n_at_risk", "mri": "n_at_risk", "effect_sizes": "n"}
 
 
 def _needed_columns(name: str) -> list[tuple[str, ...]]:
@@ -181,7 +205,8 @@ def _needed_columns(name: str) -> list[tuple[str, ...]]:
     count of patients with an event (OUTCOME_VALUES) leaves the row: its model reads it as "not
     reported" and says that exclude_secondary blanked it."""
     needed = [(c,) for c, col in SCHEMAS[name].items() if col.required and c not in OUTCOME_VALUES]
-    return needed + [(c,) for c in REQUIRED_WHEN_PRESENT.get(name, ())] + list(ONE_OF.get(name, ()))
+    groups = [g for g in ONE_OF.get(name, ()) if not set(g) <= set(OUTCOME_VALUES)]
+    return needed + [(c,) for c in REQUIRED_WHEN_PRESENT.get(name, ())] + groups
 
 
 def _key_columns(name: str) -> tuple[str, ...]:
