@@ -275,7 +275,7 @@ def test_an_indicator_split_evenly_has_a_bulk_rhat_and_no_warning(ae_fit):
     conv = diagnostics.convergence(fit)  # warnings are errors in this suite
     rows = conv.table[conv.table["quantity"].str.startswith(name)]
     assert rows["r_hat"].notna().all() and (rows["r_hat"] < 1.05).all()
-    assert fit.summary().set_index("quantity").loc[rows["quantity"], "r_hat"].notna().all()
+    assert fit.summary().loc[rows["quantity"], "r_hat"].notna().all()
 
 
 def test_convergence_to_dict_is_json(edss_fit):
@@ -295,16 +295,17 @@ def test_summary_and_gate_are_one_table_computed_once(edss_fit, monkeypatch):
     conv = diagnostics.convergence(edss_fit)
     summary = edss_fit.summary()
     assert len(calls) == 1
-    assert list(summary.columns) == ["quantity", "group", "mean", "sd", "eti95_lower", "median", "eti95_upper",
+    assert summary.index.name == "quantity"
+    assert list(summary.columns) == ["group", "mean", "sd", "eti95_lower", "median", "eti95_upper",
                                      "mcse_mean", "ess_bulk", "ess_tail", "r_hat"]
     assert list(conv.table.columns) == ["group", "quantity", "constant", "r_hat", "ess_bulk", "ess_tail", "mcse_mean",
                                         "mcse_sd", "mcse_eti95_lower", "mcse_eti95_upper"]
-    both = summary.merge(conv.table, on=["group", "quantity"], suffixes=("", "_gate"), validate="one_to_one")
+    both = summary.reset_index().merge(conv.table, on=["group", "quantity"], suffixes=("", "_gate"), validate="one_to_one")
     assert len(both) == len(summary) == len(conv.table)
     for col in ("mcse_mean", "ess_bulk", "ess_tail", "r_hat"):
         assert (both[col] == both[f"{col}_gate"]).all(), col
     mu = edss_fit.tree["posterior"]["mu"].values.ravel()
-    row = summary.set_index("quantity").loc["mu"]
+    row = summary.loc["mu"]
     lo, hi = results.quantile_probs()  # (1 - 0.95) / 2 is not the float 0.025
     assert [row["eti95_lower"], row["median"], row["eti95_upper"]] == list(np.quantile(mu, [lo, 0.5, hi]))
 

@@ -113,8 +113,7 @@ def quantile_mcse(x: np.ndarray, prob: float) -> float:
 
 
 def summary_row(fit, quantity: str) -> pd.Series:
-    s = fit.summary()
-    return s.set_index("quantity").loc[quantity]
+    return fit.summary().loc[quantity]
 
 
 def plain_table(y, se, *, n=30, timepoint=6.0) -> pd.DataFrame:

@@ -83,17 +83,17 @@ def test_key_table_labels_every_row_with_unit_and_keeps_the_name_apart(fixture):
 
 def test_key_table_rounds_to_what_the_numbers_support(fixture):
     edss, ae = fixture["edss"], fixture["ae"]
-    summary = edss.summary().set_index("quantity")
+    summary = edss.summary()
     mu = _rows(key_estimates(edss.summary(), edss))["mu"]
     r = summary.loc["mu"]
     expected = f"{r['median']:.2f} ({r[LO]:.2f} to {r[HI]:.2f})".replace("-", "−")
     assert mu[1] == expected  # EDSS points: 2 decimals
     assert re.fullmatch(r"\d\.\d\d", mu[2]) and re.fullmatch(r"\d+", mu[3]) and re.fullmatch(r"\d+", mu[4])
     ae_rows = _rows(key_estimates(ae.summary(), ae))
-    r = ae.summary().set_index("quantity").loc["risk_pooled"]
+    r = ae.summary().loc["risk_pooled"]
     assert ae_rows["risk_pooled"][1] == f"{risk(r['median'])} ({risk(r[LO])} to {risk(r[HI])})"
     assert ae_rows["risk_pooled"][1].count("%") == 3
-    r = ae.summary().set_index("quantity").loc["msc_effect"]
+    r = ae.summary().loc["msc_effect"]
     odds = np.exp(r["median"])
     assert f"odds ratio {odds:.2f}" in ae_rows["msc_effect"][1]  # a log odds ratio also as its odds ratio
 
@@ -146,7 +146,7 @@ def test_the_same_draws_are_one_row_and_indicators_are_probabilities():
 def test_fake_fit_indicators_are_in_words(fixture):
     fit = fixture["edss"]
     table = key_estimates(fit.summary(), fit)
-    means = fit.summary().set_index("quantity")["mean"]
+    means = fit.summary()["mean"]
     assert table["probabilities"] == [f"P(new-study change < −0.5) = {prob(means['p_new_below[-0.5]'])}",
                                       f"P(new-study change < 0) = {prob(means['p_new_below[0]'])}"]
 

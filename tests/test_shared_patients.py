@@ -103,8 +103,7 @@ def exact_contrast(y: np.ndarray, cov: np.ndarray) -> tuple[float, float]:
 
 
 def summary_of(fit, name: str) -> pd.Series:
-    s = fit.summary()
-    return s[s["quantity"] == name].iloc[0]
+    return fit.summary().loc[name]
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ import xarray as xr
 from msc_bayes import INTERVAL_KIND, INTERVAL_PROB
 
 #: Variables that are sampler plumbing (non-centred offsets, latent draws), not quantities a reader interprets.
-PLUMBING_SUFFIXES = ("_offset", "_latent")
+PLUMBING_SUFFIXES = ("_offset", "_latent", "_part")  # _part: a group of coefficients of one prior family (beta)
 
 #: Groups of a fitted DataTree.
 Group = Literal["posterior", "derived", "sample_stats", "log_likelihood", "prior", "prior_predictive",
@@ -216,7 +216,7 @@ LOWER, UPPER = interval_columns()
 MCSE_LOWER, MCSE_UPPER = interval_columns("mcse_")
 QUANTITY_COLUMNS = ("quantity", "group", "mean", "sd", "median", LOWER, UPPER, "prob_below_0", "mcse_mean",
                     "mcse_sd", MCSE_LOWER, MCSE_UPPER, "ess_bulk", "ess_tail", "r_hat", "constant")
-#: Columns of :func:`summary` (``Fit.summary()``, the report's ``<key>_summary.csv``), in order.
+#: Columns of :func:`summary` (``Fit.summary()``, indexed by the first; the report's ``<key>_summary.csv``), in order.
 SUMMARY_COLUMNS = ("quantity", "group", "mean", "sd", LOWER, "median", UPPER, "mcse_mean", "ess_bulk", "ess_tail",
                    "r_hat")
 _SUMMARIES: dict[int, tuple[weakref.ref, pd.DataFrame]] = {}  # the default table per tree, by id
@@ -292,6 +292,10 @@ def _arviz_diagnostics(values: np.ndarray, q_lo: float, q_hi: float) -> dict[str
 
 
 def summary(fit, *, prob: float = INTERVAL_PROB) -> pd.DataFrame:
-    """One row per reported scalar quantity: :data:`SUMMARY_COLUMNS` of :func:`quantity_summary`."""
+    """One row per reported scalar quantity, indexed by ``quantity`` (``mu``, ``beta[route[IT]]``), with the
+    other :data:`SUMMARY_COLUMNS` of :func:`quantity_summary` (the columns of ``summary.csv``: the interval's
+    ends named by it, ``eti95_lower``/``eti95_upper`` by default). ``.to_csv(path)`` writes ``summary.csv``
+    (its first column ``quantity``); ``summary().loc["mu", "median"]`` reads one number."""
     lower, upper = interval_columns(prob=prob)
-    return quantity_summary(fit, prob=prob)[[{LOWER: lower, UPPER: upper}.get(c, c) for c in SUMMARY_COLUMNS]]
+    table = quantity_summary(fit, prob=prob)[[{LOWER: lower, UPPER: upper}.get(c, c) for c in SUMMARY_COLUMNS]]
+    return table.set_index("quantity")

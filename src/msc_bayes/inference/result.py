@@ -44,6 +44,9 @@ class Fit:
         return results.attr_json(self, "notes", [])
 
     def summary(self, prob: float = INTERVAL_PROB):
+        """One row per quantity, indexed by ``quantity``: group, mean, sd, the interval's ends and median
+        (95% equal-tailed by default: ``eti95_lower``, ``median``, ``eti95_upper``), mcse_mean, ess_bulk, ess_tail,
+        r_hat (:func:`msc_bayes.results.summary`; the columns of ``summary.csv``)."""
         return results.summary(self, prob=prob)
 
     def to_netcdf(self, path) -> None:

@@ -37,7 +37,7 @@ import numpy as np
 
 from msc_bayes import inference, outcomes, results
 from msc_bayes.diagnostics import Convergence, thresholds
-from msc_bayes.errors import Problem, SpecError
+from msc_bayes.errors import ConvergenceError, Problem, SpecError
 from msc_bayes.findings import summary_of_findings
 from msc_bayes.findings.table import findings_table
 from msc_bayes.inference import Attempt, fit_gated
@@ -126,7 +126,8 @@ def prepare(spec, evidence):
 
 def run_report(*, data: str | Path = "data", models: list[str] | None = None, out: str | Path | None = None,
                overwrite: bool = False, draws: int | None = None, tune: int | None = None,
-               chains: int | None = None, seed: int | None = None, allow_unconverged: bool = False,
+               chains: int | None = None, seed: int | None = None, target_accept: float | None = None,
+               allow_unconverged: bool = False,
                sensitivity: bool = True, progress: Progress | None = None,
                log: Callable[[str], None] = print) -> ReportResult:
     """Fit every spec and write the report folder (see the module docstring and :mod:`msc_bayes.output`).
@@ -147,7 +148,7 @@ def run_report(*, data: str | Path = "data", models: list[str] | None = None, ou
     for spec in specs:  # every spec checked against the evidence before any sampling
         prepare(spec, evidence)
     keys = model_keys(paths)
-    settings = {"draws": draws, "tune": tune, "chains": chains, "seed": seed}
+    settings = {"draws": draws, "tune": tune, "chains": chains, "seed": seed, "target_accept": target_accept}
     progress = progress if progress is not None else LogProgress(log)
     runs: list[ModelRun] = []
     timings: dict[str, dict] = {}
@@ -173,6 +174,31 @@ def run_report(*, data: str | Path = "data", models: list[str] | None = None, ou
                       sensitivity=sensitivity, log=log, progress=progress)
     log(f"wrote {out} in {time.perf_counter() - started:.1f} s")
     return ReportResult(out, tuple(runs))
+
+
+def report(data: str | Path = "data", models: str | Path | list[str | Path] = "models", out: str | Path | None = None,
+           *, overwrite: bool = False, sensitivity: bool = True, allow_unconverged: bool = False,
+           draws: int | None = None, tune: int | None = None, chains: int | None = None, seed: int | None = None,
+           progress: Progress | None = None, log: Callable[[str], None] = print) -> ReportResult:
+    """The report run as one call (``mb.report(...)``), as ``python -m msc_bayes report`` does it.
+
+    `models`: a folder of specs (every ``*.toml``), a spec file, or a list of both. `out`: a new or
+    empty folder, or (``overwrite=True``) an earlier msc_bayes run folder left unchanged; None: a new
+    ``reports/run-<UTC time>-<token>`` (the output-folder rules of :mod:`msc_bayes.output`). Returns the
+    :class:`ReportResult` (``.out`` the run folder, ``.models`` each fit with its gate verdict). A model
+    that still fails the convergence gate after its refit raises
+    :class:`~msc_bayes.errors.ConvergenceError` naming the report (which is written, saying so at the
+    top) unless ``allow_unconverged=True``.
+    """
+    listed = [models] if isinstance(models, (str, Path)) else list(models)
+    result = run_report(data=data, models=[str(m) for m in listed], out=out, overwrite=overwrite, draws=draws,
+                        tune=tune, chains=chains, seed=seed, allow_unconverged=allow_unconverged,
+                        sensitivity=sensitivity, progress=progress, log=log)
+    failed = result.unconverged
+    if failed and not allow_unconverged:
+        raise ConvergenceError(f"{', '.join(m.key for m in failed)} did not pass the convergence gate after a refit; "
+                               f"see {result.out / 'index.html'} (allow_unconverged=True to accept)")
+    return result
 
 
 def write_outputs(folder: Path, runs: list[ModelRun], evidence, *, created: dt.datetime, run_name: str,

@@ -111,7 +111,7 @@ def key_estimates(summary: pd.DataFrame, fit) -> dict:
     outcome = outcomes.get(fit.spec.outcome)
     lo_name, hi_name = interval_columns()
     keep = key_variables(fit)
-    records = [r for r in summary.to_dict("records") if _split(r["quantity"])[0] in keep]
+    records = [r for r in summary.reset_index().to_dict("records") if _split(r["quantity"])[0] in keep]
     records = _distinct(records, fit, {q.name for q in outcome.headline})
     rows, probabilities = [], []
     for r in records:
