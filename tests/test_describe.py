@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from msc_bayes.cli import main
 from msc_bayes.evidence import load_evidence
-from msc_bayes.evidence.describe import describe, edss_text
+from msc_bayes.evidence.describe import arm_text, describe, edss_text
+from msc_bayes.reporting.views import evidence_table
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -86,3 +89,66 @@ def test_plain_effect_size_table_is_described(tmp_path):
     t = describe(load_evidence(tmp_path))
     assert list(t.study) == ["a2001", "b2002"] and list(t.route) == ["NR", "NR"]
     assert t.edss.iloc[0] == "6 months, n=20: change -0.2 SE 0.1"
+
+
+# --------------------------------------------------------------------------------------
+# What the sources do not give reads "not reported", never nan (#16)
+# --------------------------------------------------------------------------------------
+
+MISSING_WORDS = re.compile(r"\bnan\b|<NA>|\bNone\b")  # as a word: 'fernandez2018' is a study
+
+
+@pytest.fixture
+def sparse(tmp_path) -> Path:
+    """arms.csv of only study and arm; counts, events and exposure, effect sizes with se, sd+n or a CI."""
+    files = {
+        "arms": "study,arm\na2001,x\nb2002,x\nc2003,x\n",
+        "adverse_events": "study,arm,event,patients_with_event,n_at_risk,events,exposure,exposure_unit\n"
+                          "a2001,x,serious_ae,,20,3,12.5,person_years\nb2002,x,serious_ae,1,15,2,,\n",
+        "mri": "study,arm,event,n_at_risk,events,timepoint_months\na2001,x,new_t2,20,4,12\n",
+        "effect_sizes": "study,arm,y,se,sd,n,ci_lower,ci_upper,ci_level,timepoint_months\n"
+                        "a2001,x,-0.3,0.1,,,,,,\nb2002,x,0.4,,,,0.1,0.7,,6\nc2003,x,1.5,,2.5,12,,,,\n",
+    }
+    for name, text in files.items():
+        (tmp_path / f"{name}.csv").write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+def test_events_exposure_and_effect_sizes_are_described_as_reported(sparse):
+    t = describe(load_evidence(sparse)).set_index("study")
+    assert t.loc["a2001", "adverse_events"] == "serious_ae 3 events in 12.5 person-years of 20 at risk"
+    assert t.loc["b2002", "adverse_events"] == "serious_ae 1/15, 2 events"  # patients and events: both shown
+    assert t.loc["a2001", "mri"] == "new_t2 4 events of 20 at risk at 12 mo"
+    assert t.loc["a2001", "effect_sizes"] == "y -0.3 (SE 0.1)"
+    assert t.loc["b2002", "effect_sizes"] == "y 0.4 (95% CI 0.1 to 0.7) at 6 months"  # the default level, said
+    assert t.loc["c2003", "effect_sizes"] == "y 1.5 (SD 2.5, n 12)"
+
+
+def test_a_missing_n_or_follow_up_reads_not_reported(sparse, capsys):
+    t = describe(load_evidence(sparse)).set_index("study")
+    assert pd.isna(t.loc["a2001", "followup_months"])  # missing stays missing in the table
+    lines = {s: arm_text(r) for s, r in zip(t.index, t.itertuples(index=False))}
+    assert "follow-up not reported" in lines["a2001"] and "disease" not in lines["a2001"]
+    assert main(["describe", "--data", str(sparse)]) == 0
+    out = capsys.readouterr().out
+    assert "effect size: y 1.5 (SD 2.5, n 12)" in out and "follow-up not reported" in out
+    assert not MISSING_WORDS.search(out), out
+
+
+def test_an_arm_without_any_count_says_n_not_reported(tmp_path, capsys):
+    (tmp_path / "effect_sizes.csv").write_text("study,arm,y,se\na2001,x,-0.3,0.1\n", encoding="utf-8")
+    t = describe(load_evidence(tmp_path))
+    assert pd.isna(t["n"].iloc[0])
+    assert arm_text(t.iloc[0]).startswith("msc, not reported, n not reported, route NR")
+    view = evidence_table(t, [])
+    row = dict(zip(view["columns"], view["rows"][0]))
+    assert (row["n"], row["disease"], row["follow-up (months)"], row["effect sizes"]) == ("NR", "NR", "NR",
+                                                                                         "y -0.3 (SE 0.1)")
+    assert main(["describe", "--data", str(tmp_path)]) == 0
+    assert not MISSING_WORDS.search(capsys.readouterr().out)
+
+
+def test_no_text_cell_of_the_bundled_evidence_holds_nan(table):
+    text = table.drop(columns=["n", "followup_months"]).astype(str)
+    assert not text.apply(lambda c: c.str.contains(MISSING_WORDS)).any().any()
+    assert "effect sizes" not in evidence_table(table, [])["columns"]  # no arm has one: no empty column

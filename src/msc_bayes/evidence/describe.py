@@ -1,15 +1,37 @@
-"""What the evidence says, per study arm, in the words and numbers the sources use."""
+"""What the evidence says, per study arm, in the words and numbers the sources use.
+
+A value the sources do not give is written "not reported" in sentences (:data:`NOT_REPORTED`; "NR" in the
+table's short route and courses cells), never as a number or "nan"."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from msc_bayes.evidence.schema import COUNT_COLUMNS
+from msc_bayes.evidence.schema import COUNT_COLUMNS, DEFAULT_CI_LEVEL
 from msc_bayes.evidence.tables import Evidence
+from msc_bayes.numbers import plural
+
+#: How a value the sources do not give is written.
+NOT_REPORTED = "not reported"
 
 
 def _num(x) -> str:
-    return f"{x:g}" if pd.notna(x) else "NR"
+    return f"{x:g}" if pd.notna(x) else NOT_REPORTED
+
+
+def _count(x) -> str:
+    """A whole number (an arm's n, a count) as written, or 'not reported'."""
+    return str(int(x)) if pd.notna(x) else NOT_REPORTED
+
+
+def _level(x) -> str:
+    """A CI's level: '95%' (the default level when the row gives none)."""
+    return f"{(x if pd.notna(x) else DEFAULT_CI_LEVEL):.0%}"
+
+
+def _value(row, column: str):
+    """A cell of a row that may lack the column (a table without that optional column): NaN then."""
+    return getattr(row, column, float("nan"))
 
 
 def _courses(arm) -> str:
@@ -31,14 +53,58 @@ def edss_text(row) -> str:
         spread = next((f" {k} {_num(getattr(row, c))}" for k, c in (("±", "change_sd"), ("SE", "change_se"))
                        if pd.notna(getattr(row, c))), "")
         if pd.notna(row.change_ci_lower):
-            spread = f" ({row.change_ci_level:.0%} CI {_num(row.change_ci_lower)} to {_num(row.change_ci_upper)})"
+            spread = f" ({_level(row.change_ci_level)} CI {_num(row.change_ci_lower)} to {_num(row.change_ci_upper)})"
         parts.append(f"change {row.change_mean:+g}{spread}")
     counts = [f"{c.replace('_', ' ')} {getattr(row, c)}" for c in COUNT_COLUMNS if pd.notna(getattr(row, c))]
     if counts:
         thr = f" (threshold {_num(row.threshold)})" if pd.notna(row.threshold) else ""
-        parts.append(", ".join(counts) + f" of {row.n}{thr}")
-    when = row.timepoint_text if pd.notna(row.timepoint_text) else f"{row.timepoint_months:g} months"
-    return f"{when}, n={row.n}: " + "; ".join(parts)
+        parts.append(", ".join(counts) + f" of {_count(row.n)}{thr}")
+    return f"{_when(row)}, n={_count(row.n)}: " + "; ".join(parts)
+
+
+def _when(row) -> str:
+    """A row's timepoint as the source words it, else in months, else 'timepoint not reported'."""
+    text, months = _value(row, "timepoint_text"), _value(row, "timepoint_months")
+    if pd.notna(text):
+        return str(text)
+    return f"{months:g} months" if pd.notna(months) else f"timepoint {NOT_REPORTED}"
+
+
+def events_text(row) -> str:
+    """What an adverse-event or MRI row counts: '0/24' (patients with the event of those at risk), then
+    its event count and exposure when given ('3 events in 12.5 person-years'); an events-only row
+    reads '3 events of 24 at risk'."""
+    events, exposure, unit = _value(row, "events"), _value(row, "exposure"), _value(row, "exposure_unit")
+    spent = f" in {exposure:g} {str(unit).replace('_', '-')}" if pd.notna(exposure) and pd.notna(unit) else ""
+    if pd.notna(row.patients_with_event):
+        shown = f"{_count(row.patients_with_event)}/{_count(row.n_at_risk)}"
+        return shown + (f", {plural(int(events), 'event')}{spent}" if pd.notna(events) else "")
+    if pd.notna(events):
+        return f"{plural(int(events), 'event')}{spent} of {_count(row.n_at_risk)} at risk"
+    return f"{NOT_REPORTED} of {_count(row.n_at_risk)}"
+
+
+def mri_text(row) -> str:
+    """One MRI row: 'new_t2 1/6 at 12 mo'."""
+    when = f"{row.timepoint_months:.3g} mo" if pd.notna(row.timepoint_months) else f"timepoint {NOT_REPORTED}"
+    return f"{row.event} {events_text(row)} at {when}"
+
+
+def effect_size_text(row) -> str:
+    """One effect_sizes.csv row as reported: 'y -0.3 SE 0.1', 'y 1.2 (SD 0.5, n 20)', 'y 0.4 (95% CI 0.1 to 0.7)',
+    with its timepoint when given."""
+    spread = []
+    if pd.notna(row.se):
+        spread.append(f"SE {_num(row.se)}")
+    if pd.notna(row.sd):
+        spread.append(f"SD {_num(row.sd)}, n {_count(row.n)}")
+    elif pd.notna(row.n):
+        spread.append(f"n {_count(row.n)}")
+    if pd.notna(row.ci_lower) or pd.notna(row.ci_upper):
+        spread.append(f"{_level(row.ci_level)} CI {_num(row.ci_lower)} to {_num(row.ci_upper)}")
+    text = f"y {_num(row.y)}" + (f" ({'; '.join(spread)})" if spread else "")
+    months, words = _value(row, "timepoint_months"), _value(row, "timepoint_text")
+    return text + (f" at {_when(row)}" if pd.notna(months) or pd.notna(words) else "")
 
 
 def ae_text(row) -> str:
@@ -48,7 +114,7 @@ def ae_text(row) -> str:
                                 (row.timing, row.timing in ("acute", "delayed")),
                                 ("vague words", row.wording == "vague")) if show]
     shown = f" ({', '.join(notes)})" if notes else ""
-    return f"{row.event}{shown} {row.patients_with_event}/{row.n_at_risk}"
+    return f"{row.event}{shown} {events_text(row)}"
 
 
 def crossover_text(arm, shared: pd.DataFrame) -> str:
@@ -64,13 +130,29 @@ def crossover_text(arm, shared: pd.DataFrame) -> str:
     after = getattr(arm, "periods_after_msc", None)
     if pd.notna(after) and after > 0:
         parts.append(f"{after} periods after MSC")
-    return "; ".join([f"{arm.n} periods", *parts]) if parts else ""
+    return "; ".join([f"{_count(arm.n)} periods", *parts]) if parts else ""
+
+
+def arm_text(row) -> str:
+    """One row of :func:`describe` as the ``describe`` command heads an arm: 'msc, SPMS, n=10, route IV, courses 1,
+    follow-up 12 months', then its overlap and crossover when it has them; what is missing reads 'not reported'."""
+    followup = f"{row.followup_months:g} months" if pd.notna(row.followup_months) else NOT_REPORTED
+    facts = [_text(row.group), _text(row.disease), f"n={int(row.n)}" if pd.notna(row.n) else f"n {NOT_REPORTED}", f"route {row.route}", f"courses {row.courses}",
+             f"follow-up {followup}"]
+    return ", ".join(facts) + (f", overlap {row.overlap}" if row.overlap else "") + (
+        f", crossover: {row.crossover}" if row.crossover else "")
+
+
+def _text(x) -> str:
+    return str(x) if pd.notna(x) else NOT_REPORTED
 
 
 def describe(evidence: Evidence) -> pd.DataFrame:
-    """One row per study arm: n, design, route, courses, follow-up, EDSS, AEs, MRI, crossover
-    (periods shared with other arms, see `crossover_text`), grade."""
+    """One row per study arm: n, design, route, courses, follow-up, EDSS, AEs, MRI, effect sizes, crossover
+    (periods shared with other arms, see `crossover_text`), grade. A missing n or follow-up stays missing
+    (NA); the text columns say "not reported"."""
     edss, ae, mri, shared = evidence.edss, evidence.adverse_events, evidence.mri, evidence.shared_patients
+    effects = evidence.table("effect_sizes")
     rows = []
     for arm in evidence.arms.itertuples(index=False):
         key = (edss.study == arm.study) & (edss.arm == arm.arm)
@@ -83,8 +165,9 @@ def describe(evidence: Evidence) -> pd.DataFrame:
             "followup_months": round(arm.followup_months, 1) if pd.notna(arm.followup_months) else None,
             "edss": " | ".join(edss_text(r) for r in e.itertuples(index=False)),
             "adverse_events": "; ".join(ae_text(r) for r in a.itertuples(index=False)),
-            "mri": "; ".join(f"{r.event} {r.patients_with_event}/{r.n_at_risk} at {r.timepoint_months:.3g} mo"
-                             for r in m.itertuples(index=False)),
+            "mri": "; ".join(mri_text(r) for r in m.itertuples(index=False)),
+            "effect_sizes": " | ".join(effect_size_text(r) for r in effects[
+                (effects.study == arm.study) & (effects.arm == arm.arm)].itertuples(index=False)),
             "overlap": f"{arm.overlap_group} #{arm.overlap_rank}" if pd.notna(arm.overlap_group) else "",
             "crossover": crossover_text(arm, shared),
             "grade": arm.grade if pd.notna(arm.grade) else "",

@@ -179,9 +179,11 @@ def run_report(*, data: str | Path = "data", models: list[str] | None = None, ou
 def report(data: str | Path = "data", models: str | Path | list[str | Path] = "models", out: str | Path | None = None,
            *, overwrite: bool = False, sensitivity: bool = True, allow_unconverged: bool = False,
            draws: int | None = None, tune: int | None = None, chains: int | None = None, seed: int | None = None,
-           progress: Progress | None = None, log: Callable[[str], None] = print) -> ReportResult:
+           target_accept: float | None = None, progress: Progress | None = None,
+           log: Callable[[str], None] = print) -> ReportResult:
     """The report run as one call (``mb.report(...)``), as ``python -m msc_bayes report`` does it.
 
+    Sampler settings (`draws`, `tune`, `chains`, `seed`, `target_accept`) default to each spec's.
     `models`: a folder of specs (every ``*.toml``), a spec file, or a list of both. `out`: a new or
     empty folder, or (``overwrite=True``) an earlier msc_bayes run folder left unchanged; None: a new
     ``reports/run-<UTC time>-<token>`` (the output-folder rules of :mod:`msc_bayes.output`). Returns the
@@ -192,7 +194,8 @@ def report(data: str | Path = "data", models: str | Path | list[str | Path] = "m
     """
     listed = [models] if isinstance(models, (str, Path)) else list(models)
     result = run_report(data=data, models=[str(m) for m in listed], out=out, overwrite=overwrite, draws=draws,
-                        tune=tune, chains=chains, seed=seed, allow_unconverged=allow_unconverged,
+                        tune=tune, chains=chains, seed=seed, target_accept=target_accept,
+                        allow_unconverged=allow_unconverged,
                         sensitivity=sensitivity, progress=progress, log=log)
     failed = result.unconverged
     if failed and not allow_unconverged:

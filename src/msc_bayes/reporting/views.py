@@ -176,12 +176,15 @@ def evidence_table(desc: pd.DataFrame, runs, *, notes: dict[tuple[str, str], str
     view = desc.assign(contributes=contributes, notes=[notes.get((r.study, r.arm), "") for r in
                                                        desc.itertuples(index=False)])
     columns = ["study", "arm", "group", "disease", "n", "route", "courses", "followup_months", "edss",
-               "adverse_events", "mri", "overlap", "crossover", "grade", "notes", "contributes"]
-    view = view[[c for c in columns if c in view.columns]]
+               "adverse_events", "mri", "effect_sizes", "overlap", "crossover", "grade", "notes", "contributes"]
+    shown = lambda c: c in view.columns and (c != "effect_sizes" or (view[c] != "").any())
+    view = view[[c for c in columns if shown(c)]]
     fmt_months = lambda v: "NR" if v is None or pd.isna(v) else f"{v:g}"
+    fmt_count = lambda v: "NR" if v is None or pd.isna(v) else f"{int(v)}"  # not reported: NR, never nan
+    fmt_text = lambda v: "NR" if v is None or pd.isna(v) else str(v)
     return _table(view.rename(columns={"followup_months": "follow-up (months)", "adverse_events": "adverse events",
-                                       "mri": "MRI"}),
-                  {"follow-up (months)": fmt_months})
+                                       "mri": "MRI", "effect_sizes": "effect sizes"}),
+                  {"follow-up (months)": fmt_months, "n": fmt_count, "group": fmt_text, "disease": fmt_text})
 
 
 # --------------------------------------------------------------------------------------
