@@ -5,8 +5,9 @@ number or a log odds ratio, the logit of a risk (a risk in MSC arms is sigmoid(m
 sigmoid(mu + tau_event · z) for one event type, so its logit's prior is mu's plus the event term).
 
 The prior variance is exact, from the spec's priors (scipy's distributions, no draws): the row's
-``prior_key`` prior (twice it for a route contrast between two non-reference levels, a difference of
-two independent covariate effects), plus E[s²] = Var(s) + E[s]² for each scale prior s of a term
+``prior_key`` prior (for ``prior_key = "beta"`` each coefficient's own prior, ``Spec.coefficient_prior``; a
+route contrast between two non-reference levels is a difference of two independent covariate effects, the
+sum of their variances), plus E[s²] = Var(s) + E[s]² for each scale prior s of a term
 s · N(0, 1) in ``prior_scale_keys``, times the row's multiplier². A prior with infinite variance
 (Cauchy, Student-t with nu ≤ 2) has no contraction: None.
 
@@ -100,13 +101,35 @@ def prior_terms(fit, row) -> int:
     return 2 if levels is not None and levels[2] not in levels[:2] else 1
 
 
+def _coefficient_columns(fit, row) -> list[str] | None:
+    """The design columns whose coefficients make up a ``beta[...]`` or ``route_contrast[A vs B]`` row (the
+    non-reference levels of the contrast), else None."""
+    if row.name.startswith("beta[") and row.name.endswith("]"):
+        return [row.name[len("beta["):-1]]
+    levels = _route_levels(fit, row)
+    if levels is None:
+        return None
+    return [f"route[{lv}]" for lv in levels[:2] if lv != levels[2]]
+
+
+def row_priors(fit, row) -> tuple:
+    """The priors of the independent terms the row's quantity sums (before its scale terms): with ``prior_key``
+    "beta", each coefficient's own prior (``Spec.coefficient_prior`` of its design column: a ``beta_route_IT``
+    prior is the prior of ``route_contrast[IT vs IV]``); else the ``prior_key`` prior, :func:`prior_terms` times."""
+    spec = fit.spec
+    columns = _coefficient_columns(fit, row) if row.prior_key == "beta" else None
+    if columns is not None:
+        return tuple(spec.coefficient_prior(c) for c in columns)
+    return (spec.priors[row.prior_key],) * prior_terms(fit, row)
+
+
 def prior_variance(fit, row) -> float | None:
     """The exact prior variance of the row's quantity on its prior's scale (module docstring); None without
     a ``prior_key``."""
     if not row.prior_key:
         return None
     priors = fit.spec.priors
-    v = prior_terms(fit, row) * variance(priors[row.prior_key])
+    v = sum(variance(p) for p in row_priors(fit, row))
     v += sum(second_moment(priors[k]) for k in row.prior_scale_keys)
     return v * row.multiplier**2
 

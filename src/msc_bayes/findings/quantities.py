@@ -13,7 +13,8 @@ Rules, as named constants:
   IV; for courses: a doubling at least 0.5 point better); for a harm, P(a risk above m) or P(a log odds
   ratio above m, i.e. an odds ratio above exp(m)), a probability of harm, and the text says so.
 - the Bayes factor (rows with a point null): :func:`msc_bayes.findings.bayes_factor.savage_dickey` on
-  the row's draws with the ``prior_key`` prior's density at 0; a route contrast is one covariate effect
+  the row's draws with the ``prior_key`` prior's density at 0 (for ``beta``, the coefficient's own prior,
+  ``Spec.coefficient_prior``: ``findings.contraction.row_priors``); a route contrast is one covariate effect
   only against the route's reference level (``route_contrast[IT vs IV]`` is ``beta[route[IT]]`` with IV
   the reference, as the bundled specs have it); any other contrast has no single prior: no Bayes factor.
 """
@@ -128,7 +129,7 @@ def bayes_factor(fit, row, x: np.ndarray) -> bf.BayesFactor | None:
         return None
     # the spec prior's exact density at 0 through scipy (tests check it equals Prior.logpdf; PyTensor's
     # compiled logp costs ~1 s per prior in a new process)
-    density = float(ct.scipy_prior(fit.spec.priors[row.prior_key]).pdf(0.0))
+    density = float(ct.scipy_prior(ct.row_priors(fit, row)[0]).pdf(0.0))  # a coefficient: its own prior
     return bf.savage_dickey(row.multiplier * x, density / row.multiplier)
 
 

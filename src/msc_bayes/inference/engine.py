@@ -40,7 +40,8 @@ def structure_key(spec, evidence) -> str:
 
     d = spec.to_dict()
     d.pop("sampler", None)
-    d["priors"] = {k: v["dist"] for k, v in d.get("priors", {}).items()}
+    # a prior's family and parameter names fix the graph (Exponential lam or scale, TruncatedNormal's bounds)
+    d["priors"] = {k: [v["dist"], *sorted(set(v) - {"dist"})] for k, v in d.get("priors", {}).items()}
     outcome = outcomes.get(spec.outcome)
     for option in (*outcome.data_options, *outcome.report_options):  # they set pm.Data only, or change a report only
         d.get("options", {}).pop(option, None)

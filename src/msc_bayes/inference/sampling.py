@@ -37,6 +37,11 @@ def data_updates(spec, model, prepared, exclude_studies) -> dict:
     data_names = {d.name for d in model.data_vars}
     updates = {prior_data_name(k, p): v for k, prior in spec.priors.items() for p, v in prior.params.items()
                if prior_data_name(k, p) in data_names}
+    if "covariate" in model.coords:  # each coefficient's own prior: vector data (outcomes.covariates.coefficients)
+        from msc_bayes.outcomes.covariates import coefficient_prior_data
+
+        updates.update({k: v for k, v in coefficient_prior_data(spec, model.coords["covariate"]).items()
+                        if k in data_names})
     unknown = set(exclude_studies) - set(prepared.units["study"])
     if unknown:
         raise ValueError(f"exclude_studies: {sorted(unknown)} not among the modelled studies")

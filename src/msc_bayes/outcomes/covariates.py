@@ -10,6 +10,9 @@ Rules (documented in ARCHITECTURE.md):
 - `courses` reported only as a range (courses_min..courses_max) is an unknown: a latent
   parameter, uniform over the range, not an imputed number.
 - An arm lacking a value the model needs is left out, with a note saying so.
+- Each coefficient's prior is the spec's most specific of ``beta_<covariate>_<level>``, ``beta_<covariate>``,
+  ``beta`` (:meth:`msc_bayes.spec.Spec.coefficient_prior`); a level key must name a non-reference level of
+  the arms used (checked here, when the design is built).
 """
 
 from __future__ import annotations
@@ -164,7 +167,36 @@ def design(units: pd.DataFrame, spec, label: pd.Series) -> Design:
     for lt in latent:
         if lt.low == lt.high:
             raise AssertionError("a degenerate range is an exact value")  # pragma: no cover
+    _check_coefficient_keys(spec, terms)
     return Design(X[keep], columns, tuple(terms), latent, keep, tuple(notes))
+
+
+def _check_coefficient_keys(spec, terms) -> None:
+    """SpecError when a ``beta_<covariate>_<level>`` prior names no coefficient of the design: a level the arms
+    used do not have, the reference level (no coefficient of its own), or a level of a numeric covariate."""
+    from msc_bayes.spec.checks import coefficient_target
+
+    by_name = {t.name: t for t in terms}
+    problems = []
+    for key in spec.priors:
+        target = coefficient_target(key, spec.covariates) if key not in spec.outcome_info.priors else None
+        if target is None or target[1] is None or target[0] not in by_name:
+            continue
+        term, level = by_name[target[0]], target[1]
+        if term.kind == "numeric":
+            expected = f"beta_{term.name} ({term.name} is numeric: one coefficient, no levels)"
+        elif level == (term.levels[0] if term.levels else None):
+            expected = (f"a non-reference level of {term.name} ({level} is the reference level, which has no "
+                        f"coefficient; other levels: {', '.join(term.levels[1:]) or 'none'})")
+        elif level not in term.levels:
+            expected = (f"beta_{term.name}_<level> with a level of {term.name} in the arms used: "
+                        f"{', '.join(term.levels[1:]) or 'none'} (reference {term.levels[0] if term.levels else 'none'})"
+                        + did_you_mean(level, term.levels[1:]))
+        else:
+            continue
+        problems.append(Problem(spec.path or "<spec>", None, f"priors.{key}", key, expected))
+    if problems:
+        raise SpecError(problems)
 
 
 def tensor(design_: Design, transforms: dict[str, str] | None = None):
@@ -191,11 +223,78 @@ def tensor(design_: Design, transforms: dict[str, str] | None = None):
     return Xt
 
 
+def coefficient_priors(spec, columns) -> tuple:
+    """Each design column's prior (:meth:`msc_bayes.spec.Spec.coefficient_prior`), in column order."""
+    return tuple(spec.coefficient_prior(c) for c in columns)
+
+
+def coefficient_groups(spec, columns) -> tuple[tuple[str, tuple[str, ...], tuple[int, ...]], ...]:
+    """The columns sharing a prior family and parameter names: (dist, parameter names, column indices) per
+    group, in order of first column. One group: ``beta`` is one random variable."""
+    groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+    for i, prior in enumerate(coefficient_priors(spec, columns)):
+        groups.setdefault((prior.dist, tuple(prior.params)), []).append(i)
+    return tuple((dist, names, tuple(idx)) for (dist, names), idx in groups.items())
+
+
+def _part_name(groups, j: int) -> str:
+    """The random variable of coefficient group `j` when there are several: ``beta_<dist>_part`` (plumbing)."""
+    dist = groups[j][0]
+    same = [g for g in groups if g[0] == dist]
+    return f"beta_{dist.lower()}{'' if len(same) == 1 else j}_part"
+
+
+def coefficient_prior_data(spec, columns) -> dict[str, np.ndarray]:
+    """{pm.Data name: vector} of the coefficients' prior parameters: ``prior_beta_<param>`` (one per column) when
+    one family covers every column, else ``prior_<part>_<param>`` per group (``_part_name``). A refit under other
+    values of the same families sets these and reuses the compiled model (``inference.sampling.data_updates``)."""
+    from msc_bayes.spec import prior_data_name
+
+    groups = coefficient_groups(spec, columns)
+    priors = coefficient_priors(spec, columns)
+    out = {}
+    for j, (_, names, idx) in enumerate(groups):
+        key = "beta" if len(groups) == 1 else _part_name(groups, j)
+        for param in names:
+            out[prior_data_name(key, param)] = np.array([priors[i].params[param] for i in idx], dtype=np.float64)
+    return out
+
+
+def coefficients(spec, columns):
+    """The random variable ``beta`` (dims "covariate"), each coefficient under its own prior.
+
+    One family over every column: ``beta`` itself, with vector ``pm.Data`` prior parameters. Several: one
+    random variable per group (``beta_<dist>_part``, plumbing) and ``beta`` their Deterministic in column
+    order, so every consumer reads ``beta`` with dim covariate either way.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    groups = coefficient_groups(spec, columns)
+    data = coefficient_prior_data(spec, columns)
+
+    def params(key, names):
+        from msc_bayes.spec import prior_data_name
+
+        return {p: pm.Data(prior_data_name(key, p), data[prior_data_name(key, p)]) for p in names}
+
+    if len(groups) == 1:
+        dist, names, _ = groups[0]
+        return getattr(pm, dist)("beta", **params("beta", names), dims="covariate")
+    beta = pt.zeros(len(columns))
+    for j, (dist, names, idx) in enumerate(groups):
+        name = _part_name(groups, j)
+        part = getattr(pm, dist)(name, **params(name, names), shape=len(idx))
+        beta = pt.set_subtensor(beta[np.array(idx)], part)
+    return pm.Deterministic("beta", beta, dims="covariate")
+
+
 def with_effects(eta, spec, design_: Design, control: np.ndarray):
-    """`eta + X @ beta - msc_effect * control`, creating `beta` (dims "covariate") only when
-    there are covariates and `msc_effect` only when there are control arms."""
+    """`eta + X @ beta - msc_effect * control`, creating `beta` (dims "covariate": :func:`coefficients`, each
+    coefficient under its own prior) only when there are covariates and `msc_effect` only when there are control
+    arms."""
     if design_.columns:
-        beta = spec.priors["beta"].create("beta", dims="covariate")
+        beta = coefficients(spec, design_.columns)
         # X @ beta as a product and a sum, not pt.dot: numba compiles PyTensor's Dot (and the
         # gemm of its gradient) in ~30 s on an empty cache; these tiny products need no BLAS.
         eta = eta + (tensor(design_) * beta[None, :]).sum(axis=1)

@@ -78,16 +78,36 @@ def prior_text(prior) -> str:
     return text
 
 
+def coefficient_priors_text(fit) -> str:
+    """Each covariate coefficient whose prior is not ``beta``'s, with its prior and the spec key that sets it:
+    "beta[route[IT]] ~ Normal(mean 0, SD 0.1) (beta_route_IT)"; "" when every coefficient has ``beta``'s."""
+    posterior = group(fit, "posterior")
+    if "beta" not in posterior.data_vars or "covariate" not in posterior["beta"].dims:
+        return ""
+    spec = fit.spec
+    own = []
+    for column in map(str, posterior["beta"]["covariate"].values):
+        key = spec.coefficient_key(column)
+        if key != "beta":
+            own.append(f"beta[{column}] ~ {prior_text(spec.priors[key])} ({key})")
+    return "; ".join(own)
+
+
 def priors_text(fit) -> str:
     """The priors of the parameters the model has, each with its meaning (a prior the model does not use is
-    not listed)."""
+    not listed); ``beta`` with each coefficient that has a prior of its own (:func:`coefficient_priors_text`)."""
     posterior = group(fit, "posterior").data_vars
     outcome = outcomes.get(fit.spec.outcome)
     used = []
     for k, p in fit.spec.priors.items():
         if any(v in posterior for v in outcome.variables_of(k)):
             slot = outcome.priors.get(k)
-            used.append(f"{k} ~ {prior_text(p)}" + (f", {slot.description}" if slot else ""))
+            text = f"{k} ~ {prior_text(p)}" + (f", {slot.description}" if slot else "")
+            own = coefficient_priors_text(fit) if k == "beta" else ""
+            if own:
+                text += (f" (each coefficient without a prior of its own; the most specific of the spec's "
+                         f"beta_<covariate>_<level>, beta_<covariate>, beta applies: {own})")
+            used.append(text)
     return "Priors: " + "; ".join(used) + "." if used else ""
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 import xarray as xr
 
 from msc_bayes import outcomes, results
+from msc_bayes.sensitivity.prior import log_prior
 from msc_bayes.sweep import quantity_draws
 
 
@@ -50,7 +51,7 @@ def power_scaling(fit, *, var_names: Sequence[str] = ("mu", "tau", "beta"), quan
         for var in outcomes.get(spec.outcome).variables_of(key):
             if var in post:
                 da = post[var]
-                lp[var] = xr.DataArray(spec.priors[key].logpdf(da.values), dims=da.dims, coords=da.coords)
+                lp[var] = xr.DataArray(log_prior(spec, key, da), dims=da.dims, coords=da.coords)  # per coefficient
     if not lp:
         raise ValueError(f"none of {list(var_names)} is a parameter of this fit")
     if quantities is None:

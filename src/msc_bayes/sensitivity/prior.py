@@ -53,7 +53,9 @@ def default_prior_grid(spec, evidence=None) -> dict[str, list[Prior]]:
       shapes with the same median m: HalfCauchy(m) (heavy tail), HalfStudentT(3, m/0.765)
       and LogNormal(log m, 1) (no mass piled up at tau = 0);
     - ``mu``: the spec's Normal with half and twice its SD;
-    - ``beta`` (when there are covariates): half and twice its SD;
+    - ``beta`` (when there are covariates): half and twice its SD (the coefficients it is the prior of: those
+      without a ``beta_<covariate>[_<level>]`` prior of their own); each coefficient prior the spec gives:
+      half and twice its SD too;
     - ``msc_effect`` (when a control arm is modelled; needs ``evidence``): half and twice its SD.
 
     Priors that are not Normal for mu/beta/msc_effect get Normal(0, 0.5) and Normal(0, 2)
@@ -81,6 +83,9 @@ def default_prior_grid(spec, evidence=None) -> dict[str, list[Prior]]:
     grid["mu"] = scaled("mu")
     if spec.covariates and "beta" in spec.priors:
         grid["beta"] = scaled("beta")
+        for key in spec.priors:
+            if key.startswith("beta_") and key not in spec.outcome_info.priors:
+                grid[key] = scaled(key)
     if evidence is not None and "msc_effect" in spec.priors and has_control(prepare(spec, evidence).units):
         grid["msc_effect"] = scaled("msc_effect")
     return grid
@@ -110,17 +115,36 @@ def _prior_text(changes: Mapping[str, Prior]) -> str:
     return "; ".join(f"{k} ~ {p}" for k, p in changes.items())
 
 
+def log_prior(spec, key: str, da) -> np.ndarray:
+    """The log prior density of the draws `da` (an xarray DataArray) of a variable the prior `key` sets, per
+    element: ``beta`` (dim covariate) each coefficient under its own prior (``Spec.coefficient_prior``), any
+    other variable under ``spec.priors[key]``."""
+    if key == "beta" and "covariate" in da.dims:
+        out = np.empty(da.shape)
+        axis = da.dims.index("covariate")
+        for i, column in enumerate(da["covariate"].values):
+            index = (slice(None),) * axis + (i,)
+            out[index] = spec.coefficient_prior(str(column)).logpdf(da.values[index])
+        return out
+    return spec.priors[key].logpdf(da.values)
+
+
 def _log_ratio(fit, changes: Mapping[str, Prior]) -> np.ndarray:
-    """log p_new(draws) - log p_old(draws) over the prior keys changed, per (chain, draw)."""
+    """log p_new(draws) - log p_old(draws) over the variables the changed prior keys set, per (chain, draw):
+    the spec with the changes against the fit's (a ``beta`` change moves the coefficients without a prior of
+    their own; a ``beta_<covariate>`` change those it sets)."""
     post = fit.posterior
     shape = (post.sizes["chain"], post.sizes["draw"])
     out = np.zeros(shape)
-    for key, prior in changes.items():
-        for var in outcomes.get(fit.spec.outcome).variables_of(key):
-            if var in post:
-                x = post[var].transpose("chain", "draw", ...).values
-                d = prior.logpdf(x) - fit.spec.priors[key].logpdf(x)
-                out += d.reshape(shape + (-1,)).sum(axis=-1)
+    old, new = fit.spec, fit.spec.replace(priors=changes)
+    outcome = outcomes.get(fit.spec.outcome)
+    keys = {k if k in outcome.priors else "beta" for k in changes}  # a coefficient's own key sets beta
+    variables = {v: k for k in keys for v in outcome.variables_of(k)}
+    for var, key in variables.items():
+        if var in post:
+            da = post[var].transpose("chain", "draw", ...)
+            d = log_prior(new, key, da) - log_prior(old, key, da)
+            out += d.reshape(shape + (-1,)).sum(axis=-1)
     return out
 
 

@@ -42,6 +42,14 @@ Rules worth knowing:
   a positive one (a scale, rate or shape) lies in :data:`PRIOR_SCALE_RANGE`, a
   location or bound within +-:data:`PRIOR_LOCATION_LIMIT`, and a bounded prior's
   width ``upper - lower`` is at least the smallest scale.
+* A prior per covariate coefficient: ``beta`` is every coefficient's default; ``beta_<covariate>``
+  sets every column of one covariate (``beta_courses``, ``beta_timepoint_months``) and
+  ``beta_<covariate>_<level>`` one level's column (``beta_route_IT``; a level holding a character a
+  TOML bare key cannot, such as ``+``, needs a quoted key: ``"beta_route_IT+IV" = {...}``). The most
+  specific wins (:meth:`Spec.coefficient_prior`); covariate names hold underscores, so the longest
+  covariate of ``covariates`` the key starts with is the one meant. A key naming no listed covariate is
+  a SpecError at load (with a did-you-mean); a level the arms used lack, the reference level or a level
+  of a numeric covariate is a SpecError when the design is built, naming the levels present.
 * Prior keys with a restricted domain: ``tau``, ``tau_event``, ``sigma_tau``
   and ``sigma_edss`` need a distribution on [0, inf); ``rho`` needs support
   within [-1, 1] (e.g. Beta, Uniform(-1, 1), TruncatedNormal(lower=-1, upper=1)).

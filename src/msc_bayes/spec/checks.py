@@ -237,31 +237,73 @@ def _check_covariate_option(c: _Collector, col: str, body: Mapping) -> Covariate
     )
 
 
-def _check_priors(c: _Collector, d: dict, info) -> dict[str, Prior]:
-    """The priors of the outcome `info` declares (defaults for those not given); {} without an outcome."""
+#: The prior key every covariate coefficient defaults to, and the prefix of a coefficient's own key:
+#: ``beta_<covariate>`` (every column of a covariate), ``beta_<covariate>_<level>`` (one level's column)
+COEFFICIENT_KEY = "beta"
+COEFFICIENT_PREFIX = COEFFICIENT_KEY + "_"
+
+
+def coefficient_target(key: str, covariates) -> tuple[str, str | None] | None:
+    """(covariate, level or None) a coefficient prior key names, or None when it names no covariate of
+    `covariates`. Covariate names hold underscores, so the longest covariate the key starts with wins:
+    ``beta_timepoint_months`` is covariate ``timepoint_months``; ``beta_route_IT+IV`` is route's level
+    ``IT+IV`` (in TOML a quoted key, ``"beta_route_IT+IV"``)."""
+    if not key.startswith(COEFFICIENT_PREFIX):
+        return None
+    rest = key[len(COEFFICIENT_PREFIX):]
+    for cov in sorted(covariates, key=len, reverse=True):
+        if rest == cov:
+            return cov, None
+        if rest.startswith(cov + "_") and len(rest) > len(cov) + 1:
+            return cov, rest[len(cov) + 1:]
+    return None
+
+
+def _check_domain(c: _Collector, col: str, key: str, prior: Prior, domain: str) -> bool:
+    """Whether `prior`'s support fits the slot's `domain` (a problem added when not)."""
+    lo, hi = prior.support
+    if domain == "positive" and lo < 0:
+        c.add(f"{col}.dist", str(prior), f"a distribution on positive values for '{key}' (e.g. HalfNormal)")
+    elif domain == "correlation" and (lo < -1 or hi > 1):
+        c.add(f"{col}.dist", str(prior),
+              f"a distribution with support within [-1, 1] for '{key}' (e.g. Beta, Uniform(-1, 1))")  # fmt: skip
+    elif domain == "share" and (lo < 0 or hi > 1):
+        c.add(f"{col}.dist", str(prior), f"a distribution with support within [0, 1] for '{key}' (e.g. Beta)")
+    else:
+        return True
+    return False
+
+
+def _check_priors(c: _Collector, d: dict, info, covariates=()) -> dict[str, Prior]:
+    """The priors of the outcome `info` declares (defaults for those not given), then the coefficient priors
+    given (``beta_<covariate>``, ``beta_<covariate>_<level>``: :func:`coefficient_target`, resolved against
+    `covariates`; levels are checked when the design is built); {} without an outcome."""
     priors: dict[str, Prior] = {}
     table = _table(c, d, "priors")
+    coefficient_ok = info is not None and COEFFICIENT_KEY in info.priors
     for key, body in (table or {}).items():
         col = f"priors.{key}"
-        if info is not None and key not in info.priors:
-            expected = f"a prior of {d['outcome']}: one of " + ", ".join(info.priors)
-            c.add(col, key, expected + did_you_mean(key, info.priors))
+        known = info is not None and key in info.priors
+        coefficient = (not known and coefficient_ok and coefficient_target(key, covariates) is not None)
+        if info is not None and not known and not coefficient:
+            if coefficient_ok and key.startswith(COEFFICIENT_PREFIX):
+                names = [COEFFICIENT_PREFIX + cov for cov in covariates]
+                expected = ("beta_<covariate> or beta_<covariate>_<level>, a covariate of covariates: "
+                            + (", ".join(covariates) or "(none listed)") + did_you_mean(key, names))
+            else:
+                choices = list(info.priors) + (["beta_<covariate>", "beta_<covariate>_<level>"] if coefficient_ok
+                                               else [])
+                expected = f"a prior of {d['outcome']}: one of " + ", ".join(choices) + did_you_mean(key, info.priors)
+            c.add(col, key, expected)
         prior = _check_prior(c, col, body)
-        if prior is None or info is None or key not in info.priors:
+        if prior is None or not (known or coefficient):
             continue
-        lo, hi = prior.support
-        domain = info.priors[key].domain
-        if domain == "positive" and lo < 0:
-            c.add(f"{col}.dist", str(prior), f"a distribution on positive values for '{key}' (e.g. HalfNormal)")
-        elif domain == "correlation" and (lo < -1 or hi > 1):
-            c.add(f"{col}.dist", str(prior),
-                  f"a distribution with support within [-1, 1] for '{key}' (e.g. Beta, Uniform(-1, 1))")  # fmt: skip
-        elif domain == "share" and (lo < 0 or hi > 1):
-            c.add(f"{col}.dist", str(prior), f"a distribution with support within [0, 1] for '{key}' (e.g. Beta)")
-        else:
+        slot = info.priors[COEFFICIENT_KEY if coefficient else key]
+        if _check_domain(c, col, key, prior, slot.domain):
             priors[key] = prior
     if info is not None:
-        priors = {k: priors.get(k, slot.default) for k, slot in info.priors.items()}
+        extra = {k: p for k, p in priors.items() if k not in info.priors}
+        priors = {k: priors.get(k, slot.default) for k, slot in info.priors.items()} | extra
     return priors
 
 

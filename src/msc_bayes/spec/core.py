@@ -21,6 +21,7 @@ from msc_bayes.spec.checks import (
     _check_top_keys,
     _Collector,
     _table,
+    coefficient_target,
 )
 from msc_bayes.spec.options import CovariateOption, _outcome_infos
 from msc_bayes.spec.priors import Prior
@@ -35,7 +36,9 @@ class Spec:
     """A validated model spec. Build with :func:`load_spec`, :func:`spec_from_dict` or :meth:`replace`.
 
     ``priors``, ``options`` and ``covariate_options`` are complete (defaults filled in)
-    and immutable. ``path`` is provenance only: it is not part of equality or ``to_dict``.
+    and immutable; ``priors`` also holds the coefficient priors the spec gives (``beta_<covariate>``,
+    ``beta_<covariate>_<level>``: :meth:`coefficient_prior`). ``path`` is provenance only: it is not part
+    of equality or ``to_dict``.
     """
 
     path: str | None = field(compare=False)
@@ -64,6 +67,22 @@ class Spec:
     def outcome_info(self) -> Outcome:
         return _outcome_infos()[self.outcome]
 
+    def coefficient_key(self, column: str) -> str:
+        """The prior key that sets the coefficient of design column `column` (``"route[IT]"``, ``"courses"``):
+        the most specific given of ``beta_<covariate>_<level>``, ``beta_<covariate>``, else ``beta``."""
+        covariate, level = column, None
+        if column.endswith("]") and "[" in column:
+            covariate, level = column[:column.index("[")], column[column.index("[") + 1:-1]
+        own = self.outcome_info.priors
+        given = {coefficient_target(k, self.covariates): k for k in self.priors if k not in own}
+        return given.get((covariate, level)) or given.get((covariate, None)) or "beta"
+
+    def coefficient_prior(self, column: str) -> Prior:
+        """The prior of the coefficient of design column `column` (:meth:`coefficient_key`'s prior): the one
+        home of "which prior does this covariate effect have", for the model, the findings, the sensitivity
+        analyses, the figures and the report."""
+        return self.priors[self.coefficient_key(column)]
+
     def to_dict(self) -> dict:
         """Complete, JSON-serialisable form; itself a valid spec (``spec_from_dict`` inverts it)."""
         return {
@@ -90,7 +109,7 @@ class Spec:
 
         ``priors``, ``options``, ``sampler`` and ``covariate_options`` are merged into the
         current values (only the keys given change; a covariate's option table is
-        merged key by key). ``covariates`` replaces the list; option tables of
+        merged key by key). ``covariates`` replaces the list; option tables and coefficient priors of
         covariates no longer listed are dropped. Raises SpecError like loading does.
         """
         d = self.to_dict()
@@ -100,6 +119,9 @@ class Spec:
             d["covariates"] = list(covariates) if isinstance(covariates, (list, tuple)) else covariates
             if isinstance(covariates, (list, tuple)):
                 d["covariate_options"] = {k: v for k, v in d["covariate_options"].items() if k in covariates}
+                own = self.outcome_info.priors  # coefficient priors of covariates no longer listed are dropped too
+                d["priors"] = {k: v for k, v in d["priors"].items()
+                               if k in own or coefficient_target(k, covariates) is not None}
         if covariate_options is not None:
             for k, v in dict(covariate_options).items():
                 v = v.to_dict() if isinstance(v, CovariateOption) else v
@@ -133,7 +155,7 @@ def _build(d: object, *, file: str, path: str | None, default_name: str,
     info = _check_outcome(c, d)
     covariates = _check_covariates(c, d)
     cov_options = _check_covariate_options(c, d, covariates)
-    priors = _check_priors(c, d, info)
+    priors = _check_priors(c, d, info, covariates)
     options = _check_options(c, d, info)
     sampler_kw = _check_sampler(c, _table(c, d, "sampler"))
     if c.problems:

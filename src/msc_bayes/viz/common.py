@@ -78,7 +78,8 @@ def hyperparameters(fit) -> list[tuple[str, np.ndarray, object]]:
         extra = [d for d in posterior[name].dims if d not in ("chain", "draw")]
         if len(extra) > 1:
             raise ValueError(f"{name} has dims {extra}: only scalar or vector hyperparameters are plotted")
-        out.extend((label, x, fit.spec.priors[name]) for label, x in cells(fit, name).items())
+        out.extend((label, x, fit.spec.coefficient_prior(label[len("beta["):-1]) if name == "beta"
+                    else fit.spec.priors[name]) for label, x in cells(fit, name).items())  # each coefficient's own
     return out
 
 
