@@ -190,3 +190,132 @@ def test_bundled_data_still_loads():
     ev = load_evidence(Path(__file__).resolve().parents[1] / "data")
     assert len(ev.adverse_events) and ev.effect_sizes.empty
     assert list(ev.effect_sizes.columns) == list(SCHEMAS["effect_sizes"])
+
+
+# --- arms.csv n: optional, from the outcome tables ---------------------------------------------
+
+BARE = [{"study": "a2001", "arm": "msc"}, {"study": "b2002", "arm": "msc"}, {"study": "b2002", "arm": "ctl"}]
+
+
+def edss(study: str, arm: str, n: str, t: str = "6", mean: str = "-0.2") -> dict:
+    return {"study": study, "arm": arm, "timepoint_months": t, "n": n, "change_mean": mean, "change_se": "0.1"}
+
+
+def test_arms_of_only_study_and_arm_take_n_from_the_outcome_tables(tmp_path):
+    ev = write_evidence(
+        tmp_path, arms=BARE,
+        edss=[edss("a2001", "msc", "12"), edss("a2001", "msc", "12", t="12"), edss("b2002", "msc", "8")],
+        adverse_events=[ae(patients_with_event="1", n_at_risk="12"), ae(study="b2002", arm="ctl", events="2",
+                                                                         n_at_risk="7")],
+        effect_sizes=[es(n="12", se="0.3")])
+    n = dict(zip(zip(ev.arms["study"], ev.arms["arm"]), ev.arms["n"]))
+    assert n == {("a2001", "msc"): 12, ("b2002", "msc"): 8, ("b2002", "ctl"): 7}
+    assert ev.n_from_outcomes == {("a2001", "msc"), ("b2002", "msc"), ("b2002", "ctl")}
+    assert set(ev.arms["group"]) == {"msc"}  # no group column: MSC arms, as before
+
+
+def test_a_blank_n_whose_outcome_rows_disagree_is_a_problem(tmp_path):
+    arms = [{"study": "a2001", "arm": "msc", "n": ""}, {"study": "b2002", "arm": "msc", "n": "9"}]
+    p = only(tmp_path, arms=arms, edss=[edss("a2001", "msc", "12"), edss("a2001", "msc", "10", t="12"),
+                                        edss("a2001", "msc", "10", t="18"), edss("b2002", "msc", "8")],
+             adverse_events=[ae(patients_with_event="0", n_at_risk="12")])
+    assert (Path(p.file).name, p.line, p.column, p.value) == ("arms.csv", 2, "n", "")
+    assert p.expected == ("one n for the arm, and its outcome rows count different patients: 10 in edss.csv line 3 (n), "
+                          "edss.csv line 4 (n); 12 in edss.csv line 2 (n), adverse_events.csv line 2 (n_at_risk): "
+                          "give n in arms.csv")
+
+
+def test_a_given_n_keeps_the_old_rule(tmp_path):
+    """Counts below a given n are fine (drop-outs); above it, a problem; nothing is filled."""
+    arms = [{"study": "a2001", "arm": "msc", "n": "15"}, {"study": "b2002", "arm": "msc", "n": "9"}]
+    ev = write_evidence(tmp_path / "ok", arms=arms, edss=[edss("a2001", "msc", "12"), edss("a2001", "msc", "10", t="12")])
+    assert ev.arms["n"].tolist() == [15, 9] and not ev.n_from_outcomes
+    p = only(tmp_path / "bad", arms=arms, edss=[edss("b2002", "msc", "10")])
+    assert (Path(p.file).name, p.column, p.value, p.expected) == ("edss.csv", "n", 10, "at most the arm's n in arms.csv (9)")
+
+
+def test_an_arm_no_row_counts_keeps_n_missing(tmp_path):
+    patients = [{"study": "b2002", "arm": "msc", "patient": "p1", "timepoint_months": "0", "edss": "3"},
+                {"study": "b2002", "arm": "msc", "patient": "p1", "timepoint_months": "12", "edss": "3.5"}]
+    ev = write_evidence(tmp_path, arms=BARE[:2], patients=patients, effect_sizes=[es(se="0.2")])
+    assert ev.arms["n"].isna().all() and not ev.n_from_outcomes
+
+
+def test_without_an_arms_csv_disagreeing_counts_leave_n_missing(tmp_path):
+    ev = write_evidence(tmp_path, edss=[edss("a2001", "msc", "12"), edss("a2001", "msc", "10", t="12"),
+                                        edss("b2002", "msc", "8")])
+    n = dict(zip(ev.arms["study"], ev.arms["n"]))
+    assert pd.isna(n["a2001"]) and n["b2002"] == 8
+    assert not ev.arms_given
+    same = ev.with_tables()  # the arms are derived again, not read as an arms.csv with a blank n
+    assert not same.arms_given
+    pd.testing.assert_frame_equal(same.arms, ev.arms)
+
+
+def test_with_tables_derives_a_filled_n_again(tmp_path):
+    ev = write_evidence(tmp_path, arms=BARE[:2], edss=[edss("a2001", "msc", "12"), edss("b2002", "msc", "8")])
+    table = ev.edss
+    table.loc[table["study"] == "a2001", "n"] = 14  # more patients: the arm's n follows (was read as given: a problem)
+    new = ev.with_tables(edss=table)
+    assert dict(zip(new.arms["study"], new.arms["n"])) == {"a2001": 14, "b2002": 8}
+    assert new.n_from_outcomes == ev.n_from_outcomes == {("a2001", "msc"), ("b2002", "msc")}
+    assert ev.subset(studies=["a2001"]).n_from_outcomes == ev.n_from_outcomes
+
+
+def test_a_filled_n_is_checked_like_a_given_one(tmp_path):
+    """periods_after_msc and shared_patients are checked against the n taken from the outcome tables."""
+    arms = [{"study": "a2001", "arm": "msc", "group": "msc"},
+            {"study": "a2001", "arm": "ctl", "group": "control", "periods_after_msc": "9"}]
+    found = problems(tmp_path, arms=arms, edss=[edss("a2001", "msc", "8"), edss("a2001", "ctl", "8")],
+                     shared_patients=[{"study": "a2001", "arm": "msc", "other_arm": "ctl", "patients": "9"}])
+    assert sorted((Path(p.file).name, p.column, p.value) for p in found) == [
+        ("arms.csv", "periods_after_msc", 9), ("shared_patients.csv", "patients", 9)]
+
+
+def test_without_secondary_and_a_blank_n(tmp_path):
+    arms = [{"study": "a2001", "arm": "msc", "n": "", "secondary_fields": ""},
+            {"study": "b2002", "arm": "msc", "n": "8", "secondary_fields": "n"}]
+    ev = write_evidence(tmp_path, arms=arms, edss=[edss("a2001", "msc", "12"), edss("b2002", "msc", "8")])
+    ns = ev.without_secondary()
+    assert ns.studies == ["a2001"]  # an arm whose given n is secondary leaves with its rows; a blank n does not
+    assert ns.arms["n"].tolist() == [12]
+
+
+# --- every outcome with arms.csv of only study and arm, or none --------------------------------
+
+SPECS = {"edss_change": {}, "adverse_events": {}, "mri_activity": {}}
+
+
+def small_folder(folder: Path, arms: list[dict] | None):
+    rows = [("a2001", "msc", "10"), ("b2002", "msc", "12"), ("c2003", "msc", "6")]
+    return write_evidence(
+        folder, arms=arms,
+        edss=[edss(s, a, n, mean=m) for (s, a, n), m in zip(rows, ("-0.2", "0.1", "0.3"))],
+        adverse_events=[ae(study=s, arm=a, n_at_risk=n, patients_with_event=k) for (s, a, n), k in zip(rows, "102")]
+        + [ae(study="a2001", event="infection", n_at_risk="10", events="3")],
+        mri=[{"study": s, "arm": a, "event": "gd_enhancing", "timepoint_months": "6", "n_at_risk": n, **c}
+             for (s, a, n), c in zip(rows, ({"patients_with_event": "2"}, {"events": "4"}, {"patients_with_event": "0"}))])
+
+
+@pytest.mark.parametrize("outcome", list(SPECS))
+@pytest.mark.parametrize("arms", ["bare", "none"])
+def test_every_outcome_prepares_and_builds(tmp_path, outcome, arms):
+    import numpy as np
+
+    from msc_bayes import outcomes
+    from msc_bayes.spec import spec_from_dict
+
+    bare = [{"study": s, "arm": "msc"} for s in ("a2001", "b2002", "c2003")]
+    ev = small_folder(tmp_path, bare if arms == "bare" else None)
+    assert ev.arms["n"].tolist() == [10, 12, 6]
+    spec = spec_from_dict({"name": "x", "outcome": outcome, "covariates": []})
+    out = outcomes.get(outcome)
+    model, prepared = out.build(spec, ev)
+    units = prepared.units
+    assert len(units) >= 3 and units["n"].notna().all()
+    if outcome == "mri_activity":  # b2002 reports lesions, not patients: a Poisson unit over its 12 patients
+        assert units.loc[units["study"] == "b2002", "likelihood"].tolist() == ["poisson"]
+    if outcome == "adverse_events":
+        assert "poisson" in set(units["likelihood"]) and "binomial" in set(units["likelihood"])
+    logp = model.compile_logp()(model.initial_point())
+    assert np.isfinite(logp)

@@ -856,8 +856,9 @@ def test_plain_effect_size_folder_checks_no_arm_sizes_against_an_absent_arms_csv
         "zeta2022,treated,serious_ae,1,25\n")
     ev = load_evidence(tmp_path)  # was: "at most the arm's n in arms.csv (20)", with no arms.csv
     assert one(ev.adverse_events, study="alpha2001").n_at_risk == 25
-    assert one(ev.arms, study="alpha2001").n == 20
-    ns = ev.without_secondary()  # zeta2022's derived arm has no n (no edss row): kept, nothing was blanked
+    assert pd.isna(one(ev.arms, study="alpha2001").n)  # edss n 20, n_at_risk 25: no one n (was 20, edss's)
+    assert one(ev.arms, study="zeta2022").n == 25  # its one count (was missing: no edss row)
+    ns = ev.without_secondary()  # alpha2001's derived arm has no n: kept, nothing was blanked
     assert len(ns.adverse_events) == 2 and "zeta2022" in ns.studies
 
 

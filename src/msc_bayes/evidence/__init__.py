@@ -37,8 +37,11 @@ What is read, and how:
   problems (``nan``, like ``NA``, is "not reported").
 * **Arm sizes.** An outcome row counts patients of one arm: its ``n`` (``edss.csv``) or
   ``n_at_risk`` (``adverse_events.csv``, ``mri.csv``), and the distinct patients of an arm
-  in ``patients.csv``, are at most that arm's ``n`` in ``arms.csv`` (when there is one: arms
-  derived from the outcome tables take their ``n`` from ``edss.csv``).
+  in ``patients.csv``, are at most that arm's ``n`` in ``arms.csv`` (when there is one). An arm
+  whose ``n`` is blank (or an arms.csv without the column, or no arms.csv) takes the count every
+  outcome row of the arm agrees on (``Evidence.n_from_outcomes`` lists them; a blank cell is never
+  filled otherwise): rows that disagree are a problem ("give n in arms.csv"), or, without an arms.csv,
+  leave ``n`` missing; an arm no row counts keeps ``n`` missing.
 * **Crossover designs.** ``shared_patients.csv`` (optional, like every table) says which arms of
   a study share patients (a patient with a period in each) and which arms hold two periods of a
   patient; arms.csv ``periods_after_msc`` says how many of an arm's periods follow an MSC period

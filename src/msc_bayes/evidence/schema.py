@@ -16,6 +16,12 @@ Crossover designs (one patient contributes a period to more than one arm, or two
   the same patient (carry-over into a control arm); a whole number between 0 and the arm's
   ``n``. Blank: none (no period of the arm follows an MSC period).
 
+An arm's size: ``arms.csv`` ``n`` may be blank, or the column absent (an arms.csv of only ``study`` and
+``arm`` works, as does no arms.csv). A missing ``n`` is taken from the outcome tables' patient counts
+(:data:`PATIENT_COUNTS`: ``edss`` ``n``, ``adverse_events``/``mri`` ``n_at_risk``, ``effect_sizes`` ``n``)
+when every row of the arm that gives one agrees; rows that disagree are a problem naming them ("give n
+in arms.csv"), or, without an arms.csv, leave ``n`` missing; an arm no row counts keeps ``n`` missing.
+
 Adverse-event statements (``adverse_events.csv``): ``serious`` may be blank (the words do not
 say); ``timing`` (:data:`AE_TIMINGS`) is the period a statement covers (``whole`` = the whole
 follow-up) and ``wording`` (:data:`AE_WORDINGS`) how it is worded: ``count`` = a number of
@@ -113,14 +119,14 @@ DEFAULT_CI_LEVEL = 0.95
 
 SCHEMAS: dict[str, dict[str, Column]] = {
     "arms": {
-        **_KEYS, "label": _S, "citation": _S, "source": _S,
+        **_KEYS, "label": _S, "citation": _S, "source": _S,  # n blank: from the outcome tables (docstring)
         "design": Column("cat", choices=DESIGNS), "disease": Column("cat", choices=DISEASES),
         "group": Column("cat", choices=GROUPS), "cell_source": Column("cat", choices=CELL_SOURCES),
         "cell_origin": Column("cat", choices=CELL_ORIGINS), "route": Column("cat", choices=ROUTES),
         "dose_per_kg_million": Column("float", positive=True), "dose_cells_million": Column("float", positive=True),
         "dose_text": _S, "courses": Column("int", low=1), "courses_min": Column("int", low=1),
         "courses_max": Column("int", low=1), "administrations": Column("int", low=1),
-        "n": Column("int", required=True, low=1), "followup_months": Column("float", positive=True),
+        "n": Column("int", low=1), "followup_months": Column("float", positive=True),
         "followup_weeks": Column("float", positive=True), "overlap_group": _S,
         "overlap_rank": Column("int", low=1),
         "periods_after_msc": Column("int", low=0, what="periods of the arm after an MSC period; at most n"),
