@@ -40,7 +40,8 @@ def project(tmp_path, monkeypatch):
 def fit_with(project, flag: str, value: str) -> int:
     data, spec, _ = project
     out = Path(tempfile.mkdtemp()) / "fit"
-    return main(["fit", str(spec), "--data", str(data), "--out", str(out), flag, value])
+    # the stub's tiny fake fit fails the convergence gate (exit 3, tested in test_fit_gate.py): accepted here
+    return main(["fit", str(spec), "--data", str(data), "--out", str(out), "--allow-unconverged", flag, value])
 
 
 @pytest.mark.parametrize("flag, value", [

@@ -115,7 +115,7 @@ def test_a_sampler_failure_is_one_sampling_error_naming_spec_settings_and_cause(
     spec = PLAIN.replace(name="plain_edss")
     with pytest.raises(SamplingError) as info:
         inference.fit(spec, _plain_evidence(tmp_path), draws=30, tune=20, chains=2, seed=7, exclude_studies=["s2"])
-    assert str(info.value) == ("sampling spec 'plain_edss' (draws=30, tune=20, chains=2, seed=7, target_accept=0.9, "
+    assert str(info.value) == ("sampling spec 'plain_edss' (draws=30, tune=20, chains=2, seed=7, target_accept=0.99, "
                                f"exclude_studies=['s2']) failed: {shown}")  # one line, no Rust backtrace
     assert info.value.__cause__ is exc and isinstance(info.value, MscBayesError)
     assert running.cancelled

@@ -118,7 +118,8 @@ def test_defaults_filled(tmp_path):
     assert s.priors["rho_within"] == Prior("TruncatedNormal", {"mu": 0, "sigma": 0.5, "lower": -1, "upper": 1})
     assert s.priors["carry_over"] == Prior("Beta", {"alpha": 1, "beta": 1})
     assert s.covariate_options == {"courses": CovariateOption("identity", False, False, None)}
-    assert s.sampler == SamplerSettings(draws=1000, tune=1000, chains=4, target_accept=0.9, seed=20261121)
+    # target_accept not given: the outcome's (edss_change: 0.99, outcomes/edss)
+    assert s.sampler == SamplerSettings(draws=1000, tune=1000, chains=4, target_accept=0.99, seed=20261121)
 
 
 def test_partial_priors_and_options_override_only_given_keys():

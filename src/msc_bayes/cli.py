@@ -1,8 +1,10 @@
 """Command line: `python -m msc_bayes {validate,describe,fit,report}`.
 
 Bad input ends in one clear message on stderr and exit code 2, never a traceback; every
-number on the command line is checked before any work starts. Ctrl-C, SIGTERM and a closed
-output pipe end with one line on stderr and the usual exit code (130, 143, 141). Anything
+number on the command line is checked before any work starts. A model that does not pass the
+convergence gate (``fit`` and ``report``, after one refit) ends in exit code 3
+(:data:`EXIT_UNCONVERGED`) with its files written, unless ``--allow-unconverged``. Ctrl-C,
+SIGTERM and a closed output pipe end with one line on stderr and the usual exit code (130, 143, 141). Anything
 unexpected keeps its traceback.
 """
 
@@ -15,35 +17,104 @@ import sys
 
 from msc_bayes.errors import MscBayesError, one_line
 
+#: Exit code of a fit or report whose model did not pass the convergence gate (after its one refit);
+#: its files are written. ``--allow-unconverged`` makes it 0.
+EXIT_UNCONVERGED = 3
+
+_DESCRIPTION = """\
+Bayesian meta-analysis of mesenchymal stem cell (MSC) treatment in multiple sclerosis: evidence
+tables (CSV, one folder) and model specs (TOML) in; posteriors, tables, figures and a report out.
+Every interval is a 95% equal-tailed interval (ETI).
+
+commands (`python -m msc_bayes COMMAND --help`: its options):
+  validate   check the evidence tables and list every problem
+  describe   per-study table of what the evidence says, as reported
+  fit        fit one model spec through the convergence gate; write OUT/posterior.nc, OUT/summary.csv
+  report     fit every model spec; write a self-contained report folder"""
+
+_EPILOG = """\
+examples:
+  python -m msc_bayes validate --data data
+  python -m msc_bayes describe --data data
+  python -m msc_bayes fit models/edss_change.toml --out reports/edss --draws 2000
+  python -m msc_bayes report --models models --out reports/run1
+
+what each command writes:
+  validate, describe   standard output only
+  fit                  OUT/posterior.nc (the DataTree: arviz.from_netcdf) and OUT/summary.csv
+                       (one row per quantity, then the sampler rows: draws, divergences,
+                       max_treedepth_hits, ebfmi_min, gate_passed)
+  report               OUT/index.html, OUT/report.md, OUT/run.json, OUT/summary_of_findings.csv,
+                       per model <key>.nc and <key>_{summary,diagnostics,study_estimates,ppc}.csv,
+                       OUT/figures/; OUT is new, never a folder that holds anything else
+
+convergence gate (fit and report): R-hat <= 1.01, bulk and tail ESS >= 400, no divergent
+transitions (E-BFMI < 0.3 and maximum tree depth hits are warnings); a model that fails is refitted
+once with tuning doubled and target acceptance raised (0.99).
+
+exit codes:
+  0    done (with --allow-unconverged also when the gate failed)
+  1    standard output could not be written
+  2    bad input: evidence, spec, a command-line value or the output folder (one message
+       naming file, line, column, the value and what was expected); nothing sampled
+  3    a model did not pass the convergence gate after its refit (files written; the
+       verdict says why)
+  130  Ctrl-C; 143 SIGTERM (nothing earlier changed); 141 the output pipe was closed"""
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m msc_bayes", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="python -m msc_bayes", usage="%(prog)s [-h] {validate,describe,fit,report} ...",
+                                     description=_DESCRIPTION, epilog=_EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help=argparse.SUPPRESS)
     for name, help_ in (("validate", "check the evidence tables and list every problem"),
-                        ("describe", "per-study table of what the evidence says")):
-        p = sub.add_parser(name, help=help_)
-        p.add_argument("--data", default="data", help="folder of evidence CSV files (default: data)")
-    p = sub.add_parser("fit", help="fit one model spec; write OUT/posterior.nc and OUT/summary.csv")
+                        ("describe", "per-study table of what the evidence says, as reported")):
+        p = sub.add_parser(name, help=help_, description=help_)
+        _data_arg(p)
+    p = sub.add_parser("fit", help="fit one model spec through the convergence gate; write OUT/posterior.nc and "
+                       "OUT/summary.csv", description=_FIT_DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("spec", help="a model spec (TOML), e.g. models/edss_change.toml")
-    p.add_argument("--data", default="data", help="folder of evidence CSV files (default: data)")
+    _data_arg(p)
     p.add_argument("--out", default=None, help="output folder, new or empty (default: a new "
                    "reports/fit-<spec name>-<UTC time>-<token>)")
     _overwrite_arg(p)
     _sampler_args(p)
-    p = sub.add_parser("report", help="fit every model spec; write a self-contained report folder")
-    p.add_argument("--data", default="data", help="folder of evidence CSV files (default: data)")
+    _unconverged_arg(p, "the summary's gate_passed row says 0")
+    p = sub.add_parser("report", help="fit every model spec; write a self-contained report folder",
+                       description="Fit every model spec (each through the convergence gate, refitted once if it "
+                       "fails) and write one self-contained report folder. Exit 3 if a model still fails the "
+                       "gate (the report is written and says so at the top).")
+    _data_arg(p)
     p.add_argument("--models", nargs="+", default=["models"], metavar="DIR|SPEC",
                    help="folders of specs (every *.toml) and/or spec files (default: models)")
     p.add_argument("--out", default=None, help="output folder, new or empty (default: a new "
                    "reports/run-<UTC time>-<token>)")
     _overwrite_arg(p)
     _sampler_args(p)
-    p.add_argument("--allow-unconverged", action="store_true",
-                   help="exit 0 even if a model fails the convergence gate (the report says so at the top)")
+    _unconverged_arg(p, "the report says so at the top")
     p.add_argument("--no-sensitivity", dest="sensitivity", action="store_false",
                    help="skip the sensitivity analyses of the EDSS model(s) (default: included; they only refit "
                         "or reweight the already compiled base model)")
     return parser
+
+
+_FIT_DESCRIPTION = """\
+Fit one model spec and check the fit against the convergence gate (the same as `report`'s):
+R-hat <= 1.01, bulk and tail ESS >= 400, no divergent transitions. A fit that fails is refitted
+once with tuning doubled and target acceptance raised (to 0.99, or halfway to 1 from there).
+The verdict is printed (worst R-hat, lowest ESS, divergences, E-BFMI, tree depth, each with its
+threshold). The files are written either way; exit code 3 if the gate still fails, unless
+--allow-unconverged."""
+
+
+def _data_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default="data", metavar="DIR", help="folder of evidence CSV files (default: data)")
+
+
+def _unconverged_arg(p: argparse.ArgumentParser, says: str) -> None:
+    p.add_argument("--allow-unconverged", action="store_true",
+                   help=f"exit 0 even if a model fails the convergence gate ({says}; default: exit 3)")
 
 
 def _overwrite_arg(p: argparse.ArgumentParser) -> None:
@@ -57,6 +128,25 @@ def _sampler_args(p: argparse.ArgumentParser) -> None:
                         ("--chains", "number of chains"), ("--seed", "random seed")):
         p.add_argument(flag, type=_sampler_setting(flag[2:]), default=None, metavar="N",
                        help=f"{help_} (default: the spec's; the rules of a spec's [sampler] table apply)")
+    p.add_argument("--target-accept", type=_target_accept, default=None, metavar="X",
+                   help="NUTS target acceptance rate, strictly between 0 and 1, e.g. 0.95 (default: the spec's "
+                        "[sampler] target_accept, else the outcome's: 0.9, edss_change 0.99)")
+
+
+def _target_accept(text: str) -> float:
+    """An argparse type: a decimal number written in ASCII digits (``0.95``, ``.95``) strictly between 0 and 1."""
+    from msc_bayes.spec import check_sampler_settings
+
+    if not re.fullmatch(r"[0-9]*\.?[0-9]+", text.strip()):
+        raise argparse.ArgumentTypeError(f"found {text!r}; expected a decimal number such as 0.95")
+    value = float(text.strip())
+    problems = check_sampler_settings(target_accept=value)
+    if problems:
+        raise argparse.ArgumentTypeError(f"found {text.strip()}; expected {problems[0].expected}")
+    return value
+
+
+_target_accept.__name__ = "number"  # argparse's "invalid <name> value" wording
 
 
 def _sampler_setting(name: str):
@@ -160,7 +250,7 @@ def _validate(args) -> int:
 
     ev = load_evidence(args.data)
     counts = ", ".join(f"{len(ev.table(t))} {t}" for t in ("arms", "edss", "patients", "adverse_events", "mri")
-                       + (("shared_patients",) if len(ev.shared_patients) else ()))
+                       + tuple(t for t in ("shared_patients", "effect_sizes") if len(ev.table(t))))
     print(one_line(f"{args.data}: valid ({len(ev.studies)} studies; {counts} rows; data hash {ev.data_hash})"))
     return 0
 
@@ -169,18 +259,16 @@ def _describe(args) -> int:
     import pandas as pd
 
     from msc_bayes.evidence import load_evidence
-    from msc_bayes.evidence.describe import describe
+    from msc_bayes.evidence.describe import arm_text, describe
 
     table = describe(load_evidence(args.data))
     with pd.option_context("display.max_colwidth", None, "display.width", 250, "display.max_rows", None):
         for study, rows in table.groupby("study", sort=False):
             print(one_line(f"== {study}"))  # names from the data: no line break or terminal escape gets through
             for r in rows.itertuples(index=False):
-                followup = f"{r.followup_months:g} months" if pd.notna(r.followup_months) else "not reported"
-                print(one_line(f"  [{r.arm}] {r.group}, {r.disease}, n={r.n}, route {r.route}, courses {r.courses}, "
-                               f"follow-up {followup}" + (f", overlap {r.overlap}" if r.overlap else "")
-                               + (f", crossover: {r.crossover}" if r.crossover else "")))
-                for label, text in (("EDSS", r.edss), ("AE", r.adverse_events), ("MRI", r.mri)):
+                print(one_line(f"  [{r.arm}] {arm_text(r)}"))
+                for label, text in (("EDSS", r.edss), ("AE", r.adverse_events), ("MRI", r.mri),
+                                    ("effect size", r.effect_sizes)):
                     if text:
                         print(one_line(f"      {label}: {text}"))
     return 0
@@ -189,24 +277,38 @@ def _describe(args) -> int:
 def _fit(args) -> int:
     from pathlib import Path
 
+    from msc_bayes.diagnostics import summary_table, verdict_lines
     from msc_bayes.evidence import load_evidence
-    from msc_bayes.inference import fit
+    from msc_bayes.inference import fit_gated
     from msc_bayes.output import check_target, default_target, run_folder
     from msc_bayes.spec import load_spec
 
-    out = Path(args.out) if args.out else default_target("fit", Path(args.spec).stem)
+    name = Path(args.spec).stem
+    out = Path(args.out) if args.out else default_target("fit", name)
     check_target(out, overwrite=args.overwrite, protect=[args.data])  # before any work; again when writing
     spec = load_spec(args.spec)
     evidence = load_evidence(args.data)
     with run_folder(out, kind="fit", overwrite=args.overwrite, protect=[args.data]) as folder:
-        with _progress().about(Path(args.spec).stem):
-            result = fit(spec, evidence, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed)
-        result.to_netcdf(folder / "posterior.nc")
-        result.summary().to_csv(folder / "summary.csv", index=False)
+        with _progress().about(name):
+            result, verdict, attempts = fit_gated(spec, evidence, draws=args.draws, tune=args.tune,
+                                                  chains=args.chains, seed=args.seed,
+                                                  target_accept=args.target_accept, log=_log, key=name)
+        result.to_netcdf(folder / "posterior.nc")  # the posterior is written whatever the gate says
+        summary_table(result, verdict).to_csv(folder / "summary.csv")
     for note in result.notes:
         print(f"note: {note}")
+    for line in verdict_lines(verdict):
+        print(line)
+    for warning in verdict.warnings:
+        print(f"warning: {warning}")
     print(f"wrote {out / 'posterior.nc'} and {out / 'summary.csv'}")
-    return 0
+    if verdict.passed:
+        return 0
+    refit = " after a refit" if len(attempts) > 1 else ""
+    print(f"warning: {name} did not pass the convergence gate{refit} ({'; '.join(verdict.reasons)}); its numbers "
+          "are not reliable" + ("" if args.allow_unconverged else
+                                f" (exit {EXIT_UNCONVERGED}; use --allow-unconverged to accept)"), file=sys.stderr)
+    return 0 if args.allow_unconverged else EXIT_UNCONVERGED
 
 
 def _log(line: str) -> None:
@@ -225,19 +327,19 @@ def _progress():
 
 
 def _report(args) -> int:
-    from msc_bayes.errors import ConvergenceError
     from msc_bayes.reporting import run_report
 
     result = run_report(data=args.data, models=args.models, out=args.out, overwrite=args.overwrite,
                         draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
-                        allow_unconverged=args.allow_unconverged, sensitivity=args.sensitivity,
-                        progress=_progress(), log=_log)
+                        target_accept=args.target_accept, allow_unconverged=args.allow_unconverged,
+                        sensitivity=args.sensitivity, progress=_progress(), log=_log)
+    print(f"report: {result.out / 'index.html'}")
     failed = result.unconverged
     if failed and not args.allow_unconverged:
         names = ", ".join(m.key for m in failed)
-        raise ConvergenceError(f"{names} did not pass the convergence gate after a refit; see {result.out / 'index.html'}"
-                               " (use --allow-unconverged to accept)")
-    print(f"report: {result.out / 'index.html'}")
+        print(f"error: {names} did not pass the convergence gate after a refit; see {result.out / 'index.html'} "
+              f"(exit {EXIT_UNCONVERGED}; use --allow-unconverged to accept)", file=sys.stderr)
+        return EXIT_UNCONVERGED
     return 0
 
 

@@ -5,7 +5,9 @@
   non-centred ``*_offset`` / ``*_latent`` plumbing left out), plus the sampler's own
   statistics (divergences, maximum tree depth hits, E-BFMI per chain). The gate is
   :data:`RHAT_MAX`, :data:`ESS_BULK_MIN`, :data:`ESS_TAIL_MIN` and :data:`MAX_DIVERGENCES`;
-  tree depth and E-BFMI are reported as warnings.
+  tree depth and E-BFMI are reported as warnings. :func:`verdict_lines` says the verdict in
+  words; :func:`sampler_rows` / :func:`summary_table` put the sampler's statistics and the
+  verdict into ``summary.csv`` (rows of group ``sampler``).
 - :func:`study_estimates`: per modelled unit, the estimate the unit's reporting format
   gives (where it gives one) beside its shrunken (partially pooled) posterior.
 - :func:`predictive_checks`: posterior predictive replicates, simulated in numpy from the
@@ -20,6 +22,9 @@ import numpy as np
 import pandas as pd
 
 from msc_bayes.results import (
+    LOWER,
+    SUMMARY_COLUMNS,
+    UPPER,
     attrs,
     group,
     interval_columns,
@@ -144,6 +149,67 @@ def convergence(fit) -> Convergence:
     if low:
         warnings.append(f"E-BFMI below {EBFMI_MIN:g} in chain(s) " + ", ".join(f"{i} ({e:.2f})" for i, e in low))
     return Convergence(table, draws, divergences, hits, ebfmi, tuple(reasons), tuple(warnings))
+
+
+#: The sampler rows of a summary table (``summary.csv``, the report's ``<key>_summary.csv``), in order:
+#: post-warm-up draws (all chains), divergent transitions, transitions at the maximum tree depth, the
+#: lowest E-BFMI of a chain, and whether the gate passed (1) or not (0).
+SAMPLER_ROWS = ("draws", "divergences", "max_treedepth_hits", "ebfmi_min", "gate_passed")
+
+
+def sampler_rows(fit, verdict: Convergence | None = None) -> pd.DataFrame:
+    """The sampler's diagnostics as rows of a summary table: indexed by ``quantity`` (:data:`SAMPLER_ROWS`),
+    group ``"sampler"``, the value in ``mean`` and the summary's other columns empty (NaN; blank in a CSV).
+
+    `verdict`: the gate's verdict on `fit` (computed when not given)."""
+    verdict = convergence(fit) if verdict is None else verdict
+    values = {"draws": verdict.draws, "divergences": verdict.divergences, "max_treedepth_hits": verdict.treedepth_hits,
+              "ebfmi_min": min(verdict.ebfmi) if verdict.ebfmi else np.nan, "gate_passed": int(verdict.passed)}
+    columns = [{LOWER: interval_columns()[0], UPPER: interval_columns()[1]}.get(c, c) for c in SUMMARY_COLUMNS]
+    out = pd.DataFrame(np.nan, index=pd.Index(list(values), name="quantity"),
+                       columns=[c for c in columns if c != "quantity"])
+    out["group"] = "sampler"
+    out["mean"] = pd.Series(list(values.values()), index=out.index, dtype=object)  # counts stay whole numbers
+    return out
+
+
+def summary_table(fit, verdict: Convergence | None = None) -> pd.DataFrame:
+    """``summary.csv``: :meth:`Fit.summary` (one row per quantity, indexed by ``quantity``), then the
+    :func:`sampler_rows`; write it with ``.to_csv(path)`` (the index is the file's first column)."""
+    return pd.concat([fit.summary(), sampler_rows(fit, verdict)])
+
+
+def verdict_lines(verdict: Convergence) -> list[str]:
+    """The gate's verdict in words: a headline, then one line per check with its value, its threshold
+    and whether it passes (what ``fit`` prints). R-hat and ESS name their worst quantity (NaN first)."""
+    checked = verdict.table[~verdict.table["constant"]]
+
+    def worst(column: str, largest: bool, digits: int) -> str:
+        if not len(checked):
+            return "no quantity checked"
+        row = checked.sort_values(column, ascending=not largest, na_position="first").iloc[0]
+        return ("NaN" if pd.isna(row[column]) else f"{row[column]:.{digits}f}") + f" ({row['quantity']})"
+
+    def mark(ok: bool) -> str:
+        return "ok" if ok else "FAILS"
+
+    headline = (f"convergence gate: {'passed' if verdict.passed else 'NOT PASSED'} "
+                f"({len(checked)} quantities checked, {verdict.draws} draws after warm-up)")
+    lines = [headline]
+    lines.append(f"  R-hat, worst: {worst('r_hat', True, 3)}; must be at most {RHAT_MAX:g}: "
+                 f"{mark(bool((checked['r_hat'] <= RHAT_MAX).all()))}")
+    for col, minimum, what in (("ess_bulk", ESS_BULK_MIN, "bulk"), ("ess_tail", ESS_TAIL_MIN, "tail")):
+        lines.append(f"  {what} ESS, lowest: {worst(col, False, 0)}; must be at least {minimum:g}: "
+                     f"{mark(bool((checked[col] >= minimum).all()))}")
+    lines.append(f"  divergent transitions: {verdict.divergences} of {verdict.draws} draws; must be at most "
+                 f"{MAX_DIVERGENCES}: {mark(verdict.divergences <= MAX_DIVERGENCES)}")
+    ebfmi = min(verdict.ebfmi) if verdict.ebfmi else None
+    lines.append("  E-BFMI, lowest chain: " + ("not computed" if ebfmi is None else f"{ebfmi:.2f}")
+                 + f"; a warning below {EBFMI_MIN:g} (not gated): "
+                 + ("ok" if ebfmi is None or ebfmi >= EBFMI_MIN else "warning"))
+    lines.append(f"  maximum tree depth hits: {verdict.treedepth_hits}; a warning above 0 (not gated): "
+                 + ("ok" if not verdict.treedepth_hits else "warning"))
+    return lines
 
 
 # --------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Fitting with the convergence gate: fit; if the gate (:func:`msc_bayes.diagnostics.convergence`)
-fails, refit once with tuning doubled and the target acceptance raised. Every sampling run is an
+fails, refit once with tuning doubled (at most the spec's limit) and the target acceptance raised.
+``report`` and ``fit`` both fit this way. Every sampling run is an
 `Attempt`, so a report can say what was tried."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from msc_bayes import results
 from msc_bayes.diagnostics import Convergence, convergence
 from msc_bayes.inference.engine import ENGINE
+from msc_bayes.spec.sampler import SAMPLER_MAXIMUM
 
 #: Target acceptance of the one refit after a failed gate: at least this.
 REFIT_TARGET_ACCEPT = 0.99
@@ -51,15 +53,18 @@ def _attempt(spec, evidence, *, draws, tune, chains, seed, target_accept, progre
 
 
 def fit_gated(spec, evidence, *, draws: int | None = None, tune: int | None = None, chains: int | None = None,
-              seed: int | None = None, progress: bool = False, log: Callable[[str], None] = print,
-              key: str = "") -> tuple[object, Convergence, tuple[Attempt, ...]]:
-    """Fit; if the gate fails, refit once with tune doubled and target acceptance raised."""
-    s = spec.sampler
+              seed: int | None = None, target_accept: float | None = None, progress: bool = False,
+              log: Callable[[str], None] = print, key: str = "") -> tuple[object, Convergence, tuple[Attempt, ...]]:
+    """Fit; if the gate fails, refit once with tune doubled and target acceptance raised.
+
+    Settings left None are the spec's (``target_accept``: its ``[sampler]`` table's, else the outcome's)."""
     kw = {"draws": draws, "chains": chains, "seed": seed, "progress": progress}
-    result, verdict, first = _attempt(spec, evidence, tune=tune, target_accept=s.target_accept, **kw)
+    first_target = spec.sampler.target_accept if target_accept is None else target_accept
+    result, verdict, first = _attempt(spec, evidence, tune=tune, target_accept=first_target, **kw)
     if verdict.passed:
         return result, verdict, (first,)
-    new_tune, new_target = 2 * first.tune, raised_target_accept(first.target_accept)
+    new_tune = min(2 * first.tune, SAMPLER_MAXIMUM["tune"])  # a spec's limit holds for the refit too
+    new_target = raised_target_accept(first.target_accept)
     log(f"    {key} failed the convergence gate ({'; '.join(verdict.reasons)}); "
         f"refitting with tune {new_tune}, target_accept {new_target:g}")
     result, verdict, second = _attempt(spec, evidence, tune=new_tune, target_accept=new_target, **kw)

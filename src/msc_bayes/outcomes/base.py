@@ -176,6 +176,9 @@ class Outcome:
     #: named is shown by its name
     variable_labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     variable_formats: Mapping[str, ValueFormat] = field(default_factory=lambda: MappingProxyType({}))
+    #: the sampler's target acceptance when a spec's [sampler] table gives none (the command line's
+    #: --target-accept overrides both); an outcome whose posterior has a funnel raises it
+    target_accept: float = 0.9
 
     def quantity(self, name: str) -> Quantity:
         """The headline `Quantity` called `name` (KeyError if the outcome headlines none of that name)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from msc_bayes.diagnostics import predictive_checks, study_estimates
+from msc_bayes.diagnostics import predictive_checks, study_estimates, summary_table
 from msc_bayes.reporting.methods import attempt_text, methods_paragraph
 from msc_bayes.reporting.results_text import results_paragraph
 from msc_bayes.reporting.views import (
@@ -38,7 +38,8 @@ def model_section(folder: Path, run, evidence) -> dict:
     summary = fit.summary()
     estimates = study_estimates(fit, evidence=evidence)
     checks = predictive_checks(fit, evidence=evidence)
-    files = {f"{key}_summary.csv": summary, f"{key}_diagnostics.csv": run.convergence.table,
+    files = {f"{key}_summary.csv": summary_table(fit, run.convergence).reset_index(),
+             f"{key}_diagnostics.csv": run.convergence.table,
              f"{key}_study_estimates.csv": estimates, f"{key}_ppc.csv": checks}
     for name, table in files.items():
         table.to_csv(folder / name, index=False)

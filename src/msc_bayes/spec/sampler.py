@@ -87,7 +87,11 @@ def check_sampler_settings(*, draws: object = None, tune: object = None, chains:
 
 @dataclass(frozen=True)
 class SamplerSettings:
-    """nutpie's settings; validated on construction (raises SpecError, see :func:`check_sampler_settings`)."""
+    """nutpie's settings; validated on construction (raises SpecError, see :func:`check_sampler_settings`).
+
+    A spec's settings: its ``[sampler]`` table, the defaults below for what it leaves out, except
+    ``target_accept``, which defaults to the outcome's (:attr:`msc_bayes.outcomes.Outcome.target_accept`).
+    """
 
     draws: int = 1000
     tune: int = 1000
