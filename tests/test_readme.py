@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from msc_bayes.cli import _parser
@@ -23,7 +24,7 @@ def blocks(language: str) -> list[str]:
 
 def test_every_block_is_one_of_the_kinds_tested_here():
     assert {lang for lang, _ in BLOCKS} <= {"bash", "python", "text"}
-    assert len(blocks("bash")) == 2 and len(blocks("python")) == 1 and len(blocks("text")) == 1
+    assert len(blocks("bash")) == 2 and len(blocks("python")) >= 1 and len(blocks("text")) == 1
 
 
 def test_the_test_command_is_what_ci_runs():
@@ -42,15 +43,34 @@ def test_the_command_synopsis_names_only_real_commands_and_options():
         assert options <= known, options - known
 
 
+def test_the_python_blocks_use_the_one_import():
+    """`import msc_bayes as mb` and its verbs: no block reaches into a submodule for a verb mb offers."""
+    python = blocks("python")
+    assert python[0].startswith("import msc_bayes as mb\n")
+    for body in python:
+        assert not re.search(r"from msc_bayes\.(evidence|spec|inference|reporting|sensitivity|oracle)\b", body), body
+        assert "mb." in body or "summary_of_findings" in body, body
+
+
 @pytest.mark.slow
-def test_the_python_api_block_runs(monkeypatch):
-    monkeypatch.chdir(REPO)
+def test_every_python_block_runs_as_written(tmp_path, monkeypatch):
+    """Every Python block, in order, in one namespace (as a reader pastes them), in a folder holding data/ and
+    models/ (what it writes stays there)."""
+    for name in ("data", "models"):
+        (tmp_path / name).symlink_to(REPO / name)
+    monkeypatch.chdir(tmp_path)
     namespace: dict = {}
-    exec(compile(blocks("python")[0], "README.md", "exec"), namespace)  # noqa: S102 - our own README
-    assert namespace["result"].summary().shape[0] > 0
-    assert namespace["post"].mu_quantile([0.5]).shape == (1,)
+    for i, body in enumerate(blocks("python"), 1):
+        exec(compile(body, f"README.md python block {i}", "exec"), namespace)  # noqa: S102 - our own README
+    summary = namespace["summary"]
+    assert summary.index.name == "quantity" and {"msc_effect", "mu", "tau"} <= set(summary.index)
+    assert pd.read_csv(tmp_path / "edss_summary.csv").columns[0] == "quantity"
     first = namespace["first"]
     assert first.quantity == "msc_effect" and first.certainty.grade in ("high", "moderate", "low", "very low")
+    assert {"eti95_lower", "eti95_upper"} <= set(namespace["priors"].columns) and len(namespace["psense"]) > 0
+    assert namespace["post"].mu_quantile([0.5]).shape == (1,)
+    run = namespace["run"]
+    assert (run.out / "index.html").is_file() and run.out.parent == Path("reports") and not run.unconverged
 
 
 @pytest.mark.slow
@@ -62,7 +82,8 @@ def test_the_main_command_runs(tmp_path):
     assert words[:3] == [".venv/bin/python", "-m", "msc_bayes"]
     for name in ("data", "models"):
         (tmp_path / name).symlink_to(REPO / name)
-    done = subprocess.run([sys.executable, *words[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=1200)
+    done = subprocess.run([sys.executable, *words[1:]], check=False, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=1200)
     assert done.returncode == 0, done.stderr
     runs = list((tmp_path / "reports").iterdir())
     assert len(runs) == 1 and (runs[0] / "index.html").exists() and (runs[0] / "report.md").exists()

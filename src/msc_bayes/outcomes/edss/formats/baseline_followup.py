@@ -27,7 +27,8 @@ class BaselineFollowup(Format):
     columns = ("baseline_mean", "baseline_sd", "followup_mean", "followup_sd")
     text = ("baseline and follow-up means and SDs (follow-up minus baseline mean normal with the SD of "
             "change from the two visit SDs and the pre–post correlation rho; the reported SDs are data "
-            "on the visit SDs)")
+            "with uncertainty on the visit SDs σ, (n − 1) s² / σ² ~ χ²(n − 1), not plugged in: in a small "
+            "arm σ's posterior is wide and right-skewed, so its interval is wider than a plug-in SD would give)")
     gives_sigma = True
 
     def available(self, row, patients_at: set) -> bool:
