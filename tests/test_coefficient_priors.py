@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytensor
 import pytest
 from scipy import stats
@@ -23,6 +24,7 @@ from test_findings_numbers import covariate_fit
 from msc_bayes import outcomes
 from msc_bayes.errors import SpecError
 from msc_bayes.evidence import load_evidence
+from msc_bayes.findings import bayes_factor as bf
 from msc_bayes.findings import contraction as ct
 from msc_bayes.findings import quantities as q
 from msc_bayes.inference.engine import structure_key
@@ -320,3 +322,35 @@ def test_nutpie_refit_under_another_coefficient_prior_value_samples_it_without_r
         assert abs(x.mean() - centre) < 5 * 0.01
         other = fit.posterior["beta"].sel(covariate="route[mixed]").values
         assert other.std() > 0.3  # beta's Normal(0, 1) still governs the other levels
+
+
+@pytest.mark.slow
+def test_report_methods_show_each_coefficients_own_prior(tmp_path, evidence, monkeypatch):
+    """A report run (fake fits with beta draws, no sensitivity) on the bundled evidence with a beta_route_IT prior:
+    the page's Methods name it, and the summary of findings' Bayes factor of the route contrast is over its
+    density at 0."""
+    from msc_bayes import inference
+    from msc_bayes.reporting.run import report
+
+    text = (REPO / "models" / "edss_change.toml").read_text(encoding="utf-8")
+    spec_path = tmp_path / "edss_own.toml"
+    spec_path.write_text(text.replace("[priors]\n", '[priors]\nbeta_route_IT = { dist = "Normal", mu = 0, '
+                                                     'sigma = 0.1 }\n', 1), encoding="utf-8")
+    fits = []
+
+    def fake(spec, evidence_, **kw):
+        fits.append(covariate_fit(spec, evidence_))
+        return fits[-1]
+
+    monkeypatch.setattr(inference.ENGINE, "fit", fake)
+    monkeypatch.setattr(inference.ENGINE, "precompile", lambda models: [])
+    result = report(REPO / "data", spec_path, tmp_path / "run", sensitivity=False, log=lambda s: None)
+    html = (result.out / "index.html").read_text(encoding="utf-8")
+    assert "beta[route[IT]] ~ Normal(mean 0, SD 0.1) (beta_route_IT)" in html
+    (fit,) = fits
+    table = pd.read_csv(result.out / "summary_of_findings.csv").set_index("quantity")
+    cell = ct.results.cells(fit, "route_contrast")["route_contrast[IT vs IV]"]
+    expected = bf.savage_dickey(cell, stats.norm(0, 0.1).pdf(0)).bf10  # Savage-Dickey over the narrow prior
+    assert table.loc["route_contrast[IT vs IV]", "bayes_factor_10"] == pytest.approx(expected, rel=1e-9)
+    assert table.loc["route_contrast[IT vs IV]", "contraction"] == pytest.approx(
+        1 - np.var(cell.ravel(), ddof=1) / 0.1**2, rel=1e-9)
