@@ -283,7 +283,6 @@ def test_without_secondary_and_a_blank_n(tmp_path):
 
 # --- every outcome with arms.csv of only study and arm, or none --------------------------------
 
-SPECS = {"edss_change": {}, "adverse_events": {}, "mri_activity": {}}
 
 
 def small_folder(folder: Path, arms: list[dict] | None):
@@ -297,7 +296,7 @@ def small_folder(folder: Path, arms: list[dict] | None):
              for (s, a, n), c in zip(rows, ({"patients_with_event": "2"}, {"events": "4"}, {"patients_with_event": "0"}))])
 
 
-@pytest.mark.parametrize("outcome", list(SPECS))
+@pytest.mark.parametrize("outcome", ["edss_change", "adverse_events", "mri_activity"])
 @pytest.mark.parametrize("arms", ["bare", "none"])
 def test_every_outcome_prepares_and_builds(tmp_path, outcome, arms):
     import numpy as np
@@ -305,10 +304,10 @@ def test_every_outcome_prepares_and_builds(tmp_path, outcome, arms):
     from msc_bayes import outcomes
     from msc_bayes.spec import spec_from_dict
 
-    bare = [{"study": s, "arm": "msc"} for s in ("a2001", "b2002", "c2003")]
-    ev = small_folder(tmp_path, bare if arms == "bare" else None)
+    bare = [{"study": s, "arm": "msc", "route": r} for s, r in (("a2001", "IV"), ("b2002", "IT"), ("c2003", "IV"))]
+    ev = small_folder(tmp_path, bare if arms == "bare" else None)  # arms.csv of study, arm and a covariate, or none
     assert ev.arms["n"].tolist() == [10, 12, 6]
-    spec = spec_from_dict({"name": "x", "outcome": outcome, "covariates": []})
+    spec = spec_from_dict({"name": "x", "outcome": outcome, "covariates": ["route"] if arms == "bare" else []})
     out = outcomes.get(outcome)
     model, prepared = out.build(spec, ev)
     units = prepared.units
@@ -317,5 +316,9 @@ def test_every_outcome_prepares_and_builds(tmp_path, outcome, arms):
         assert units.loc[units["study"] == "b2002", "likelihood"].tolist() == ["poisson"]
     if outcome == "adverse_events":
         assert "poisson" in set(units["likelihood"]) and "binomial" in set(units["likelihood"])
+    if "n_arm" in units:  # the arm's n the outcome tables gave
+        assert dict(zip(units["study"], units["n_arm"])) == {"a2001": 10, "b2002": 12, "c2003": 6}
+    if arms == "bare":
+        assert list(model.coords["covariate"]) == ["route[IV]"]  # the default reference route is IT
     logp = model.compile_logp()(model.initial_point())
     assert np.isfinite(logp)
