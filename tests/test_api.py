@@ -111,7 +111,12 @@ def test_report_writes_the_run_folder_and_returns_it(files, fake, tmp_path):  # 
     assert (result.out / "index.html").is_file() and (result.out / ".msc_bayes-run.json").is_file()
     summary = pd.read_csv(result.out / "edss_plain_summary.csv")
     assert list(summary.columns) == ["quantity", *SUMMARY_COLUMNS]
+    assert {"mu", "tau", "msc_effect"} <= set(summary["quantity"])
     assert "eti95_lower" in pd.read_csv(result.out / "summary_of_findings.csv").columns
+    for table in result.out.glob("*.csv"):  # every interval a table writes says it is the 95% ETI
+        ends = [c for c in pd.read_csv(table).columns if c.endswith(("_lower", "_upper"))]
+        # observed_*: the source's own estimate's 95% interval, its kind in observed_from ('± 1.96 SE', 'Jeffreys')
+        assert all("eti95_" in c or c.startswith("observed_") for c in ends), (table.name, ends)
 
 
 def test_report_keeps_the_output_folder_rules(files, fake, tmp_path):  # noqa: F811
