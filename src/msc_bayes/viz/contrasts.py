@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from msc_bayes.results import draws, interval_text, median_interval, variable
+from msc_bayes.results import draws, has, interval_text, median_interval, variable
 from msc_bayes.viz.common import interval_rows, is_risk, odds_axis
 from msc_bayes.viz.palette import SHRUNK
 
@@ -21,6 +21,10 @@ def route_contrasts(fit) -> Figure:
         interval_rows(ax, labels, np.exp(x), color=SHRUNK)
         odds_axis(ax, np.concatenate(median_interval(np.exp(x))))
         ax.set_xlabel("odds ratio of the event between routes (log scale; < 1: lower odds on the first route)")
+    elif has(fit, "rate_arm"):  # event rates: rate ratios
+        interval_rows(ax, labels, np.exp(x), color=SHRUNK)
+        odds_axis(ax, np.concatenate(median_interval(np.exp(x))))
+        ax.set_xlabel("rate ratio of events between routes (log scale; < 1: fewer events on the first route)")
     else:
         interval_rows(ax, labels, x, color=SHRUNK)
         ax.axvline(0, color="black", lw=0.6, ls=":")

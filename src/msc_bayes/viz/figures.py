@@ -64,6 +64,14 @@ def _forest_caption(fit) -> str:
         contrast = (" The lower panel is a different quantity: the odds ratio of MSC versus control arms "
                     "(below 1: lower odds on MSC)." if has(fit, "msc_effect") else "")
         axis = " Risks are on a logit axis in percent."
+    elif has(fit, "rate_arm"):  # event rates (msc_bayes.outcomes.rates)
+        rows = ("One row per study arm and event type (n: patients; follow-up in months): the reported log event "
+                f"rate per unit of exposure (grey square, log(events / exposure), with its Jeffreys {INTERVAL_PROB:.0%} "
+                "interval; none for 0 events) and the model's shrunken log rate (blue, median and "
+                f"{interval_text()}).")
+        contrast = (" The last row is the MSC-minus-control log rate ratio (open diamond; below 0: fewer events "
+                    "on MSC)." if has(fit, "msc_effect") else "")
+        axis = " Log rates are per person-year (or per administration): 100·exp(x) events per 100."
     else:
         rows = ("One row per study arm (n: patients; follow-up in months): the reported mean EDSS change (grey "
                 f"square, with its {INTERVAL_PROB:.0%} confidence interval where the format gives one; "
@@ -94,12 +102,15 @@ def _contrasts_caption(fit) -> str:
     if is_risk(fit):
         return ("Odds ratios of the event between administration routes for a new study's MSC arm (first route "
                 f"over second; below 1: lower odds on the first route): median and {interval_text()}, log axis.")
+    if has(fit, "rate_arm"):
+        return ("Rate ratios of events between administration routes for a new study's MSC arm (first route over "
+                f"second; below 1: fewer events on the first route): median and {interval_text()}, log axis.")
     return ("Differences in mean EDSS change between administration routes for a new study's MSC arm (first "
             f"route minus second; below 0: the first route improves more), in points: median and {interval_text()}.")
 
 
 def _tau_caption(fit) -> str:
-    units = "log odds" if is_risk(fit) else "EDSS points"
+    units = "log odds" if is_risk(fit) else "log rate" if has(fit, "rate_arm") else "EDSS points"
     return (f"The between-study SD tau ({units}): its posterior (histogram) over its prior density (line); "
             f"dashed lines: the ends of the {interval_text()}.")
 

@@ -80,33 +80,14 @@ def build(spec, evidence: Evidence):
     import pytensor.tensor as pt
 
     prep = prepare(spec, evidence)
-    units, d = prep.units, prep.design
-    se_labels = prep.study_events
-    se_idx = np.array([se_labels.index(s) for s in units["study_event"]])
-    events = list(prep.events)
-    ev_idx = np.array([events.index(e) for e in units["event"]])
-    control = (units["group"].fillna("msc") == "control").to_numpy(dtype=float)
-    coords = {"study_event": se_labels, "arm": list(units["label"])}
-    if len(events) > 1:
-        coords["event"] = events
-    if d.columns:
-        coords["covariate"] = list(d.columns)
+    units = prep.units
     binom = (units["likelihood"] == "binomial").to_numpy()
 
-    with pm.Model(coords=coords) as model:
+    with pm.Model(coords=coords_of(prep)) as model:
         n = pm.Data("n_at_risk", units["n"].to_numpy(dtype=float), dims="arm")
         y = pm.Data("patients_with_event", units["patients_with_event"].fillna(0).to_numpy(dtype=float), dims="arm")
         k = pm.Data("event_count", column(units, "events").fillna(0).to_numpy(dtype=float), dims="arm")
-        mu = spec.priors["mu"].create("mu")
-        tau = _scale_parameter(spec, "tau")
-        offset = pm.Normal("study_offset", 0.0, 1.0, dims="study_event")
-        eta = mu + tau * offset[se_idx]
-        if len(events) > 1:
-            tau_event = _scale_parameter(spec, "tau_event")
-            event_offset = pm.Normal("event_offset", 0.0, 1.0, dims="event")
-            event_effect = pm.Deterministic("event_effect", tau_event * event_offset, dims="event")
-            eta = eta + event_effect[ev_idx]
-        theta = pm.Deterministic("theta", with_effects(eta, spec, d, control), dims="arm")
+        theta = linear_predictor(spec, prep)
 
         if binom.all():
             ll = binomial_logit_logp(y, n, theta)
@@ -116,6 +97,41 @@ def build(spec, evidence: Evidence):
             ll = pt.switch(binom, binomial_logit_logp(y, n, theta), poisson_softplus_logp(k, n, theta))
         observe(ll)
     return model, prep
+
+
+def coords_of(prep) -> dict:
+    """The model's coords from prepared units (``units``: label, study_event, event; ``design``; ``study_events``,
+    ``events``): study_event, arm, and event / covariate when there are several event types / covariates."""
+    coords = {"study_event": list(prep.study_events), "arm": list(prep.units["label"])}
+    if len(prep.events) > 1:
+        coords["event"] = list(prep.events)
+    if prep.design.columns:
+        coords["covariate"] = list(prep.design.columns)
+    return coords
+
+
+def linear_predictor(spec, prep):
+    """In the current model (coords from `coords_of`): ``theta`` (Deterministic, dim arm) = mu + event effect +
+    X·beta − msc_effect·control + tau·study_offset[study_event] (the module docstring), on the scale of the
+    outcome's link (logit risk here; log rate in :mod:`msc_bayes.outcomes.rates`)."""
+    import pymc as pm
+
+    units, d = prep.units, prep.design
+    se_labels = list(prep.study_events)
+    se_idx = np.array([se_labels.index(s) for s in units["study_event"]])
+    events = list(prep.events)
+    ev_idx = np.array([events.index(e) for e in units["event"]])
+    control = (units["group"].fillna("msc") == "control").to_numpy(dtype=float)
+    mu = spec.priors["mu"].create("mu")
+    tau = _scale_parameter(spec, "tau")
+    offset = pm.Normal("study_offset", 0.0, 1.0, dims="study_event")
+    eta = mu + tau * offset[se_idx]
+    if len(events) > 1:
+        tau_event = _scale_parameter(spec, "tau_event")
+        event_offset = pm.Normal("event_offset", 0.0, 1.0, dims="event")
+        event_effect = pm.Deterministic("event_effect", tau_event * event_offset, dims="event")
+        eta = eta + event_effect[ev_idx]
+    return pm.Deterministic("theta", with_effects(eta, spec, d, control), dims="arm")
 
 
 #: Scale priors whose density falls at least like a normal's: sampled through the
