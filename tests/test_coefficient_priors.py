@@ -30,7 +30,7 @@ from msc_bayes.findings import quantities as q
 from msc_bayes.inference.engine import structure_key
 from msc_bayes.inference.sampling import data_updates
 from msc_bayes.outcomes.covariates import coefficient_prior_data
-from msc_bayes.reporting.methods import priors_text
+from msc_bayes.reporting.methods import own_prior_note, priors_text
 from msc_bayes.sensitivity.prior import _log_ratio, default_prior_grid, log_prior
 from msc_bayes.spec import Prior, load_spec, spec_from_dict
 from msc_bayes.viz.common import hyperparameters
@@ -268,6 +268,16 @@ def test_methods_list_each_coefficients_own_prior(narrow_fit):
     assert "beta ~ Normal(mean 0, SD 0.5)" in text and "beta[route[mixed]]" not in text  # beta's own: not repeated
 
 
+def test_key_table_notes_a_coefficients_own_prior(narrow_fit):
+    assert own_prior_note(narrow_fit, "route_contrast[IT vs IV]") == " (prior Normal(mean 0, SD 0.1), beta_route_IT)"
+    assert own_prior_note(narrow_fit, "beta[route[IT]]") == " (prior Normal(mean 0, SD 0.1), beta_route_IT)"
+    assert own_prior_note(narrow_fit, "beta[courses]") == " (prior Normal(mean 0, SD 0.25), beta_courses)"
+    assert own_prior_note(narrow_fit, "route_contrast[IT vs mixed]") == \
+        " (prior Normal(mean 0, SD 0.1), beta_route_IT; prior Normal(mean 0, SD 0.5), beta)"
+    assert own_prior_note(narrow_fit, "beta[route[mixed]]") == ""  # beta's own: nothing to add
+    assert own_prior_note(narrow_fit, "mu") == ""
+
+
 def test_reweighting_and_power_scaling_use_each_coefficients_prior(narrow_fit):
     beta = narrow_fit.posterior["beta"].transpose("chain", "draw", "covariate")
     lp = log_prior(narrow_fit.spec, "beta", beta)
@@ -346,7 +356,8 @@ def test_report_methods_show_each_coefficients_own_prior(tmp_path, evidence, mon
     monkeypatch.setattr(inference.ENGINE, "precompile", lambda models: [])
     result = report(REPO / "data", spec_path, tmp_path / "run", sensitivity=False, log=lambda s: None)
     html = (result.out / "index.html").read_text(encoding="utf-8")
-    assert "beta[route[IT]] ~ Normal(mean 0, SD 0.1) (beta_route_IT)" in html
+    assert "beta[route[IT]] ~ Normal(mean 0, SD 0.1) (beta_route_IT)" in html  # Methods
+    assert "(prior Normal(mean 0, SD 0.1), beta_route_IT)" in html  # the key table's route contrast row
     (fit,) = fits
     table = pd.read_csv(result.out / "summary_of_findings.csv").set_index("quantity")
     cell = ct.results.cells(fit, "route_contrast")["route_contrast[IT vs IV]"]

@@ -117,7 +117,7 @@ def _route_fit():
                                                                                           < 0.3).astype(float)}},
                      dims={"beta": ["covariate"], "route_contrast": ["contrast"], "p_new_below": ["threshold"]},
                      coords={"covariate": ["route[IT]", "courses"], "contrast": ["IT vs IV"], "threshold": [-0.5]})
-    fit = SimpleNamespace(tree=tree, spec=SimpleNamespace(outcome="edss_change"))
+    fit = SimpleNamespace(tree=tree, spec=SimpleNamespace(outcome="edss_change", priors={}))  # no coefficient prior
     rows = []
     lo, hi = quantile_probs()
     for group, name, cells in (("posterior", "mu", {"mu": tree["posterior"]["mu"].values}),

@@ -21,6 +21,7 @@ events, comes out near 0; the EDSS MSC effect, posterior SD ~0.24 against a prio
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 from scipy import special, stats
@@ -101,12 +102,12 @@ def prior_terms(fit, row) -> int:
     return 2 if levels is not None and levels[2] not in levels[:2] else 1
 
 
-def _coefficient_columns(fit, row) -> list[str] | None:
-    """The design columns whose coefficients make up a ``beta[...]`` or ``route_contrast[A vs B]`` row (the
-    non-reference levels of the contrast), else None."""
-    if row.name.startswith("beta[") and row.name.endswith("]"):
-        return [row.name[len("beta["):-1]]
-    levels = _route_levels(fit, row)
+def coefficient_columns(fit, name: str) -> list[str] | None:
+    """The design columns whose coefficients make up the cell `name`, ``beta[<column>]`` or
+    ``route_contrast[A vs B]`` (the contrast's non-reference levels), else None."""
+    if name.startswith("beta[") and name.endswith("]"):
+        return [name[len("beta["):-1]]
+    levels = _route_levels(fit, SimpleNamespace(name=name))
     if levels is None:
         return None
     return [f"route[{lv}]" for lv in levels[:2] if lv != levels[2]]
@@ -117,7 +118,7 @@ def row_priors(fit, row) -> tuple:
     "beta", each coefficient's own prior (``Spec.coefficient_prior`` of its design column: a ``beta_route_IT``
     prior is the prior of ``route_contrast[IT vs IV]``); else the ``prior_key`` prior, :func:`prior_terms` times."""
     spec = fit.spec
-    columns = _coefficient_columns(fit, row) if row.prior_key == "beta" else None
+    columns = coefficient_columns(fit, row.name) if row.prior_key == "beta" else None
     if columns is not None:
         return tuple(spec.coefficient_prior(c) for c in columns)
     return (spec.priors[row.prior_key],) * prior_terms(fit, row)

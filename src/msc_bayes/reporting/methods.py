@@ -93,6 +93,19 @@ def coefficient_priors_text(fit) -> str:
     return "; ".join(own)
 
 
+def own_prior_note(fit, quantity: str) -> str:
+    """The words a table adds to a covariate effect whose coefficient(s) have a prior other than ``beta``'s:
+    " (prior Normal(mean 0, SD 0.1), beta_route_IT)" for ``beta[route[IT]]`` or ``route_contrast[IT vs IV]``;
+    "" for any other quantity."""
+    from msc_bayes.findings.contraction import coefficient_columns
+
+    columns = coefficient_columns(fit, quantity) if "beta" in fit.spec.priors else None
+    keys = [fit.spec.coefficient_key(c) for c in columns or ()]
+    if not any(k != "beta" for k in keys):
+        return ""
+    return " (" + "; ".join(f"prior {prior_text(fit.spec.priors[k])}, {k}" for k in dict.fromkeys(keys)) + ")"
+
+
 def priors_text(fit) -> str:
     """The priors of the parameters the model has, each with its meaning (a prior the model does not use is
     not listed); ``beta`` with each coefficient that has a prior of its own (:func:`coefficient_priors_text`)."""

@@ -22,6 +22,7 @@ from msc_bayes.numbers import (
     prob,
     stated,
 )
+from msc_bayes.reporting.methods import own_prior_note
 from msc_bayes.results import cells, group, interval_columns, interval_text, is_plumbing
 
 
@@ -120,7 +121,8 @@ def key_estimates(summary: pd.DataFrame, fit) -> dict:
             probabilities.append(indicator_text(outcome, q, r["mean"]))
             continue
         kind = outcome.variable_formats.get(_split(q)[0], "num")
-        rows.append([variable_label(outcome, q), interval(r["median"], r[lo_name], r[hi_name], kind),
+        rows.append([variable_label(outcome, q) + own_prior_note(fit, q),  # a coefficient's own prior, if any
+                     interval(r["median"], r[lo_name], r[hi_name], kind),
                      fmt(r["r_hat"], 2), fmt(r["ess_bulk"], 0), fmt(r["ess_tail"], 0), q])
     columns = ["quantity", f"median ({interval_text()})", "R-hat", "bulk ESS", "tail ESS", "variable"]
     return {"columns": columns, "rows": rows, "probabilities": probabilities}
