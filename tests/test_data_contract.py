@@ -322,3 +322,11 @@ def test_every_outcome_prepares_and_builds(tmp_path, outcome, arms):
         assert list(model.coords["covariate"]) == ["route[IV]"]  # the default reference route is IT
     logp = model.compile_logp()(model.initial_point())
     assert np.isfinite(logp)
+
+
+def test_patients_beyond_a_filled_n(tmp_path):
+    patients = [{"study": "a2001", "arm": "msc", "patient": f"p{k}", "timepoint_months": "12", "change": "0.5"}
+                for k in range(3)]
+    p = only(tmp_path, arms=BARE[:1], edss=[edss("a2001", "msc", "2")], patients=patients)
+    assert (Path(p.file).name, p.line, p.column, p.value) == ("patients.csv", 4, "patient", "p2")
+    assert p.expected == "at most the arm's n (arms.csv blank: the outcome tables' count) (2) distinct patients"

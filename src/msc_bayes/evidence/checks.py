@@ -23,10 +23,10 @@ from msc_bayes.evidence.schema import (
 
 
 def _check_rows(tables: dict[str, pd.DataFrame], label, broken: set[str], problems: list[Problem],
-                arms_given: bool = True) -> None:
+                arms_given: bool = True, n_from_outcomes=frozenset()) -> None:
     """Checks across rows and tables, skipping tables without a column they need (`broken`). Arm
     sizes are checked only against an arms.csv that was given (`arms_given`), not against arms
-    derived from the outcome tables (whose n is edss.csv's)."""
+    derived from the outcome tables; `n_from_outcomes`: the arms whose blank n the outcome tables gave."""
     arms = tables["arms"]
     for name, df in tables.items():
         if not len(df) or name in broken:
@@ -39,7 +39,7 @@ def _check_rows(tables: dict[str, pd.DataFrame], label, broken: set[str], proble
         if name != "arms" and "arms" not in broken:
             _check_known_arms(df, arms, label(name), problems)
             if arms_given:
-                _check_arm_sizes(name, df, arms, label(name), problems)
+                _check_arm_sizes(name, df, arms, label(name), problems, n_from_outcomes)
         if "timepoint_months" in df and name != "arms":
             _check_timepoints(name, df, label(name), problems)
         _check_duplicates(name, df, label(name), problems)
@@ -63,21 +63,27 @@ def _check_known_arms(df: pd.DataFrame, arms: pd.DataFrame, file: str, problems:
         problems.append(Problem(file, i, "study/arm", f"{s}/{a}", "a study/arm listed in arms.csv" + hint))
 
 
-def _check_arm_sizes(name: str, df: pd.DataFrame, arms: pd.DataFrame, file: str, problems: list[Problem]) -> None:
+def _check_arm_sizes(name: str, df: pd.DataFrame, arms: pd.DataFrame, file: str, problems: list[Problem],
+                     n_from_outcomes=frozenset()) -> None:
     """A row counts patients of one arm: at most the arm's n (distinct patients, in patients.csv)."""
     arm_n = {(s, a): n for s, a, n in zip(arms["study"], arms["arm"], arms["n"]) if pd.notna(n)}
+
+    def whose(key) -> str:
+        return "the arm's n (arms.csv blank: the outcome tables' count)" if key in n_from_outcomes \
+            else "the arm's n in arms.csv"
+
     if name == "patients":
         seen: dict[tuple, set] = collections.defaultdict(set)
         for i, (s, a, patient) in enumerate(zip(df["study"], df["arm"], df["patient"]), 1):
             seen[s, a].add(patient)
             if (s, a) in arm_n and len(seen[s, a]) == arm_n[s, a] + 1:
                 problems.append(Problem(file, i, "patient", patient,
-                                        f"at most the arm's n in arms.csv ({arm_n[s, a]}) distinct patients"))
+                                        f"at most {whose((s, a))} ({arm_n[s, a]}) distinct patients"))
         return
     column = PATIENT_COUNTS[name]
     for i, (s, a, n) in enumerate(zip(df["study"], df["arm"], df[column]), 1):
         if (s, a) in arm_n and pd.notna(n) and n > arm_n[s, a]:
-            problems.append(Problem(file, i, column, n, f"at most the arm's n in arms.csv ({arm_n[s, a]})"))
+            problems.append(Problem(file, i, column, n, f"at most {whose((s, a))} ({arm_n[s, a]})"))
 
 
 def _check_timepoints(name: str, df: pd.DataFrame, file: str, problems: list[Problem]) -> None:

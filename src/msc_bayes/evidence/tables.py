@@ -203,7 +203,7 @@ def _build(frames: dict[str, pd.DataFrame], path: str, data_hash: str | None = N
     row_problems: list[Problem] = []
     blank_n = _blank_n(frames["arms"]) if arms_given else np.ones(len(tables["arms"]), dtype=bool)
     filled = _fill_arm_sizes(tables, blank_n, label, lines, row_problems, arms_given)
-    _check_rows(tables, label, broken, row_problems, arms_given=arms_given)
+    _check_rows(tables, label, broken, row_problems, arms_given=arms_given, n_from_outcomes=filled)
     problems += [p for p in row_problems if (p.file, p.row) not in unparsed]
     if problems:
         raise EvidenceError(_located(problems, lines or {}))
