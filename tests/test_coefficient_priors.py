@@ -365,3 +365,16 @@ def test_report_methods_show_each_coefficients_own_prior(tmp_path, evidence, mon
     assert table.loc["route_contrast[IT vs IV]", "bayes_factor_10"] == pytest.approx(expected, rel=1e-9)
     assert table.loc["route_contrast[IT vs IV]", "contraction"] == pytest.approx(
         1 - np.var(cell.ravel(), ddof=1) / 0.1**2, rel=1e-9)
+
+
+def test_fit_command_reports_an_unknown_level_as_one_message_and_exit_2(tmp_path, capsys):
+    from msc_bayes.cli import main
+
+    path = tmp_path / "spec.toml"
+    text = (REPO / "models" / "edss_change.toml").read_text(encoding="utf-8")
+    path.write_text(text.replace("[priors]\n", '[priors]\nbeta_route_XX = { dist = "Normal", sigma = 0.1 }\n', 1),
+                    encoding="utf-8")
+    assert main(["fit", str(path), "--data", str(REPO / "data"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "priors.beta_route_XX" in err and "IT, IT+IV, mixed (reference IV)" in err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()  # refused before any sampling
