@@ -125,6 +125,19 @@ def test_administrations_are_another_scale(mixed):
     assert any("zero:all:serious_ae left out: its exposure is in person_years" in n for n in prep.notes)
 
 
+def test_a_crossover_arm_keeps_its_periods_person_time(tmp_path):
+    """An arm whose 4 patients contribute two periods each: a rate counts events over the periods' person-time,
+    as reported (the risk model's n_at_risk - 4 patients does not apply), and its count is not capped."""
+    arms = [{"study": "x", "arm": "msc", "n": 10}]
+    shared = [{"study": "x", "arm": "msc", "other_arm": "msc", "patients": 4}]
+    rows = [{"study": "x", "arm": "msc", "event": "headache", "events": 12, "n_at_risk": 10, "exposure": 60,
+             "exposure_unit": "person_months"}]
+    ev = write_evidence(tmp_path / "d", arms=arms, adverse_events=rows, shared_patients=shared)
+    units = RATES.prepare(_spec(), ev).units
+    assert units["event_count"].tolist() == [12.0] and units["model_exposure"].tolist() == [5.0]
+    assert units["n"].tolist() == [10.0]
+
+
 def test_mri_table_is_read_with_option_table(tmp_path):
     arms = [{"study": "s1", "arm": "all", "n": 8}]
     mri = [{"study": "s1", "arm": "all", "event": "gd_enhancing", "timepoint_months": 6, "n_at_risk": 8,
