@@ -161,6 +161,7 @@ def _build(d: object, *, file: str, path: str | None, default_name: str,
     if c.problems:
         raise SpecError(c.problems)
     assert info is not None
+    sampler_kw.setdefault("target_accept", info.target_accept)  # none given: the outcome's (Outcome.target_accept)
     return Spec(
         path=path,
         name=name,
