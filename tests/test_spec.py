@@ -492,10 +492,11 @@ def test_distribution_table_derived_from_pymc_signatures():
 def test_registry_defaults_are_valid_for_their_domains():
     for outcome, info in OUTCOMES.items():
         assert {"mu", "tau", "beta", "msc_effect"} <= set(info.priors), outcome
-        s = spec_from_dict({"outcome": outcome, "covariates": []})
+        stated = {k: info.priors[k].default.to_dict() for k in info.required_priors}  # no default: the spec states it
+        s = spec_from_dict({"outcome": outcome, "covariates": [], "priors": stated})
         assert dict(s.priors) == {k: slot.default for k, slot in info.priors.items()}
         assert dict(s.options) == {k: o.default for k, o in info.options.items()}
-    assert set(OUTCOMES) == {"edss_change", "adverse_events", "mri_activity"}
+    assert {"edss_change", "adverse_events", "mri_activity", "effect_size"} <= set(OUTCOMES)
 
 
 # --------------------------------------------------------------------------------------

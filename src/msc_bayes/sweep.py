@@ -22,8 +22,9 @@ depend only on the scenario and not on which spec first compiled the model.
 
 Where the plain normal-normal model applies (an EDSS effect-size table: outcome
 ``edss_change``, no covariates, one ``change`` unit per study, no control arm, a Normal
-prior on ``mu``) and a scenario asks for summaries only, ``method="auto"`` answers with the
-exact posterior of :func:`msc_bayes.oracle.normal_normal` (~5 ms) instead of MCMC.
+prior on ``mu``; or outcome ``effect_size`` with a known SE per unit, likewise) and a
+scenario asks for summaries only, ``method="auto"`` answers with the exact posterior of
+:func:`msc_bayes.oracle.normal_normal` (~5 ms) instead of MCMC.
 
 Summary rows (:func:`summarise`) have the columns ``quantity, mean, sd, median,
 eti95_lower, eti95_upper, prob_below_0, mcse_mean, ess_bulk, r_hat``: the interval is the
@@ -159,8 +160,15 @@ def summarise(fit, scenario: Scenario | None = None, *, quantities: Sequence[str
 
 def _oracle_units(spec, evidence):
     """The modelled units when the model is the plain normal-normal one (:func:`oracle_posterior`), else None."""
-    if spec.outcome != "edss_change" or spec.covariates or spec.priors["mu"].dist != "Normal":
+    if spec.outcome not in ("edss_change", "effect_size") or spec.covariates or spec.priors["mu"].dist != "Normal":
         return None
+    if spec.outcome == "effect_size":  # y with a known SE (reported, or from a CI) per unit
+        from msc_bayes.outcomes import effect_size
+
+        units = effect_size.prepare(spec, evidence).units
+        plain = units["likelihood"].isin(["se", "ci"]).all() and units["study"].is_unique and not (
+            units["group"] == "control").any()
+        return units if plain else None
     from msc_bayes.outcomes import edss
 
     prepared = edss.prepare(spec, evidence)
@@ -176,7 +184,9 @@ def oracle_posterior(spec, evidence, *, exclude_studies=()):
 
     It applies when the outcome is ``edss_change``, there are no covariates, every modelled
     unit reports ``change`` (a mean with SD, SE or CI), each study has one unit, no unit is a
-    control arm, and the prior on ``mu`` is Normal. Left-out studies are dropped exactly.
+    control arm, and the prior on ``mu`` is Normal; or when the outcome is ``effect_size`` with
+    the same conditions and every unit a known SE (formats ``se`` / ``ci``). Left-out studies
+    are dropped exactly.
     """
     from msc_bayes.oracle import normal_normal
     from msc_bayes.outcomes.edss.formats.change import change_mean_se
@@ -187,7 +197,8 @@ def oracle_posterior(spec, evidence, *, exclude_studies=()):
     units = units[~units["study"].isin(list(exclude_studies))]
     if units.empty:
         return None
-    y, se = change_mean_se(units)
+    y, se = ((units["y"].to_numpy(dtype=float), units["se_known"].to_numpy(dtype=float))
+             if spec.outcome == "effect_size" else change_mean_se(units))
     mu = spec.priors["mu"].params
     return normal_normal(y, se, prior_mean=mu["mu"], prior_sd=mu["sigma"], tau_logpdf=spec.priors["tau"].logpdf)
 

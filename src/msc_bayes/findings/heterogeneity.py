@@ -96,7 +96,12 @@ def _event_variances(fit) -> np.ndarray:
 
 def within_variances(fit) -> np.ndarray:
     """(draws, kept units) within-unit variances on the scale of tau (module docstring)."""
-    v = _event_variances(fit) if results.has(fit, "risk_arm") else _edss_variances(fit)
+    if fit.spec.outcome == "effect_size":  # a known SE², or sigma² / n of an arm reported with SD and n
+        from msc_bayes.outcomes.effect_size.checks import unit_variances
+
+        v = unit_variances(fit)
+    else:
+        v = _event_variances(fit) if results.has(fit, "risk_arm") else _edss_variances(fit)
     return v[:, _kept(fit)]
 
 

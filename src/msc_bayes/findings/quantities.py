@@ -41,7 +41,7 @@ _PER_WORDS = {"courses": ("per doubling of the number of courses", "per addition
 def direction_text(row, p_benefit: float | None) -> str:
     """The estimate's direction in words (module docstring)."""
     if p_benefit is None:
-        return "a risk in MSC arms (no comparison)"
+        return "a risk in MSC arms (no comparison)" if row.scale == "risk" else "no direction is better (no comparison)"
     if p_benefit >= CLEAR_DIRECTION:
         return f"{row.better} ({p_equals(p_benefit)})"
     if p_benefit <= 1 - CLEAR_DIRECTION:
@@ -65,7 +65,7 @@ def rows_for(fit) -> tuple:
     """The outcome's summary rows (``Outcome.summary``) that the fit has, resolved for it: a ``{per}`` label
     filled in (with the row's multiplier) from the fit's design."""
     out = []
-    for row in outcomes.get(fit.spec.outcome).summary:
+    for row in outcomes.get(fit.spec.outcome).summary_rows(fit.spec):
         if het.cell_draws(fit, row.name) is None:
             continue
         if "{per}" in row.label:

@@ -71,7 +71,7 @@ def _arm_table(units: pd.DataFrame, evidence) -> pd.DataFrame:
     agg.update({c: "first" for c in cols})
     arms = u.groupby(["study", "arm"], sort=False).agg(agg).reset_index().rename(columns={"_n": "n"})
     ev_arms = evidence.arms
-    size = dict(zip(zip(ev_arms["study"], ev_arms["arm"]), pd.to_numeric(ev_arms["n"], errors="coerce")))
+    size = dict(zip(zip(ev_arms["study"], ev_arms["arm"]), pd.to_numeric(ev_arms["n"], errors="coerce").astype(float)))
     N = pd.Series([size.get(k, np.nan) for k in zip(arms["study"], arms["arm"])], index=arms.index, dtype=float)
     arms["N"] = N.where(N >= arms["n"], arms["n"])
     return arms

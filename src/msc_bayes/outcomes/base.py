@@ -176,9 +176,18 @@ class Outcome:
     #: named is shown by its name
     variable_labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     variable_formats: Mapping[str, ValueFormat] = field(default_factory=lambda: MappingProxyType({}))
+    #: prior keys a spec must state (spec checks: no default can be defended, e.g. on the scale of a user's effect size)
+    required_priors: tuple[str, ...] = ()
+    #: spec -> the summary of findings' rows when they depend on the spec (its labels, direction, important
+    #: magnitude); None: ``summary``. Read through `summary_rows`.
+    summary_of: Callable | None = None
     #: the sampler's target acceptance when a spec's [sampler] table gives none (the command line's
     #: --target-accept overrides both); an outcome whose posterior has a funnel raises it
     target_accept: float = 0.9
+
+    def summary_rows(self, spec) -> tuple[SummaryRow, ...]:
+        """The summary of findings' rows for a fit of `spec` (``summary_of(spec)``, else ``summary``)."""
+        return tuple(self.summary_of(spec)) if self.summary_of is not None else self.summary
 
     def quantity(self, name: str) -> Quantity:
         """The headline `Quantity` called `name` (KeyError if the outcome headlines none of that name)."""

@@ -81,6 +81,8 @@ def _check_prior(c: _Collector, column: str, body: object) -> Prior | None:
 
 def _check_option(c: _Collector, column: str, value: object, info: OptionInfo) -> tuple[bool, object]:
     kind, choices = info.kind, info.choices
+    if value is None and info.default is None:  # an option with no default, not given (a spec's to_dict writes None)
+        return True, None
     if kind == "bool":
         if isinstance(value, (bool, np.bool_)):
             return True, bool(value)
@@ -90,6 +92,16 @@ def _check_option(c: _Collector, column: str, value: object, info: OptionInfo) -
         if f is not None and f > 0:
             return True, f
         c.add(column, value, "a finite number > 0")
+    elif kind == "numbers":  # a list of finite numbers (thresholds on the outcome's own scale), no duplicates
+        floats = [_finite_float(x) if not isinstance(x, bool) else None for x in value] \
+            if isinstance(value, (list, tuple)) else None
+        if floats is not None and None not in floats and len(set(floats)) == len(floats):
+            return True, tuple(floats)
+        c.add(column, value, "a list of distinct finite numbers, e.g. [-0.5, 0]")
+    elif kind == "text":
+        if isinstance(value, str) and value.strip():
+            return True, value.strip()
+        c.add(column, value, "a non-empty string")
     elif kind == "choice":
         if isinstance(value, str) and value in choices:
             return True, value
@@ -301,6 +313,10 @@ def _check_priors(c: _Collector, d: dict, info, covariates=()) -> dict[str, Prio
         slot = info.priors[COEFFICIENT_KEY if coefficient else key]
         if _check_domain(c, col, key, prior, slot.domain):
             priors[key] = prior
+    for key in getattr(info, "required_priors", ()):  # no default can be defended (e.g. an effect size's scale)
+        if key not in (table or {}):
+            c.add(f"priors.{key}", None, f"a prior stated by the spec: {d['outcome']} has no default for "
+                  f"'{key}' ({info.priors[key].description})")
     if info is not None:
         extra = {k: p for k, p in priors.items() if k not in info.priors}
         priors = {k: priors.get(k, slot.default) for k, slot in info.priors.items()} | extra

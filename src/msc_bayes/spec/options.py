@@ -19,7 +19,8 @@ class OptionInfo:
 
     kind: "choice" (one string of ``choices``), "subset" (non-empty list of unique
     strings from ``choices``, order kept), "strings" (list of unique non-empty
-    strings), "bool", "positive_float".
+    strings), "bool", "positive_float" (default None allowed: not given), "numbers" (list of
+    distinct finite numbers), "text" (a non-empty string).
     """
 
     kind: str

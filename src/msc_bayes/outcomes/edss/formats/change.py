@@ -30,6 +30,14 @@ def change_mean_se(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return rows["change_mean"].to_numpy(dtype=float), se
 
 
+def sd_logp(sd, n, sigma):
+    """Log likelihood of reported SDs `sd` of `n` patients given the true SD `sigma`: (n - 1) sd^2 / sigma^2 ~
+    chi2(n - 1), i.e. sd^2 ~ Gamma((n - 1) / 2, rate (n - 1) / (2 sigma^2)) (needs n >= 2)."""
+    import pymc as pm
+
+    return pm.logp(pm.Gamma.dist(alpha=(n - 1) / 2, beta=(n - 1) / (2 * sigma**2)), sd**2)
+
+
 class Change(Format):
     name = "change"
     columns = ("change_mean", "change_sd", "change_se", "change_ci_lower", "change_ci_upper", "change_ci_level")
@@ -39,16 +47,13 @@ class Change(Format):
         return has(row, "change_mean") and has_spread(row)
 
     def before_theta(self, ctx: BuildContext, idx: np.ndarray) -> None:
-        import pymc as pm
-
         n = ctx.n
         y, se = change_mean_se(ctx.units.iloc[idx])
         ctx.normal.append((idx, y, se))
         has_sigma = ctx.has_sigma[idx]
         if has_sigma.any():  # combine="all": the reported SD is also data on sigma
             j, sd = idx[has_sigma], (se * np.sqrt(n[idx]))[has_sigma]
-            gamma = pm.Gamma.dist(alpha=(n[j] - 1) / 2, beta=(n[j] - 1) / (2 * ctx.sigma[j] ** 2))
-            ctx.terms.append((j, pm.logp(gamma, sd**2)))
+            ctx.terms.append((j, sd_logp(sd, n[j], ctx.sigma[j])))
 
     def observed(self, r, ctx: CheckContext) -> Estimate | None:
         y, se = change_mean_se(pd.DataFrame([r._asdict()]))
