@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from msc_bayes.numbers import plural
 from msc_bayes.results import (
     LOWER,
     SUMMARY_COLUMNS,
@@ -194,7 +195,7 @@ def verdict_lines(verdict: Convergence) -> list[str]:
         return "ok" if ok else "FAILS"
 
     headline = (f"convergence gate: {'passed' if verdict.passed else 'NOT PASSED'} "
-                f"({len(checked)} quantities checked, {verdict.draws} draws after warm-up)")
+                f"({plural(len(checked), 'quantity', 'quantities')} checked, {verdict.draws} draws after warm-up)")
     lines = [headline]
     lines.append(f"  R-hat, worst: {worst('r_hat', True, 3)}; must be at most {RHAT_MAX:g}: "
                  f"{mark(bool((checked['r_hat'] <= RHAT_MAX).all()))}")
