@@ -96,6 +96,9 @@ def test_timepoint_and_empty_table(tmp_path):
     assert list(effect_size.prepare(spec(), ev).units["timepoint_months"]) == [12]
     assert list(effect_size.prepare(spec(timepoint="first"), ev).units["timepoint_months"]) == [3]
     assert len(effect_size.prepare(spec(timepoint="all"), ev).units) == 2
+    only_keys = write(tmp_path / "k", rows, arms=[{"study": "a", "arm": "x"}])  # arms.csv of study and arm only
+    units = effect_size.prepare(spec(), load_evidence(only_keys)).units
+    assert list(units["group"]) == ["msc"] and list(units["se_known"]) == [0.5]
     write(tmp_path / "e", [{"study": "a", "arm": "x", "y": 1.0, "se": 0.5}])
     ev = load_evidence(tmp_path / "e").with_tables(effect_sizes=pd.DataFrame(columns=["study", "arm", "y"]))
     with pytest.raises(EvidenceError, match="effect_sizes.csv"):
