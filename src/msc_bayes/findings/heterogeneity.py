@@ -13,7 +13,9 @@ v_i on the scale of tau:
   variance inflation of arms that share patients is not included;
 - events (logit risk per arm, tau on the logit scale): the binomial variance of a logit, v = 1 / (n p (1 − p)),
   at the draw's arm risk p = ``risk_arm`` (the same formula for the few units that report only an event
-  count, n then the periods at risk).
+  count, n then the periods at risk);
+- event rates (log rate per unit of exposure, tau on the log scale): the Poisson variance of a log rate,
+  v = 1 / (E exp(theta)), at the draw's expected events ``expected_events``.
 
 With one unit s² is that unit's variance. The prediction interval of a row is the interval of its
 ``prediction`` cell (a new study's value: EDSS ``theta_new``, events ``risk_new`` / ``risk_new_event[...]``).
@@ -96,7 +98,9 @@ def _event_variances(fit) -> np.ndarray:
 
 def within_variances(fit) -> np.ndarray:
     """(draws, kept units) within-unit variances on the scale of tau (module docstring)."""
-    if fit.spec.outcome == "effect_size":  # a known SE², or sigma² / n of an arm reported with SD and n
+    if results.has(fit, "expected_events"):  # event rates: a Poisson log rate's variance, 1 / expected events
+        v = 1.0 / results.draws(fit, "expected_events")
+    elif fit.spec.outcome == "effect_size":  # a known SE², or sigma² / n of an arm reported with SD and n
         from msc_bayes.outcomes.effect_size.checks import unit_variances
 
         v = unit_variances(fit)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from msc_bayes.outcomes import edss, effect_size, events
+from msc_bayes.outcomes import edss, effect_size, events, rates
 from msc_bayes.outcomes.base import Outcome, Quantity, Statement
 
 __all__ = ["OUTCOMES", "Outcome", "Quantity", "Statement", "get", "order", "register", "unregister"]
@@ -53,3 +53,4 @@ register(edss.OUTCOME)
 register(events.ADVERSE_EVENTS)
 register(events.MRI_ACTIVITY)
 register(effect_size.OUTCOME)
+register(rates.OUTCOME)
