@@ -273,3 +273,22 @@ def test_example_spec_fits_and_its_report_renders(pumps, tmp_path):
     assert list(out.glob(f"{stem}*forest*.png")) or list(out.glob(f"**/{stem}*forest*"))
     meta = json.loads((out / "run.json").read_text(encoding="utf-8"))
     assert meta["models"][0]["attempts"][0]["draws"] == 300
+
+
+def test_the_pooled_rate_row_contracts_on_the_log_rate_so_a_prior_decided_rate_is_flagged():
+    """The summary row of the pooled rate (100·exp(mu) per 100 person-years) has the contraction of mu: with
+    the default prior mu ~ N(-2, 2), posterior draws of log rate with SD s contract by exactly 1 − s²/4."""
+    from types import SimpleNamespace
+
+    from msc_bayes.findings import contraction as ct
+
+    spec = spec_from_dict({"name": "r", "outcome": "event_rates", "covariates": []})
+    row = next(r for r in outcomes.get("event_rates").summary if r.name == "rate_pooled")
+    fit = SimpleNamespace(spec=spec)
+    rng = np.random.default_rng(3)
+    for s in (0.5, 1.9):
+        z = rng.standard_normal(200_000)
+        rate = 100 * np.exp(-1.0 + s * (z - z.mean()) / z.std(ddof=1))  # log rate with SD exactly s
+        value = ct.contraction(fit, row, rate)
+        assert value == pytest.approx(1 - s**2 / 4, abs=1e-9)
+        assert ct.mostly_prior(value) == (s > math.sqrt(2))

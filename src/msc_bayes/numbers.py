@@ -104,7 +104,7 @@ def _writer(kind: str, values, digits: int = 1) -> Callable[[float], str]:
     if kind == "risk":
         return lambda v: risk(v, digits)
     sizes = [abs(v) for v in values if math.isfinite(v)]
-    if kind == "sig" or (kind == "num" and sizes and 0 < max(sizes) < SMALL):
+    if kind in ("sig", "rate") or (kind == "num" and sizes and 0 < max(sizes) < SMALL):
         return significant
     return fmt
 

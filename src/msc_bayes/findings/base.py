@@ -13,7 +13,7 @@ from typing import Literal
 Grade = Literal["high", "moderate", "low", "very low"]
 #: GRADE's five domains (the certainty rules name each downgrade by its domain)
 Domain = Literal["risk of bias", "inconsistency", "imprecision", "indirectness", "publication bias"]
-Scale = Literal["num", "risk", "log_odds_ratio"]
+Scale = Literal["num", "risk", "log_odds_ratio", "rate"]
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 contraction = 1 − Var(posterior) / Var(prior), on the scale the prior is on: the row's value for a
 number or a log odds ratio, the logit of a risk (a risk in MSC arms is sigmoid(mu), or
-sigmoid(mu + tau_event · z) for one event type, so its logit's prior is mu's plus the event term).
+sigmoid(mu + tau_event · z) for one event type, so its logit's prior is mu's plus the event term), the log of
+a rate (100 · exp(mu) events per 100 person-years: its log is mu plus a constant, so its variance is mu's).
 
 The prior variance is exact, from the spec's priors (scipy's distributions, no draws): the row's
 ``prior_key`` prior (for ``prior_key = "beta"`` each coefficient's own prior, ``Spec.coefficient_prior``; a
@@ -136,9 +137,11 @@ def prior_variance(fit, row) -> float | None:
 
 
 def posterior_values(row, x: np.ndarray) -> np.ndarray:
-    """The row's draws on the prior's scale: the logit of a risk, else multiplier × the draws."""
+    """The row's draws on the prior's scale: the logit of a risk, the log of a rate, else multiplier × the draws."""
     x = np.asarray(x, dtype=float)
-    return special.logit(x) if row.scale == "risk" else row.multiplier * x
+    if row.scale == "risk":
+        return special.logit(x)
+    return np.log(x) if row.scale == "rate" else row.multiplier * x
 
 
 def contraction(fit, row, x: np.ndarray) -> float | None:

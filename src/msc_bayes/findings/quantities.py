@@ -41,7 +41,9 @@ _PER_WORDS = {"courses": ("per doubling of the number of courses", "per addition
 def direction_text(row, p_benefit: float | None) -> str:
     """The estimate's direction in words (module docstring)."""
     if p_benefit is None:
-        return "a risk in MSC arms (no comparison)" if row.scale == "risk" else "no direction is better (no comparison)"
+        if row.scale in ("risk", "rate"):
+            return f"a {row.scale} in MSC arms (no comparison)"
+        return "no direction is better (no comparison)"
     if p_benefit >= CLEAR_DIRECTION:
         return f"{row.better} ({p_equals(p_benefit)})"
     if p_benefit <= 1 - CLEAR_DIRECTION:
@@ -97,7 +99,7 @@ def p_important(row, x: np.ndarray, m: float | None) -> float | None:
     if m is None:
         return None
     if row.important_side == "harm":
-        harm = x > m if row.scale == "risk" or row.direction != "higher_better" else x < -m
+        harm = x > m if row.scale in ("risk", "rate") or row.direction != "higher_better" else x < -m
         return float(np.mean(harm))
     if row.direction == "none":
         return None
@@ -110,6 +112,8 @@ def important_words(row, m: float | None) -> str:
         return ""
     if row.scale == "risk":
         return f"risk above {m:.0%} (a probability of harm)"
+    if row.scale == "rate":
+        return f"rate above {m:g} {row.unit} (a probability of harm)"
     if row.scale == "log_odds_ratio":
         if row.important_side == "harm":
             return f"odds ratio above {math.exp(m):.3g}, {row.worse} (a probability of harm)"
@@ -140,7 +144,7 @@ def numbers(fit, row, *, mcid: float | None = None) -> dict:
     cell = het.cell_draws(fit, row.name)
     if cell is None:
         raise KeyError(f"the fit has no {row.name!r}")
-    x = cell.ravel() if row.scale == "risk" else row.multiplier * cell.ravel()
+    x = cell.ravel() if row.scale in ("risk", "rate") else row.multiplier * cell.ravel()
     if row.direction == "none":
         p_benefit = None
     else:

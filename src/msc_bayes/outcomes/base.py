@@ -38,8 +38,9 @@ class Quantity:
     scale: str = ""
 
 
-#: How a summary-of-findings row reads its quantity: EDSS points (or another number), a risk, a log odds ratio
-RowScale = Literal["num", "risk", "log_odds_ratio"]
+#: How a summary-of-findings row reads its quantity: EDSS points (or another number), a risk, a log odds ratio, a
+#: rate (events per 100 units of exposure: its prior is on the log rate, ``mu``)
+RowScale = Literal["num", "risk", "log_odds_ratio", "rate"]
 
 
 @dataclass(frozen=True)

@@ -204,7 +204,7 @@ def _on_scale(x, scale: str) -> str:
         q = np.exp([x.median, x.lower, x.upper])
         return (f"OR {fmt(q[0])} ({fmt(q[1])} to {fmt(q[2])}); log OR "
                 f"{interval(x.median, x.lower, x.upper, 'num')}")
-    return interval(x.median, x.lower, x.upper, "risk" if scale == "risk" else "num")
+    return interval(x.median, x.lower, x.upper, scale if scale in ("risk", "rate") else "num")
 
 
 def _heterogeneity(f) -> list[str]:

@@ -66,10 +66,11 @@ _VARIABLE_FORMATS = MappingProxyType({
 })
 
 #: No clinically important rate is defined for these rows (an event rate's importance depends on the event):
-#: the summary gives no P(important) for them.
+#: the summary gives no P(important) for them. The pooled rate's contraction is that of its log, mu (scale "rate").
 _SUMMARY = (
-    SummaryRow("rate_pooled", "Events of a typical event type: rate in a typical study's MSC arm", _RATE,
-               direction="none", better="lower rate", worse="higher rate", benefit="", prediction="rate_new"),
+    SummaryRow("rate_pooled", "Events of a typical event type: rate in a typical study's MSC arm", _RATE, "rate",
+               direction="none", better="lower rate", worse="higher rate", benefit="", prediction="rate_new",
+               prior_key="mu", important_side="harm"),
     SummaryRow("msc_effect", "MSC vs control: rate ratio of events (log scale)", _LOG_RR, better="fewer events "
                "with MSC", worse="more events with MSC", benefit="fewer events with MSC than control",
                point_null=True, prior_key="msc_effect", informed_by="control"),
