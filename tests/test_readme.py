@@ -23,8 +23,33 @@ def blocks(language: str) -> list[str]:
 
 
 def test_every_block_is_one_of_the_kinds_tested_here():
-    assert {lang for lang, _ in BLOCKS} <= {"bash", "python", "text"}
+    assert {lang for lang, _ in BLOCKS} <= {"bash", "python", "text", "toml", "csv"}
     assert len(blocks("bash")) == 2 and len(blocks("python")) >= 1 and len(blocks("text")) == 1
+
+
+def test_the_toml_blocks_are_valid_spec_parts():
+    """Each TOML block (a [priors] table) is accepted by a spec of the bundled EDSS model."""
+    import tomllib
+
+    from msc_bayes.spec import load_spec, spec_from_dict
+
+    base = load_spec(REPO / "models" / "edss_change.toml").to_dict()
+    for body in blocks("toml"):
+        part = tomllib.loads(body)
+        spec = spec_from_dict({**base, **{k: {**base.get(k, {}), **v} for k, v in part.items()}})
+        for key, prior in part.get("priors", {}).items():
+            assert spec.priors[key].to_dict() == {"dist": prior["dist"], **{k: float(v) for k, v in prior.items()
+                                                                           if k != "dist"}}
+
+
+def test_the_csv_blocks_are_tables_the_package_reads(tmp_path):
+    """Each CSV block (an effect_sizes.csv) loads as evidence on its own, every row kept."""
+    from msc_bayes.evidence import load_evidence
+
+    for body in blocks("csv"):
+        (tmp_path / "effect_sizes.csv").write_text(body, encoding="utf-8")
+        table = load_evidence(tmp_path).table("effect_sizes")
+        assert len(table) == len(body.strip().splitlines()) - 1 and table["y"].notna().all()
 
 
 def test_the_test_command_is_what_ci_runs():
@@ -56,7 +81,7 @@ def test_the_python_blocks_use_the_one_import():
 def test_every_python_block_runs_as_written(tmp_path, monkeypatch):
     """Every Python block, in order, in one namespace (as a reader pastes them), in a folder holding data/ and
     models/ (what it writes stays there)."""
-    for name in ("data", "models"):
+    for name in ("data", "models", "examples"):
         (tmp_path / name).symlink_to(REPO / name)
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
@@ -69,6 +94,8 @@ def test_every_python_block_runs_as_written(tmp_path, monkeypatch):
     assert first.quantity == "msc_effect" and first.certainty.grade in ("high", "moderate", "low", "very low")
     assert {"eti95_lower", "eti95_upper"} <= set(namespace["priors"].columns) and len(namespace["psense"]) > 0
     assert namespace["post"].mu_quantile([0.5]).shape == (1,)
+    assert {"mu", "tau"} <= set(namespace["schools"].summary().index)
+    assert namespace["rates"].summary().loc["rate_pooled", "median"] > 0
     run = namespace["run"]
     assert (run.out / "index.html").is_file() and run.out.parent == Path("reports") and not run.unconverged
 
