@@ -85,6 +85,17 @@ def test_fit_summary_is_indexed_by_quantity_with_the_csv_columns(edss_fake, tmp_
     assert list(written["quantity"]) == list(s.index)
 
 
+def test_fit_convergence_is_the_gate_fit_and_report_apply(tmp_path):
+    """Fit.convergence() is the CLI's verdict: a fit with divergent draws fails it, naming them."""
+    data, edss_spec, _ = write_fixture(tmp_path)
+    spec, evidence = load_spec(edss_spec), load_evidence(data)
+    clean = fake_fit(spec, evidence, draws=500, chains=4, seed=1)
+    bad = fake_fit(spec, evidence, draws=500, chains=4, seed=1, divergences=3)
+    assert clean.convergence().passed and not clean.convergence().reasons
+    gate = bad.convergence()
+    assert not gate.passed and gate.divergences == 3 and any("3 divergent transitions" in r for r in gate.reasons)
+
+
 def test_fit_summary_at_another_probability_names_its_interval(edss_fake):
     s = edss_fake.summary(prob=0.8)
     assert "eti80_lower" in s.columns and "eti80_upper" in s.columns and s.index.name == "quantity"

@@ -5,6 +5,7 @@ hand-made findings (no MCMC)."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pandas as pd
@@ -236,3 +237,23 @@ def test_every_edss_finding_mostly_prior():
     only = (finding("msc_effect", mostly_prior=True),)
     text = tx.paragraph(only)
     assert text.startswith("Every EDSS finding is mostly its prior's") and "−0.49" not in text
+
+
+def _other(outcome, label, quantity, *, p, scale="num", mostly_prior=False, est=(0.41, 0.12, 0.73)):
+    f = finding(quantity, est=est, p=p, scale=scale, mostly_prior=mostly_prior, start="low")
+    return replace(f, outcome=outcome, outcome_label=label, unit="units of y", label=f"label of {quantity}",
+                   direction="favours MSC (P = 0.99)" if p else "a rate in MSC arms (no comparison)")
+
+
+def test_without_edss_the_first_other_outcome_answers_first():
+    """An effect-size or event-rate report opens with its own first finding, not an empty paragraph; adverse
+    events and MRI keep their own sentences and never open it."""
+    effect = _other("effect_size", "Coaching", "mu", p=0.99)
+    text = tx.paragraph((FINDINGS[2], effect))
+    assert text.startswith("The one study favours MSC (P = 0.99): label of mu, 0.41 (95% ETI 0.12 to 0.73) units of y.")
+    assert "Safety:" in text
+    rate = _other("event_rates", "Event rates", "rate_pooled", p=None, scale="rate", est=(5.2, 1.3, 21.0))
+    assert tx.paragraph((rate,)).startswith("Event rates: label of rate_pooled, 5.2 (95% ETI 1.3 to 21) units of y.")
+    assert tx.paragraph((_other("effect_size", "Coaching", "mu", p=0.6, mostly_prior=True),)).startswith(
+        "Every finding on Coaching is mostly its prior's")
+    assert tx.primary_outcome((FINDINGS[2],)) is None and tx.paragraph((FINDINGS[2],)).startswith("Safety:")

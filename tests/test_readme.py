@@ -90,6 +90,7 @@ def test_every_python_block_runs_as_written(tmp_path, monkeypatch):
     summary = namespace["summary"]
     assert summary.index.name == "quantity" and {"msc_effect", "mu", "tau"} <= set(summary.index)
     assert pd.read_csv(tmp_path / "edss_summary.csv").columns[0] == "quantity"
+    assert namespace["gate"].passed == (not namespace["gate"].reasons)
     first = namespace["first"]
     assert first.quantity == "msc_effect" and first.certainty.grade in ("high", "moderate", "low", "very low")
     assert {"eti95_lower", "eti95_upper"} <= set(namespace["priors"].columns) and len(namespace["psense"]) > 0

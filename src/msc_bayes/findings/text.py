@@ -2,7 +2,9 @@
 
 Every number in it is a `Finding`'s (or a count of the sensitivity table's rows, or an arm's n from the
 evidence), written by `msc_bayes.numbers` (true minus sign; risks in %). Order: the answer first (the main
-EDSS finding: MSC vs control when a control arm is modelled), its certainty and what it rests on, how many
+EDSS finding: MSC vs control when a control arm is modelled; without EDSS findings, the first finding of the
+first other outcome, an effect size or an event rate, whose own safety and MRI sentences the adverse-event and
+MRI outcomes keep), its certainty and what it rests on, how many
 sensitivity scenarios keep its interval away from 0, what the other EDSS rows cannot say, safety (the
 serious adverse event risk, and that "no serious adverse events reported" is not zero risk), MRI, the
 findings that are mostly their prior's (said to be the prior's, not findings), and the largest studies that
@@ -63,8 +65,12 @@ def _lead(f: Finding) -> str:
 
 
 def answer(f: Finding) -> str:
-    """The main finding in a few sentences: direction, estimate, probabilities, what it rests on, certainty."""
-    text = f"{_lead(f)} {f.direction}: {f.label}, {estimate_text(f.estimate, f.scale)} {f.unit}."
+    """The main finding in a few sentences: direction, estimate, probabilities, what it rests on, certainty (a
+    quantity that compares nothing, e.g. a rate in MSC arms, opens with its label)."""
+    if _is_comparison(f):
+        text = f"{_lead(f)} {f.direction}: {f.label}, {estimate_text(f.estimate, f.scale)} {f.unit}."
+    else:
+        text = f"{f.outcome_label}: {f.label}, {estimate_text(f.estimate, f.scale)} {f.unit}."
     extra = []
     if f.p_important is not None and f.important_text:
         extra.append(f"the probability of {f.important_text} is {prob(f.p_important)}")
@@ -151,6 +157,19 @@ def left_out_sentence(left: tuple[LeftOut, ...], outcome: str, label: str, *, si
     return text + ("; the largest studies among them: " + "; ".join(named) if named else "") + "."
 
 
+#: Outcomes the paragraph speaks of in sentences of their own (`safety`, `mri`), never as its main finding
+_OWN_SENTENCES = ("adverse_events", "mri_activity")
+
+
+def primary_outcome(findings) -> str | None:
+    """The outcome whose finding opens the paragraph: EDSS change when there is an EDSS finding, else the first
+    outcome (the findings' order) other than adverse events and MRI activity; None when there is none."""
+    outcomes = list(dict.fromkeys(f.outcome for f in findings))
+    if "edss_change" in outcomes:
+        return "edss_change"
+    return next((o for o in outcomes if o not in _OWN_SENTENCES), None)
+
+
 def paragraph(findings: tuple[Finding, ...], *, left: tuple[LeftOut, ...] = (),
               sensitivity: dict[str, pd.DataFrame] | None = None, sizes: dict[str, int] | None = None,
               labels: dict[str, str] | None = None) -> str:
@@ -158,15 +177,20 @@ def paragraph(findings: tuple[Finding, ...], *, left: tuple[LeftOut, ...] = (),
     their studies: see `left_out_sentence`) and the sensitivity tables (outcome -> report table)."""
     informative = [f for f in findings if not f.mostly_prior]
     prior = [f for f in findings if f.mostly_prior]
-    edss = [f for f in informative if f.outcome == "edss_change"]
-    main = next((f for f in edss if f.quantity == "msc_effect"), edss[0] if edss else None)
+    outcome = primary_outcome(findings)
+    rows = [f for f in informative if f.outcome == outcome]
+    main = next((f for f in rows if f.quantity == "msc_effect"), rows[0] if rows else None)
     sentences = []
     if main is not None:
         sentences.append(answer(main))
         sentences.append(sensitivity_sentence(main, (sensitivity or {}).get(main.outcome)))
-        sentences.append(cannot_say([f for f in edss if f is not main]))
-    elif any(f.outcome == "edss_change" for f in findings):
+        sentences.append(cannot_say([f for f in rows if f is not main]))
+    elif outcome == "edss_change":
         sentences.append("Every EDSS finding is mostly its prior's: the data cannot say whether MSC changes EDSS.")
+    elif outcome is not None:
+        label = next(f.outcome_label for f in findings if f.outcome == outcome)
+        sentences.append(f"Every finding on {label} is mostly its prior's: the data cannot say more than the prior "
+                         "did.")
     sentences.append(safety(informative))
     sentences.append(mri(informative))
     sentences.append(prior_sentence(prior))

@@ -49,6 +49,14 @@ class Fit:
         r_hat (:func:`msc_bayes.results.summary`; the columns of ``summary.csv``)."""
         return results.summary(self, prob=prob)
 
+    def convergence(self):
+        """The convergence gate's verdict on this fit, as ``fit`` and ``report`` judge it
+        (:func:`msc_bayes.diagnostics.convergence`): ``passed``, ``reasons`` (R-hat, ESS, divergences) and
+        ``warnings`` (E-BFMI, tree depth). ``mb.fit`` samples once and never refits: check it."""
+        from msc_bayes.diagnostics import convergence
+
+        return convergence(self)
+
     def to_netcdf(self, path) -> None:
         """Write the DataTree; Ctrl-C or SIGTERM meanwhile waits until the file is written."""
         from msc_bayes.output import signals_deferred

@@ -104,7 +104,7 @@ def build(spec, evidence: Evidence, *, standardise: bool = True):
             if use[f].any():
                 FORMATS[f].before_theta(ctx, np.flatnonzero(use[f]))
 
-        offset = _study_offset(z, tau, fixed, ctx.normal if standardise else [], study_idx, len(studies))
+        offset = standardised_study_offset(z, tau, fixed, ctx.normal if standardise else [], study_idx, len(studies))
         theta = pm.Deterministic("theta", fixed + tau * offset[study_idx], dims="arm")
         ctx.terms.extend(_normal_terms(spec, prep.shared, ctx.normal, theta))
         for f in BUILD_ORDER:
@@ -137,7 +137,7 @@ def _normal_terms(spec, groups, normal, theta) -> list:
     return terms + shared.correlated_terms(spec, groups, normal_at, theta)
 
 
-def _study_offset(z, tau, fixed, normal, study_idx: np.ndarray, n_studies: int):
+def standardised_study_offset(z, tau, fixed, normal, study_idx: np.ndarray, n_studies: int):
     """Each study's effect / tau from the free standardised `study_offset` z (module docstring).
 
     `normal` lists the normal terms (units, y, se), y ~ N(fixed[units] + e[study], se).

@@ -17,7 +17,7 @@ Each unit u (a row of ``effect_sizes.csv``: a study arm at its chosen timepoint)
 
 The study effects are the EDSS model's standardised offsets (``study_offset``: each study's effect
 standardised by its conditional normal posterior given the normal terms, the Jacobian a Potential;
-:func:`msc_bayes.outcomes.edss.model._study_offset`): the same posterior as the plain non-centred
+:func:`msc_bayes.outcomes.edss.model.standardised_study_offset`): the same posterior as the plain non-centred
 form, without its funnels for precise studies. ``beta`` exists with covariates, ``msc_effect`` with
 control arms (:func:`msc_bayes.outcomes.covariates.with_effects`). The per-unit log likelihood is
 ``loglik`` (:mod:`msc_bayes.outcomes.likelihood`), weighted by ``unit_weight``.
@@ -31,8 +31,8 @@ import xarray as xr
 from msc_bayes.evidence import Evidence
 from msc_bayes.outcomes.covariates import with_effects
 from msc_bayes.outcomes.edss.formats.change import sd_logp
-from msc_bayes.outcomes.edss.model import _study_offset
 from msc_bayes.outcomes.edss.model import derive as _derive_predictions
+from msc_bayes.outcomes.edss.model import standardised_study_offset
 from msc_bayes.outcomes.effect_size.prepare import Prepared, prepare
 from msc_bayes.outcomes.likelihood import observe
 
@@ -64,7 +64,7 @@ def build(spec, evidence: Evidence):
             log_sigma = pm.Flat("log_sigma", dims="arm_sd")  # Jeffreys: p(sigma) ∝ 1/sigma
             sigma = pm.Deterministic("sigma", pt.exp(log_sigma), dims="arm_sd")
             se = pt.set_subtensor(se[by_sd], sigma / np.sqrt(n))
-        offset = _study_offset(z, tau, fixed, [(np.arange(len(units)), y, se)], study_idx, len(studies))
+        offset = standardised_study_offset(z, tau, fixed, [(np.arange(len(units)), y, se)], study_idx, len(studies))
         theta = pm.Deterministic("theta", fixed + tau * offset[study_idx], dims="arm")
         ll = pm.logp(pm.Normal.dist(theta, se), y)
         if len(by_sd):

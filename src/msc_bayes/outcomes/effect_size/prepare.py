@@ -26,15 +26,13 @@ import pandas as pd
 from scipy import stats
 
 from msc_bayes.errors import EvidenceError, Problem
-from msc_bayes.evidence import Evidence
+from msc_bayes.evidence import DEFAULT_CI_LEVEL, Evidence
 from msc_bayes.evidence.selection import count_once
 from msc_bayes.outcomes.covariates import Design, design
 
 TABLE = "effect_sizes"
 #: The formats in priority order: a unit enters through the first its row has.
 FORMATS = ("se", "ci", "sd")
-#: A CI's level when the row gives none (the data README says so).
-DEFAULT_CI_LEVEL = 0.95
 
 
 @dataclass(frozen=True)
