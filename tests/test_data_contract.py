@@ -324,6 +324,38 @@ def test_every_outcome_prepares_and_builds(tmp_path, outcome, arms):
     assert np.isfinite(logp)
 
 
+@pytest.mark.parametrize("outcome", ["event_rates", "effect_size"])
+@pytest.mark.parametrize("arms", ["bare", "none"])
+def test_the_user_scale_outcomes_prepare_and_build_on_bare_arms_or_none(tmp_path, outcome, arms):
+    """The event-rate and effect-size outcomes on an arms.csv of study, arm and route, or without one: n from
+    the outcome rows, every row a unit, a finite log density."""
+    import numpy as np
+
+    from msc_bayes import outcomes
+    from msc_bayes.spec import spec_from_dict
+
+    rows = [("a2001", "IV", "10", "3", "12.5", "person_years"), ("b2002", "IT", "12", "0", "150", "person_months"),
+            ("c2003", "IV", "6", "1", "2190", "person_days")]
+    bare = [{"study": s, "arm": "msc", "route": r} for s, r, *_ in rows]
+    ev = write_evidence(
+        tmp_path, arms=bare if arms == "bare" else None,
+        adverse_events=[ae(study=s, n_at_risk=n, events=k, exposure=e, exposure_unit=u) for s, _, n, k, e, u in rows],
+        effect_sizes=[{"study": s, "arm": "msc", "y": y, "se": "0.2", "n": n}
+                      for (s, _, n, *_), y in zip(rows, ("-0.3", "0.1", "-0.2"))])
+    assert ev.arms["n"].tolist() == [10, 12, 6]
+    priors = {"mu": {"dist": "Normal", "mu": 0, "sigma": 1}, "tau": {"dist": "HalfNormal", "sigma": 0.5}}
+    spec = spec_from_dict({"name": "x", "outcome": outcome, "covariates": ["route"] if arms == "bare" else [],
+                           **({"priors": priors} if outcome == "effect_size" else {})})
+    model, prepared = outcomes.get(outcome).build(spec, ev)
+    assert sorted(prepared.units["study"]) == ["a2001", "b2002", "c2003"]
+    if outcome == "event_rates":  # 12.5 person-years, 150 months and 2190 days, each in person-years
+        years = dict(zip(prepared.units["study"], prepared.units["model_exposure"]))
+        assert years == pytest.approx({"a2001": 12.5, "b2002": 12.5, "c2003": 2190 / 365.25}, rel=1e-12)
+    if arms == "bare":
+        assert list(model.coords["covariate"]) == ["route[IV]"]
+    assert np.isfinite(model.compile_logp()(model.initial_point()))
+
+
 def test_patients_beyond_a_filled_n(tmp_path):
     patients = [{"study": "a2001", "arm": "msc", "patient": f"p{k}", "timepoint_months": "12", "change": "0.5"}
                 for k in range(3)]
