@@ -139,7 +139,8 @@ def test_an_arm_without_any_count_says_n_not_reported(tmp_path, capsys):
     (tmp_path / "effect_sizes.csv").write_text("study,arm,y,se\na2001,x,-0.3,0.1\n", encoding="utf-8")
     t = describe(load_evidence(tmp_path))
     assert pd.isna(t["n"].iloc[0])
-    assert arm_text(t.iloc[0]).startswith("msc, not reported, n not reported, route NR")
+    assert arm_text(t.iloc[0]).startswith("msc, not reported, n not reported, route not reported, courses not "
+                                          "reported, follow-up not reported")
     view = evidence_table(t, [])
     row = dict(zip(view["columns"], view["rows"][0]))
     assert (row["n"], row["disease"], row["follow-up (months)"], row["effect sizes"]) == ("NR", "NR", "NR",
@@ -152,3 +153,11 @@ def test_no_text_cell_of_the_bundled_evidence_holds_nan(table):
     text = table.drop(columns=["n", "followup_months"]).astype(str)
     assert not text.apply(lambda c: c.str.contains(MISSING_WORDS)).any().any()
     assert "effect sizes" not in evidence_table(table, [])["columns"]  # no arm has one: no empty column
+
+
+def test_a_control_arm_has_no_route_or_courses():
+    """A control arm received no MSC: describe names no route or courses for it (not 'route not reported')."""
+    t = describe(load_evidence(DATA))
+    sham = t[(t["study"] == "petrou2020") & (t["arm"] == "sham")].iloc[0]
+    line = arm_text(sham)
+    assert line.startswith("control, progressive, n=32, follow-up 6 months") and "route" not in line

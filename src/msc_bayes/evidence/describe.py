@@ -135,10 +135,14 @@ def crossover_text(arm, shared: pd.DataFrame) -> str:
 
 def arm_text(row) -> str:
     """One row of :func:`describe` as the ``describe`` command heads an arm: 'msc, SPMS, n=10, route IV, courses 1,
-    follow-up 12 months', then its overlap and crossover when it has them; what is missing reads 'not reported'."""
+    follow-up 12 months', then its overlap and crossover when it has them; what is missing reads 'not reported'. A
+    control arm has no route or courses (it received no MSC): they are left out."""
     followup = f"{row.followup_months:g} months" if pd.notna(row.followup_months) else NOT_REPORTED
-    facts = [_text(row.group), _text(row.disease), f"n={int(row.n)}" if pd.notna(row.n) else f"n {NOT_REPORTED}", f"route {row.route}", f"courses {row.courses}",
-             f"follow-up {followup}"]
+    facts = [_text(row.group), _text(row.disease), f"n={int(row.n)}" if pd.notna(row.n) else f"n {NOT_REPORTED}"]
+    if row.group != "control":
+        facts += [f"{what} {NOT_REPORTED if value == 'NR' else value}"
+                  for what, value in (("route", row.route), ("courses", row.courses))]
+    facts.append(f"follow-up {followup}")
     return ", ".join(facts) + (f", overlap {row.overlap}" if row.overlap else "") + (
         f", crossover: {row.crossover}" if row.crossover else "")
 
