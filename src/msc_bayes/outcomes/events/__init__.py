@@ -132,6 +132,20 @@ _MRI_SUMMARY = (
 )
 
 
+#: The options that select event rows: the event outcomes' (adverse events, MRI activity) and the event rates'
+SELECTION_OPTIONS = MappingProxyType({
+    "events": OptionInfo("strings", (), "event types to include; empty = all events in the data"),
+    "attribution": OptionInfo("choice", "all", "which events count: any / treatment-related / all",
+                              ("any", "related", "all")),
+    "serious_only": OptionInfo("bool", False, "count serious events only"),
+    "statements": OptionInfo("choice", "all", "which safety statements count: all, or explicit only "
+                             "(wording count or none; vague wording left out)", ("all", "explicit")),
+    "timepoint": TIMEPOINT_OPTION,
+    "exclude_overlapping": OVERLAP_OPTION,
+    "exclude_secondary": SECONDARY_OPTION,
+})
+
+
 def _units_text(units, spec) -> str:
     """The methods' sentences on the modelled units: patients versus periods, and the statements that entered."""
     return " ".join(t for t in (patients_text(units), statements_text(units, spec.options["statements"])) if t)
@@ -152,17 +166,7 @@ def _binary_outcome(name: str, table: str, description: str, what: str, model_te
             "tau_event": PriorSlot(Prior("HalfNormal", {"sigma": 1}),
                                    "between-event-type SD (logit scale)", "positive"),
         }),
-        options=MappingProxyType({
-            "events": OptionInfo("strings", (), "event types to include; empty = all events in the data"),
-            "attribution": OptionInfo("choice", "all", "which events count: any / treatment-related / all",
-                                      ("any", "related", "all")),
-            "serious_only": OptionInfo("bool", False, "count serious events only"),
-            "statements": OptionInfo("choice", "all", "which safety statements count: all, or explicit only "
-                                     "(wording count or none; vague wording left out)", ("all", "explicit")),
-            "timepoint": TIMEPOINT_OPTION,
-            "exclude_overlapping": OVERLAP_OPTION,
-            "exclude_secondary": SECONDARY_OPTION,
-        }),
+        options=SELECTION_OPTIONS,
         tables=(table, "arms"),
         formats=tuple(FORMATS),
         prepare=prepare,

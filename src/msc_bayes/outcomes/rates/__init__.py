@@ -11,14 +11,12 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from msc_bayes.outcomes.base import (
-    OVERLAP_OPTION,
-    SECONDARY_OPTION,
-    TIMEPOINT_OPTION,
     Outcome,
     Quantity,
     Statement,
     SummaryRow,
 )
+from msc_bayes.outcomes.events import SELECTION_OPTIONS
 from msc_bayes.outcomes.events.prepare import TABLES
 from msc_bayes.outcomes.rates import observed
 from msc_bayes.outcomes.rates.model import RATE_THRESHOLDS, build, derive
@@ -110,15 +108,7 @@ OUTCOME = Outcome(
         "exposure": OptionInfo("choice", "person_time", "what a rate is per: person-time (in person-years) or "
                                "administrations; rows of the other kind are left out", ("person_time",
                                                                                       "administrations")),
-        "events": OptionInfo("strings", (), "event types to include; empty = all events in the data"),
-        "attribution": OptionInfo("choice", "all", "which events count: any / treatment-related / all",
-                                  ("any", "related", "all")),
-        "serious_only": OptionInfo("bool", False, "count serious events only"),
-        "statements": OptionInfo("choice", "all", "which safety statements count: all, or explicit only",
-                                 ("all", "explicit")),
-        "timepoint": TIMEPOINT_OPTION,
-        "exclude_overlapping": OVERLAP_OPTION,
-        "exclude_secondary": SECONDARY_OPTION,
+        **SELECTION_OPTIONS,
     }),
     tables=(TABLES["adverse_events"], TABLES["mri_activity"], "arms"),
     formats=("poisson",),
