@@ -22,8 +22,10 @@ from msc_bayes.errors import MscBayesError, one_line
 EXIT_UNCONVERGED = 3
 
 _DESCRIPTION = """\
-Bayesian meta-analysis of mesenchymal stem cell (MSC) treatment in multiple sclerosis: evidence
-tables (CSV, one folder) and model specs (TOML) in; posteriors, tables, figures and a report out.
+Bayesian evidence synthesis of mesenchymal stromal/stem cell (MSC) therapy in multiple sclerosis and
+neuromyelitis optica (EDSS change, adverse events and their rates, MRI activity), or of any table of
+effect sizes (outcome "effect_size"): evidence tables (CSV, one folder) and model specs (TOML) in;
+posteriors, tables, figures and a report out.
 Every interval is a 95% equal-tailed interval (ETI).
 
 commands (`python -m msc_bayes COMMAND --help`: its options):
