@@ -197,4 +197,25 @@ def test_a_report_renders_with_the_specs_words_and_thresholds(tmp_path):
     assert "effect size" in md and "an estimate with its reported SE" in md
     assert "P(new-study effect \\< 0)" in md and "P(new-study effect \\< 10)" in md  # report.md escapes <
     assert (out / "figures" / "schools_forest.png").stat().st_size > 0
+    for edss_words in ("EDSS change (grey", "mean EDSS change", "EDSS points"):  # the figures' captions
+        assert edss_words not in md, [line for line in md.splitlines() if edss_words in line]
+    assert "in SAT-V points" in md
     assert "schools_forest" in (out / "index.html").read_text() or "data:image/png" in (out / "index.html").read_text()
+
+
+def test_figures_speak_in_the_specs_unit_not_edss():
+    """The figures of an effect-size fit name the spec's unit (tau's axis and caption, the forest caption),
+    never EDSS; a rate fit's tau is in log rate, a risk fit's in log odds (Outcome.scale_units)."""
+    from types import SimpleNamespace
+
+    from msc_bayes.viz.common import scale_units
+    from msc_bayes.viz.figures import FIGURES
+
+    spec = load_spec(EXAMPLE / "eight_schools.toml")
+    fit = SimpleNamespace(spec=spec)
+    assert scale_units(fit) == "SAT-V points"
+    captions = {f.key: f.caption for f in FIGURES}
+    assert "(SAT-V points)" in captions["tau"](fit)
+    for name, units in (("event_rates", "log rate"), ("adverse_events", "log odds"), ("edss_change", "EDSS points")):
+        other = spec_from_dict({"name": "x", "outcome": name, "covariates": []})
+        assert scale_units(SimpleNamespace(spec=other)) == units

@@ -185,6 +185,13 @@ class Outcome:
     #: the sampler's target acceptance when a spec's [sampler] table gives none (the command line's
     #: --target-accept overrides both); an outcome whose posterior has a funnel raises it
     target_accept: float = 0.9
+    #: the units of the model's scale, as a figure's axis names them (tau, covariate effects: "EDSS points",
+    #: "log odds"), or ``spec -> units`` when the spec says them (an effect size's ``unit`` option)
+    scale_units: str | Callable = ""
+
+    def units_of(self, spec) -> str:
+        """`scale_units` for a fit of `spec`."""
+        return self.scale_units(spec) if callable(self.scale_units) else self.scale_units
 
     def summary_rows(self, spec) -> tuple[SummaryRow, ...]:
         """The summary of findings' rows for a fit of `spec` (``summary_of(spec)``, else ``summary``)."""

@@ -54,6 +54,12 @@ def outcome(fit) -> str:
     return fit.spec.outcome if fit.spec is not None else attr_json(fit, "spec")["outcome"]
 
 
+def scale_units(fit) -> str:
+    """The units of the fit's model scale (tau, covariate effects), as its outcome declares them
+    (`Outcome.scale_units`: "EDSS points", "log odds", "log rate", an effect size's own unit)."""
+    return outcomes.get(outcome(fit)).units_of(fit.spec) or "the model's scale"
+
+
 def is_risk(fit) -> bool:
     """Whether the fit is an event-risk model (its derived group holds per-arm risks)."""
     return has(fit, "risk_arm")

@@ -7,7 +7,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from msc_bayes.results import draws, has, interval_text, median_interval, variable
-from msc_bayes.viz.common import interval_rows, is_risk, odds_axis
+from msc_bayes.viz.common import interval_rows, is_risk, odds_axis, outcome, scale_units
 from msc_bayes.viz.palette import SHRUNK
 
 
@@ -28,7 +28,10 @@ def route_contrasts(fit) -> Figure:
     else:
         interval_rows(ax, labels, x, color=SHRUNK)
         ax.axvline(0, color="black", lw=0.6, ls=":")
-        ax.set_xlabel("difference in EDSS change between routes (points; < 0: the first route improves more)")
+        if outcome(fit) == "edss_change":
+            ax.set_xlabel("difference in EDSS change between routes (points; < 0: the first route improves more)")
+        else:
+            ax.set_xlabel(f"difference between routes ({scale_units(fit)}; first route minus second)")
     ax.set_title(f"Route contrasts, a new study's MSC arm; medians and {interval_text()}", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     return fig

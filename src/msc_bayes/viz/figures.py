@@ -10,9 +10,15 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
-from msc_bayes import INTERVAL_PROB
+from msc_bayes import INTERVAL_PROB, outcomes
 from msc_bayes.results import has, interval_text, variable, where
-from msc_bayes.viz.common import hyperparameters, is_risk, outcome, reference_words
+from msc_bayes.viz.common import (
+    hyperparameters,
+    is_risk,
+    outcome,
+    reference_words,
+    scale_units,
+)
 from msc_bayes.viz.contrasts import route_contrasts
 from msc_bayes.viz.courses import courses_curve
 from msc_bayes.viz.event_risks import event_risks
@@ -72,6 +78,14 @@ def _forest_caption(fit) -> str:
         contrast = (" The last row is the MSC-minus-control log rate ratio (open diamond; below 0: fewer events "
                     "on MSC)." if has(fit, "msc_effect") else "")
         axis = " Log rates are per person-year (or per administration): 100·exp(x) events per 100."
+    elif outcome(fit) != "edss_change":  # an effect size (msc_bayes.outcomes.effect_size) or a registered outcome
+        words = outcomes.get(outcome(fit)).words or "estimate"
+        rows = (f"One row per study arm (n: patients; follow-up in months): the reported {words} (grey square, "
+                f"with its {INTERVAL_PROB:.0%} confidence interval) and the model's shrunken estimate (blue, median "
+                f"and {interval_text()}), in {scale_units(fit)}.")
+        contrast = (" The last row is the MSC-minus-control difference (open diamond)." if has(fit, "msc_effect")
+                    else "")
+        axis = ""
     else:
         rows = ("One row per study arm (n: patients; follow-up in months): the reported mean EDSS change (grey "
                 f"square, with its {INTERVAL_PROB:.0%} confidence interval where the format gives one; "
@@ -105,13 +119,16 @@ def _contrasts_caption(fit) -> str:
     if has(fit, "rate_arm"):
         return ("Rate ratios of events between administration routes for a new study's MSC arm (first route over "
                 f"second; below 1: fewer events on the first route): median and {interval_text()}, log axis.")
+    if outcome(fit) != "edss_change":
+        return (f"Differences in {outcomes.get(outcome(fit)).words or 'the estimate'} between administration routes "
+                f"for a new study's MSC arm (first route minus second), in {scale_units(fit)}: median and "
+                f"{interval_text()}.")
     return ("Differences in mean EDSS change between administration routes for a new study's MSC arm (first "
             f"route minus second; below 0: the first route improves more), in points: median and {interval_text()}.")
 
 
 def _tau_caption(fit) -> str:
-    units = "log odds" if is_risk(fit) else "log rate" if has(fit, "rate_arm") else "EDSS points"
-    return (f"The between-study SD tau ({units}): its posterior (histogram) over its prior density (line); "
+    return (f"The between-study SD tau ({scale_units(fit)}): its posterior (histogram) over its prior density (line); "
             f"dashed lines: the ends of the {interval_text()}.")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from matplotlib.figure import Figure
 
 from msc_bayes.results import draws
-from msc_bayes.viz.common import is_risk, plain
+from msc_bayes.viz.common import plain, scale_units
 from msc_bayes.viz.prior_posterior import prior_posterior_panel
 
 
@@ -16,7 +16,6 @@ def tau_posterior(fit) -> Figure:
     ax = fig.subplots()
     prior = fit.spec.priors["tau"]
     prior_posterior_panel(ax, x, prior, "tau (between-study SD)")
-    units = "log odds" if is_risk(fit) else "EDSS points"
-    ax.set_xlabel(plain(f"between-study SD tau ({units}); prior {prior}"), fontsize=8)
+    ax.set_xlabel(plain(f"between-study SD tau ({scale_units(fit)}); prior {prior}"), fontsize=8)
     ax.legend(fontsize=8)
     return fig

@@ -135,6 +135,7 @@ OUTCOME = Outcome(
     format_text=MappingProxyType({name: f.text for name, f in FORMATS.items()}),
     words="EDSS change",
     axis_label="EDSS change from baseline (points; negative = improvement)",
+    scale_units="EDSS points",
     sensitivity=True,
     unit_dims=("arm", "arm_sd", "arm_bf", "study"),
     statements=(

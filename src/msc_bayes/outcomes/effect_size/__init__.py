@@ -130,6 +130,7 @@ OUTCOME = Outcome(
     format_text=_FORMAT_TEXT,
     words="effect size",
     axis_label="effect size (units of y)",
+    scale_units=lambda spec: spec.options["unit"],
     unit_dims=("arm", "arm_sd", "study"),
     statements=(
         Statement("mu", "The pooled effect size in MSC arms {at_ref} was {value}."),

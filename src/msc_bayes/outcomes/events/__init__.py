@@ -189,6 +189,7 @@ def _binary_outcome(name: str, table: str, description: str, what: str, model_te
         format_text=MappingProxyType({f.name: f.text for f in FORMATS.values()}),
         words=name.replace("_", " "),
         axis_label=axis_label,
+        scale_units="log odds",
         unit_dims=("arm", "arm_admin", "study_event"),
         statements=_STATEMENTS,
         reference_suffixes=(("event_effect", ", typical event type"),),

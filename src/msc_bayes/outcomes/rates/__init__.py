@@ -134,6 +134,7 @@ OUTCOME = Outcome(
     units_text=_units_text,
     words="event rates",
     axis_label="log event rate per person-year (or per administration)",
+    scale_units="log rate",
     unit_dims=("arm", "study_event"),
     statements=_STATEMENTS,
     reference_suffixes=(("event_effect", ", typical event type"),),
