@@ -131,25 +131,16 @@ def prepare(spec, evidence: Evidence) -> Prepared:
 
     # 2. event types
     known = list(dict.fromkeys(evidence.table(table)["event"]))
-    wanted = list(opts["events"])
-    unknown = [e for e in wanted if e not in known]
-    if unknown:
-        raise SpecError([Problem(spec.path or "<spec>", None, "options.events", e,  # the spec asks for it
-                                 f"an event type found in {file}: one of {known}" + did_you_mean(e, known))
-                         for e in unknown])
-    if wanted:
-        rows = rows[rows["event"].isin(wanted)]
+    rows = event_types(rows, spec, file, known)
     filters = ["exclude_secondary=true"] if silent.any() else []
-    filters.append(f"events={wanted or 'all'}")
+    filters.append(f"events={list(opts['events']) or 'all'}")
 
-    # 3. attribution
+    # 3. attribution, 4. serious events only
+    rows = attributed_and_serious(rows, opts)
     attribution = opts["attribution"]
     if attribution != "all":
-        rows = rows[(column(rows, "attribution") == attribution).fillna(False).to_numpy(dtype=bool)]
         filters.append(f"attribution={attribution!r}")
-    # 4. serious events only
     if opts["serious_only"]:
-        rows = rows[column(rows, "serious").astype("boolean").fillna(False).to_numpy(dtype=bool)]
         filters.append("serious_only=true")
     if opts["statements"] == "explicit":
         rows = _explicit(rows, notes)
@@ -181,6 +172,50 @@ def prepare(spec, evidence: Evidence) -> Prepared:
     _usage_notes(units, notes)
     events = tuple(dict.fromkeys(units["event"]))
     return Prepared(units, d, tuple(notes) + d.notes, table, events)
+
+
+def event_types(rows: pd.DataFrame, spec, file: str, known: list[str]) -> pd.DataFrame:
+    """The rows of the spec's ``events`` ([] = all); an event type not among `known` (the table's) is a
+    SpecError with a did-you-mean (most likely a typo)."""
+    wanted = list(spec.options["events"])
+    unknown = [e for e in wanted if e not in known]
+    if unknown:
+        raise SpecError([Problem(spec.path or "<spec>", None, "options.events", e,  # the spec asks for it
+                                 f"an event type found in {file}: one of {known}" + did_you_mean(e, known))
+                         for e in unknown])
+    return rows[rows["event"].isin(wanted)] if wanted else rows
+
+
+def attributed_and_serious(rows: pd.DataFrame, opts) -> pd.DataFrame:
+    """The rows of the spec's ``attribution`` ("all": every row) and, with ``serious_only``, the serious ones."""
+    if opts["attribution"] != "all":
+        rows = rows[(column(rows, "attribution") == opts["attribution"]).fillna(False).to_numpy(dtype=bool)]
+    if opts["serious_only"]:
+        rows = rows[column(rows, "serious").astype("boolean").fillna(False).to_numpy(dtype=bool)]
+    return rows
+
+
+def labelled_units(rows: pd.DataFrame, arms: pd.DataFrame) -> pd.DataFrame:
+    """The selected rows with their arm's columns from arms.csv (its ``n`` as ``n_arm``), in arms.csv order and
+    then event order, ``n`` = ``n_at_risk``, labelled "study:arm:event" ("@<t>mo" when an arm-event keeps several
+    timepoints) with their ``study_event``; columns a table lacks (mri.csv: no wording) are blank."""
+    arm_cols = [c for c in arms.columns if c in ("study", "arm") or (c not in rows.columns and c != "label")]
+    units = rows.merge(arms[arm_cols].rename(columns={"n": "n_arm"}), on=["study", "arm"], how="left")
+    units["n"] = units["n_at_risk"].astype(float)
+    for absent, dtype in (("events", float), ("patients_with_event", float), ("wording", object), ("timing", object)):
+        if absent not in units.columns:
+            units[absent] = pd.Series(np.nan, index=units.index, dtype=dtype)
+    order = {k: i for i, k in enumerate(zip(arms["study"], arms["arm"]))}
+    event_order = {e: i for i, e in enumerate(dict.fromkeys(units["event"]))}
+    units = units.assign(_o=[order.get(k, len(order)) for k in zip(units["study"], units["arm"])],
+                         _e=[event_order[e] for e in units["event"]])
+    units = units.sort_values(["_o", "_e", "timepoint_months"], kind="stable").drop(columns=["_o", "_e"])
+    units = units.reset_index(drop=True)
+    many = units.duplicated(["study", "arm", "event"], keep=False)
+    units["label"] = [f"{s}:{a}:{e}" + (f"@{t:.3g}mo" if m else "") for s, a, e, t, m in
+                      zip(units["study"], units["arm"], units["event"], units["timepoint_months"], many)]
+    units["study_event"] = [f"{s}:{e}" for s, e in zip(units["study"], units["event"])]
+    return units
 
 
 def _any_over_related(rows: pd.DataFrame, attribution: str, notes: list[str]) -> pd.DataFrame:
@@ -231,25 +266,9 @@ def _count_once_per_event(rows: pd.DataFrame, arms: pd.DataFrame, exclude_overla
 
 
 def _units(rows: pd.DataFrame, arms: pd.DataFrame) -> pd.DataFrame:
-    """The selected rows with their arm's characteristics, in arms.csv order, labelled, with their
-    likelihood and the administrations their patients received."""
-    arm_keys = list(zip(arms["study"], arms["arm"]))
-    arm_cols = [c for c in arms.columns if c in ("study", "arm") or (c not in rows.columns and c != "label")]
-    units = rows.merge(arms[arm_cols].rename(columns={"n": "n_arm"}), on=["study", "arm"], how="left")
-    units["n"] = units["n_at_risk"].astype(float)
-    for absent in ("events", "wording", "timing"):  # mri.csv has no event counts and no wording
-        if absent not in units.columns:
-            units[absent] = pd.Series(np.nan, index=units.index, dtype=float if absent == "events" else object)
-    order = {k: i for i, k in enumerate(arm_keys)}
-    event_order = {e: i for i, e in enumerate(dict.fromkeys(units["event"]))}
-    units = units.assign(_o=[order[k] for k in zip(units["study"], units["arm"])],
-                         _e=[event_order[e] for e in units["event"]])
-    units = units.sort_values(["_o", "_e", "timepoint_months"], kind="stable").drop(columns=["_o", "_e"])
-    units = units.reset_index(drop=True)
-    many = units.duplicated(["study", "arm", "event"], keep=False)
-    units["label"] = [f"{s}:{a}:{e}" + (f"@{t:.3g}mo" if m else "") for s, a, e, t, m in
-                      zip(units["study"], units["arm"], units["event"], units["timepoint_months"], many)]
-    units["study_event"] = [f"{s}:{e}" for s, e in zip(units["study"], units["event"])]
+    """The selected rows as labelled units (`labelled_units`), with their likelihood and the administrations
+    their patients received."""
+    units = labelled_units(rows, arms)
     units["likelihood"] = np.where(units["patients_with_event"].notna(), "binomial", "poisson")
     exposure = pd.to_numeric(column(units, "exposure"), errors="coerce").astype(float)
     by_admin = (column(units, "exposure_unit") == "administrations").fillna(False).to_numpy(dtype=bool)

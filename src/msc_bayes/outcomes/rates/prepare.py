@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from msc_bayes.errors import Problem, SpecError, did_you_mean
 from msc_bayes.evidence import Evidence
 from msc_bayes.evidence.schema import PERSON_YEARS_PER_UNIT
 from msc_bayes.outcomes.covariates import Design, design
@@ -43,7 +42,10 @@ from msc_bayes.outcomes.events.prepare import (
     _no_rows,
     _one_timepoint,
     _table_file,
+    attributed_and_serious,
     column,
+    event_types,
+    labelled_units,
 )
 
 #: Option ``exposure`` -> what it counts, as a report says it ("per 100 person-years").
@@ -95,11 +97,8 @@ def prepare(spec, evidence: Evidence) -> Prepared:
     if rows.empty:
         raise _no_rows(file, "no rows (a header only, or no file)",
                        f"at least one row of {table}.csv: the event_rates model has no data without it")
-    rows = _event_types(rows, spec, file, evidence.table(table))
-    if opts["attribution"] != "all":
-        rows = rows[(column(rows, "attribution") == opts["attribution"]).fillna(False).to_numpy(dtype=bool)]
-    if opts["serious_only"]:
-        rows = rows[column(rows, "serious").astype("boolean").fillna(False).to_numpy(dtype=bool)]
+    rows = event_types(rows, spec, file, list(dict.fromkeys(evidence.table(table)["event"])))
+    rows = attributed_and_serious(rows, opts)
     if opts["statements"] == "explicit":
         rows = _explicit(rows, notes)
     rows = _any_over_related(rows, opts["attribution"], notes)
@@ -125,18 +124,6 @@ def prepare(spec, evidence: Evidence) -> Prepared:
                      f"({r.patients_with_event:g}) are the adverse-event risk model's, each counted once per model")
     events = tuple(dict.fromkeys(units["event"]))
     return Prepared(units, d, tuple(notes) + d.notes, table, opts["exposure"], events)
-
-
-def _event_types(rows: pd.DataFrame, spec, file: str, all_rows: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the spec's ``events`` ([] = all); an unknown event type is a SpecError with a did-you-mean."""
-    known = list(dict.fromkeys(all_rows["event"]))
-    wanted = list(spec.options["events"])
-    unknown = [e for e in wanted if e not in known]
-    if unknown:
-        raise SpecError([Problem(spec.path or "<spec>", None, "options.events", e,
-                                 f"an event type found in {file}: one of {known}" + did_you_mean(e, known))
-                         for e in unknown])
-    return rows[rows["event"].isin(wanted)] if wanted else rows
 
 
 def _one_timing(rows: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
@@ -201,22 +188,8 @@ def _with_exposure(rows: pd.DataFrame, kind: str, notes: list[str]) -> pd.DataFr
 
 
 def _units(rows: pd.DataFrame, arms: pd.DataFrame) -> pd.DataFrame:
-    """The selected rows with their arm's columns, in arms.csv order, labelled."""
-    arm_cols = [c for c in arms.columns if c in ("study", "arm") or (c not in rows.columns and c != "label")]
-    units = rows.merge(arms[arm_cols].rename(columns={"n": "n_arm"}), on=["study", "arm"], how="left")
-    units["n"] = units["n_at_risk"].astype(float)
-    for absent in ("events", "patients_with_event"):
-        if absent not in units.columns:
-            units[absent] = np.nan
-    order = {k: i for i, k in enumerate(zip(arms["study"], arms["arm"]))}
-    event_order = {e: i for i, e in enumerate(dict.fromkeys(units["event"]))}
-    units = units.assign(_o=[order.get(k, len(order)) for k in zip(units["study"], units["arm"])],
-                         _e=[event_order[e] for e in units["event"]])
-    units = units.sort_values(["_o", "_e", "timepoint_months"], kind="stable").drop(columns=["_o", "_e"])
-    units = units.reset_index(drop=True)
-    many = units.duplicated(["study", "arm", "event"], keep=False)
-    units["label"] = [f"{s}:{a}:{e}" + (f"@{t:.3g}mo" if m else "") for s, a, e, t, m in
-                      zip(units["study"], units["arm"], units["event"], units["timepoint_months"], many)]
-    units["study_event"] = [f"{s}:{e}" for s, e in zip(units["study"], units["event"])]
+    """The selected rows as labelled units (:func:`~msc_bayes.outcomes.events.prepare.labelled_units`), each a
+    Poisson count."""
+    units = labelled_units(rows, arms)
     units["likelihood"] = "poisson"
     return units
