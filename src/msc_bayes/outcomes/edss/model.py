@@ -52,6 +52,7 @@ from msc_bayes.outcomes.edss import shared
 from msc_bayes.outcomes.edss.formats import FORMATS, NEEDS_SIGMA, BuildContext
 from msc_bayes.outcomes.edss.prepare import Prepared, prepare
 from msc_bayes.outcomes.likelihood import observe, unit_weight
+from msc_bayes.outcomes.sizes import zeros
 
 #: The order in which the formats' hooks add to the model: the parameters and normal terms
 #: before theta, then the terms that need theta. Reordering changes the graph (and the draws).
@@ -85,12 +86,12 @@ def build(spec, evidence: Evidence, *, standardise: bool = True):
         mu = spec.priors["mu"].create("mu")
         tau = spec.priors["tau"].create("tau")
         z = pm.Normal("study_offset", 0.0, 1.0, dims="study")
-        fixed = with_effects(mu + pt.zeros(U), spec, d, control)  # theta without the study effect
+        fixed = with_effects(mu + zeros("arm"), spec, d, control)  # theta without the study effect
         carried = shared.carry_over_term(spec, units["carry_fraction"].to_numpy(dtype=float))  # control periods after MSC
         if carried is not None:
             fixed = fixed + carried
 
-        sigma = pt.zeros(U)
+        sigma = zeros("arm")
         if hier.any():
             idx = np.flatnonzero(hier)
             model.add_coord("arm_sd", [units["label"][i] for i in idx])
@@ -104,7 +105,7 @@ def build(spec, evidence: Evidence, *, standardise: bool = True):
             if use[f].any():
                 FORMATS[f].before_theta(ctx, np.flatnonzero(use[f]))
 
-        offset = standardised_study_offset(z, tau, fixed, ctx.normal if standardise else [], study_idx, len(studies))
+        offset = standardised_study_offset(z, tau, fixed, ctx.normal if standardise else [], study_idx)
         theta = pm.Deterministic("theta", fixed + tau * offset[study_idx], dims="arm")
         ctx.terms.extend(_normal_terms(spec, prep.shared, ctx.normal, theta))
         for f in BUILD_ORDER:
@@ -113,7 +114,7 @@ def build(spec, evidence: Evidence, *, standardise: bool = True):
         # one accumulation of every term into its unit (few graph nodes: each node costs compile
         # time and ~60 ns per gradient in the numba backend)
         at = np.concatenate([i for i, _ in ctx.terms])
-        observe(pt.inc_subtensor(pt.zeros(U)[at], pt.concatenate([t for _, t in ctx.terms])))
+        observe(pt.inc_subtensor(zeros("arm")[at], pt.concatenate([t for _, t in ctx.terms])))
     return model, prep
 
 
@@ -137,7 +138,7 @@ def _normal_terms(spec, groups, normal, theta) -> list:
     return terms + shared.correlated_terms(spec, groups, normal_at, theta)
 
 
-def standardised_study_offset(z, tau, fixed, normal, study_idx: np.ndarray, n_studies: int):
+def standardised_study_offset(z, tau, fixed, normal, study_idx: np.ndarray):
     """Each study's effect / tau from the free standardised `study_offset` z (module docstring).
 
     `normal` lists the normal terms (units, y, se), y ~ N(fixed[units] + e[study], se).
@@ -148,7 +149,7 @@ def standardised_study_offset(z, tau, fixed, normal, study_idx: np.ndarray, n_st
     if not normal:
         return z
     weight = unit_weight()
-    prec, b = pt.zeros(n_studies), pt.zeros(n_studies)  # per study: sum of w / se^2 and of w (y - fixed) / se^2
+    prec, b = zeros("study"), zeros("study")  # per study: sum of w / se^2 and of w (y - fixed) / se^2
     for idx, y, se in normal:
         p = weight[idx] / se**2
         prec = pt.inc_subtensor(prec[study_idx[idx]], p)  # repeated studies accumulate

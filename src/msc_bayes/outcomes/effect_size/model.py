@@ -35,6 +35,7 @@ from msc_bayes.outcomes.edss.model import derive as _derive_predictions
 from msc_bayes.outcomes.edss.model import standardised_study_offset
 from msc_bayes.outcomes.effect_size.prepare import Prepared, prepare
 from msc_bayes.outcomes.likelihood import observe
+from msc_bayes.outcomes.sizes import zeros
 
 
 def build(spec, evidence: Evidence):
@@ -56,7 +57,7 @@ def build(spec, evidence: Evidence):
         mu = spec.priors["mu"].create("mu")
         tau = spec.priors["tau"].create("tau")
         z = pm.Normal("study_offset", 0.0, 1.0, dims="study")
-        fixed = with_effects(mu + pt.zeros(len(units)), spec, d, control)
+        fixed = with_effects(mu + zeros("arm"), spec, d, control)
         se = pt.as_tensor_variable(np.nan_to_num(units["se_known"].to_numpy(dtype=float), nan=1.0))
         if len(by_sd):
             model.add_coord("arm_sd", [units["label"][i] for i in by_sd])
@@ -64,7 +65,7 @@ def build(spec, evidence: Evidence):
             log_sigma = pm.Flat("log_sigma", dims="arm_sd")  # Jeffreys: p(sigma) ∝ 1/sigma
             sigma = pm.Deterministic("sigma", pt.exp(log_sigma), dims="arm_sd")
             se = pt.set_subtensor(se[by_sd], sigma / np.sqrt(n))
-        offset = standardised_study_offset(z, tau, fixed, [(np.arange(len(units)), y, se)], study_idx, len(studies))
+        offset = standardised_study_offset(z, tau, fixed, [(np.arange(len(units)), y, se)], study_idx)
         theta = pm.Deterministic("theta", fixed + tau * offset[study_idx], dims="arm")
         ll = pm.logp(pm.Normal.dist(theta, se), y)
         if len(by_sd):
