@@ -309,6 +309,45 @@ def test_reweighted_leave_one_out_refits_a_study_with_high_pareto_k(plain):
     assert abs(s9["mean"] - exact(spec, plain, ["s9"]).mu_mean) < MCSE_MULTIPLIER * s9["mcse_mean"]
 
 
+def _studies_out(*studies):
+    """An evidence scenario leaving ``studies`` out (whole studies: an exact zero-weight fit of the base model)."""
+    def scenario(spec, ev):
+        return spec, ev.subset(arms_where=lambda a: ~a["study"].isin(studies)), "left out: " + ", ".join(studies)
+    return scenario
+
+
+@pytest.mark.slow
+def test_evidence_exclusions_are_reweighted_where_pareto_k_is_low_and_refitted_where_it_is_high(weak, plain):
+    spec, q = plain_spec(), ("mu", "tau")
+    scenarios = {"without w2 and w6": _studies_out("w2", "w6"), "without w3": _studies_out("w3")}
+    rw = S.evidence_scenarios(spec, weak, scenarios=scenarios, quantities=q, method="reweight", **FAST)
+    mc = S.evidence_scenarios(spec, weak, scenarios=scenarios, quantities=q, method="mcmc", **FAST)
+    assert list(dict.fromkeys(rw["scenario"])) == ["base", *scenarios]
+    assert row(rw, "base", "mu")["mean"] == row(mc, "base", "mu")["mean"]  # the one (cached) base fit
+    reweighted = 0
+    for name, out in (("without w2 and w6", ["w2", "w6"]), ("without w3", ["w3"])):
+        truth = exact(spec, weak, out, studies=WEAK)
+        for quantity, true_mean in (("mu", truth.mu_mean), ("tau", truth.tau_mean)):
+            r, m = row(rw, name, quantity), row(mc, name, quantity)
+            if r["pareto_k"] > S.K_THRESHOLD:  # k is estimated from the draws: such a row is the exact refit
+                assert r["method"] == "mcmc" and r["mean"] == m["mean"] and "refitted: Pareto k" in r["notes"]
+                continue
+            reweighted += 1
+            assert r["method"] == "reweight" and "PSIS reweighting, Pareto k" in r["description"]
+            # the importance-sampled and the refitted posterior agree within their Monte Carlo error,
+            # and both with the exact posterior without the studies
+            tol = MCSE_MULTIPLIER * math.hypot(r["mcse_mean"], m["mcse_mean"])
+            assert abs(r["mean"] - m["mean"]) < tol, (name, quantity, r["mean"], m["mean"], tol)
+            assert abs(r["mean"] - true_mean) < MCSE_MULTIPLIER * r["mcse_mean"], (name, quantity, r["mean"], true_mean)
+    assert reweighted >= 2  # small changes: importance sampling applies to at least one scenario
+    # the outlier moves the posterior too far: its k is high, so its row is the exact zero-weight refit
+    out = S.evidence_scenarios(spec, plain, scenarios={"without s9": _studies_out("s9")}, quantities=("mu",),
+                               method="reweight", **FAST)
+    s9 = row(out, "without s9", "mu")
+    assert s9["method"] == "mcmc" and s9["pareto_k"] > S.K_THRESHOLD and "refitted: Pareto k" in s9["notes"]
+    assert abs(s9["mean"] - exact(spec, plain, ["s9"]).mu_mean) < MCSE_MULTIPLIER * s9["mcse_mean"]
+
+
 @pytest.mark.slow
 def test_power_scaling_flags_a_conflicting_prior_and_not_a_vague_one(plain):
     from msc_bayes.inference import fit

@@ -312,11 +312,16 @@ def _sensitivity_notes(r: dict) -> str:
 
 def sensitivity_view(table: pd.DataFrame) -> dict:
     lower, upper = interval_columns()
+    def pareto_k(r: dict) -> str:  # of a reweighted row, or of one refitted because k was too high
+        k = r.get("pareto_k")
+        return "" if k is None or pd.isna(k) else f"{k:.2f}"
+
     rows = [[r["family"], r["scenario"], r["label"], num(r["median"]), num(r[lower]), num(r[upper]),
-             "" if r["scenario"] == "base" else num(r["shift"]), r["method"], _sensitivity_notes(r)]
+             "" if r["scenario"] == "base" else num(r["shift"]), r["method"], pareto_k(r), _sensitivity_notes(r)]
             for r in table.to_dict("records")]
     return {"columns": ["family", "scenario", "quantity", "median", f"{interval_text()} lower",
-                        f"{interval_text()} upper", "shift from base (median)", "method", "notes"], "rows": rows}
+                        f"{interval_text()} upper", "shift from base (median)", "method", "Pareto k", "notes"],
+            "rows": rows}
 
 
 def psense_view(psense: pd.DataFrame) -> dict:

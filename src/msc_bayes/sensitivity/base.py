@@ -91,6 +91,22 @@ def study_loglik(fit, studies: Sequence[str] | None = None) -> xr.DataArray:
     return da
 
 
+def without_studies_rows(fit, draws: dict[str, np.ndarray], r_effs: dict[str, float],
+                         left_out: dict[str, Sequence[str]]) -> pd.DataFrame:
+    """Rows of the base fit's draws reweighted by PSIS to leave out studies: per scenario name, the
+    studies it leaves out; log weights = minus their summed log likelihood per draw (the exact
+    importance ratio of the zero-weight fit to the base fit). Columns: scenario, quantity, the
+    weighted summary, ``pareto_k`` and ``method`` "reweight"."""
+    ll = study_loglik(fit)
+    rows = []
+    for name, studies in left_out.items():
+        log_lik = ll.sel(study=list(studies)).sum("study").values
+        w, k = psis_weights(-log_lik)
+        rows += [{"scenario": name, "quantity": q, **weighted_summary(x, w, r_eff=r_effs[q]), "pareto_k": k,
+                  "method": "reweight"} for q, x in draws.items()]
+    return pd.DataFrame(rows)
+
+
 def sig(x: float, digits: int = 3) -> float:
     """``x`` rounded to ``digits`` significant digits (readable prior parameters)."""
     return float(f"{x:.{digits}g}")
@@ -159,6 +175,7 @@ class ReportRequest:
     prior_method: str = "auto"
     refit_unreliable: bool | str = True
     loo_method: str = "auto"
+    evidence_method: str = "auto"
     thresholds: Sequence[float] = (0.5, 1.0)
     rho_values: Sequence[float] = (0.2, 0.5, 0.8)
     evidence_names: Sequence[str] | None = None

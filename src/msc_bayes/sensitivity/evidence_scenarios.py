@@ -19,14 +19,24 @@ from msc_bayes import inference, outcomes
 from msc_bayes.evidence.schema import TABLES
 from msc_bayes.outcomes.base import has_control
 from msc_bayes.sensitivity.base import (
+    K_THRESHOLD,
     ReportRequest,
     add_note,
     finish,
     fit_kwargs,
     prepare,
+    r_eff,
     supports_exclusion,
+    without_studies_rows,
 )
-from msc_bayes.sweep import Scenario, concat, run_scenarios
+from msc_bayes.sweep import (
+    Scenario,
+    concat,
+    quantity_draws,
+    run_scenarios,
+    sampler_notes,
+    summarise,
+)
 
 #: Disease codes of progressive MS, and of NMO spectrum disorders (data/README.md).
 PROGRESSIVE = ("SPMS", "PPMS", "progressive")
@@ -418,7 +428,8 @@ def evidence_scenarios(spec, evidence, *, scenarios: Sequence[str] | Mapping[str
                        quantities: Sequence[str] | None = None, include_base: bool = True, method: str = "auto",
                        draws: int | None = None, tune: int | None = None, chains: int | None = None,
                        seed: int | None = None, target_accept: float | None = None, scheduler=None,
-                       on_error: str = "record", progress: bool = False) -> pd.DataFrame:
+                       on_error: str = "record", progress: bool = False, k_threshold: float = K_THRESHOLD
+                       ) -> pd.DataFrame:
     """The analysis under other readings of the evidence.
 
     scenarios: names from :data:`EVIDENCE_SCENARIOS` (default: all of them) —
@@ -439,8 +450,16 @@ def evidence_scenarios(spec, evidence, *, scenarios: Sequence[str] | Mapping[str
     quantity and no fit. A subgroup that removes whole studies is fitted as an exact
     zero-weight refit of the base model (no compile; noted); a change of the outcome's
     ``data_options`` refits the base's compiled model; other scenarios compile their own model.
-    ``method`` as in :func:`leave_one_out`. Extra column: ``description``.
+    ``method``: "auto" (the exact oracle where it applies, else MCMC), "mcmc", or "reweight": a
+    scenario that removes whole studies is answered by PSIS importance reweighting of the base fit
+    (log weights minus the left-out studies' summed log likelihood, as :func:`leave_one_out`) when
+    its Pareto k <= ``k_threshold``, else by its exact zero-weight refit (noted, with k); the other
+    scenarios are refitted. Extra columns: ``description``, and ``pareto_k`` of reweighted or refitted
+    exclusions with ``method="reweight"``.
     """
+    if method not in ("auto", "mcmc", "oracle", "reweight"):
+        raise ValueError("method must be 'auto', 'mcmc', 'oracle' or 'reweight'")
+    reweight, method = method == "reweight", "mcmc" if method == "reweight" else method
     chosen = _chosen(scenarios)
     fkw = fit_kwargs(draws, tune, chains, seed, target_accept)
     todo = [Scenario("base", spec, evidence, fkw, quantities=quantities, method=method,
@@ -468,7 +487,19 @@ def evidence_scenarios(spec, evidence, *, scenarios: Sequence[str] | Mapping[str
         else:
             todo.append(Scenario(name, spec2, ev2, fkw, quantities=quantities, method=method,
                                  meta={"family": "evidence", "description": description}))
-    results = list(run_scenarios(todo, scheduler=scheduler, on_error=on_error, progress=progress))
+    done: dict[int, pd.DataFrame] = {}  # position in todo -> rows reweighted from the base fit
+    refit_k: dict[str, float] = {}  # exclusions refitted because their Pareto k is too high
+    if reweight:
+        done, refit_k = _reweighted(spec, evidence, todo, fkw, quantities, k_threshold, scheduler=scheduler,
+                                    progress=progress)
+    ran = iter(run_scenarios([sc for i, sc in enumerate(todo) if i not in done], scheduler=scheduler,
+                             on_error=on_error, progress=progress))
+    results = [done[i] if i in done else next(ran) for i in range(len(todo))]
+    for r in results:
+        name = r["scenario"].iloc[0]
+        if name in refit_k:
+            r["pareto_k"] = refit_k[name]
+            r["notes"] = [add_note(n, f"refitted: Pareto k = {refit_k[name]:.2f} > {k_threshold:g}") for n in r["notes"]]
     for i in sorted(fixed):
         results.insert(i, fixed[i])
     df = concat(results)
@@ -476,6 +507,45 @@ def evidence_scenarios(spec, evidence, *, scenarios: Sequence[str] | Mapping[str
     df.loc[m, "notes"] = [add_note(n if isinstance(n, str) else "", "no control arm left: msc_effect is its prior")
                           for n in df.loc[m, "notes"]]
     return finish(df)
+
+
+def _reweight_rows_extract(fit, sc: Scenario) -> pd.DataFrame:
+    """Base summary (scenario "base") plus each exclusion of ``sc.extract_args["left_out"]`` by PSIS."""
+    draws = quantity_draws(fit, sc.quantities)
+    base = summarise(fit, sc).assign(scenario="base", method="mcmc")
+    rows = without_studies_rows(fit, draws, {q: r_eff(x) for q, x in draws.items()}, sc.extract_args["left_out"])
+    notes = sampler_notes(fit)
+    base["notes"], rows["notes"] = notes, f"base fit: {notes}" if notes else ""
+    return concat([base, rows])
+
+
+def _reweighted(spec, evidence, todo: list[Scenario], fkw, quantities, k_threshold, *, scheduler, progress
+                ) -> tuple[dict[int, pd.DataFrame], dict[str, float]]:
+    """The exclusion scenarios of ``todo`` (and its base) answered by PSIS reweighting of the base fit:
+    (position -> tagged rows, for those with Pareto k <= ``k_threshold`` and the base; name -> k of
+    those left to their exact zero-weight refit)."""
+    from msc_bayes.sweep import tag
+
+    exclusions = {sc.name: sc.fit_kwargs["exclude_studies"] for sc in todo
+                  if sc.name != "base" and sc.fit_kwargs.get("exclude_studies")}
+    if not exclusions:
+        return {}, {}
+    rw = Scenario("base", spec, evidence, fkw, quantities=quantities, extract=_reweight_rows_extract,
+                  extract_args={"left_out": exclusions}, method="mcmc")
+    rows = run_scenarios([rw], scheduler=scheduler, on_error="raise", progress=progress)[0]
+    k = rows.groupby("scenario")["pareto_k"].first()
+    done, refit = {}, {}
+    for i, sc in enumerate(todo):
+        if sc.name == "base":
+            done[i] = tag(rows[rows["scenario"] == "base"].drop(columns="pareto_k"), sc, "mcmc", "", np.nan)
+        elif sc.name in exclusions and k[sc.name] <= k_threshold:
+            description = sc.meta["description"].replace(
+                "(exact zero-weight refit", f"(PSIS reweighting, Pareto k = {k[sc.name]:.2f}, of the exact zero-weight fit")
+            done[i] = tag(rows[rows["scenario"] == sc.name].assign(description=description), sc, "reweight", "",
+                          np.nan)
+        elif sc.name in exclusions:
+            refit[sc.name] = float(k[sc.name])
+    return done, refit
 
 
 def _loses_control(spec, evidence, spec2, evidence2, exclude) -> bool:
@@ -515,4 +585,4 @@ class EvidenceFamily:
 
     def run(self, spec, evidence, request: ReportRequest) -> pd.DataFrame:
         return evidence_scenarios(spec, evidence, scenarios=request.evidence_names, quantities=request.quantities,
-                                  include_base=False, **request.kw)
+                                  include_base=False, method=request.evidence_method, **request.kw)

@@ -15,10 +15,8 @@ from msc_bayes.sensitivity.base import (
     finish,
     fit_kwargs,
     prepare,
-    psis_weights,
     r_eff,
-    study_loglik,
-    weighted_summary,
+    without_studies_rows,
 )
 from msc_bayes.sweep import (
     Scenario,
@@ -48,15 +46,10 @@ def _loo_reweight_extract(fit, sc: Scenario) -> pd.DataFrame:
     base.insert(0, "scenario", sc.name)
     base.insert(1, "left_out", "")
     base["method"] = "mcmc"
-    frames = [base]
-    ll = study_loglik(fit, sc.extract_args["studies"])
-    for s in ll["study"].values:
-        w, k = psis_weights(-ll.sel(study=s).values)
-        frames.append(pd.DataFrame([{"scenario": f"without {s}", "left_out": s, "quantity": q,
-                                     **weighted_summary(x, w, r_eff=r_effs[q]), "pareto_k": k,
-                                     "method": "reweight"}
-                                    for q, x in draws.items()]))
-    return concat(frames)
+    studies = list(sc.extract_args["studies"])
+    rows = without_studies_rows(fit, draws, r_effs, {f"without {s}": (s,) for s in studies})
+    rows.insert(1, "left_out", np.repeat(studies, len(draws)))
+    return concat([base, rows])
 
 
 def leave_one_out(spec, evidence, *, studies: Sequence[str] | None = None,

@@ -53,8 +53,10 @@ def report_table(frames: Sequence[pd.DataFrame], *, quantities: Sequence[str], b
     """The compact table: one row per (family, scenario, quantity) for the headline quantities.
 
     Columns: family, scenario, quantity, label, median, eti95_lower, eti95_upper, prob_below_0,
-    shift (median minus the base median), method, notes, divergences (of the row's own refit; 0 for rows
-    reweighted from the base fit and for exact ones). ``base`` (rows of the base fit)
+    shift (median minus the base median), method, pareto_k (of a row reweighted from the base fit, or of
+    the importance ratio that was too heavy-tailed where the row is the exact refit instead; blank
+    otherwise), notes, divergences (of the row's own refit; 0 for rows reweighted from the base fit and
+    for exact ones). ``base`` (rows of the base fit)
     defaults to the first frame's rows with scenario "base"; other "base" rows are dropped.
     """
     frames = [f for f in frames if f is not None and len(f)]
@@ -68,8 +70,8 @@ def report_table(frames: Sequence[pd.DataFrame], *, quantities: Sequence[str], b
     bmed = base.drop_duplicates("quantity").set_index("quantity")["median"]
     df["shift"] = df["median"] - df["quantity"].map(bmed)
     df["label"] = df["quantity"].map(lambda q: QUANTITY_LABELS.get(q, q))
-    cols = ["family", "scenario", "quantity", "label", "median", LOWER, UPPER, "prob_below_0", "shift", "method", "notes",
-            "divergences"]
+    cols = ["family", "scenario", "quantity", "label", "median", LOWER, UPPER, "prob_below_0", "shift", "method",
+            "pareto_k", "notes", "divergences"]
     df = df.reindex(columns=cols).reset_index(drop=True)
     df["notes"] = df["notes"].fillna("")
     df["divergences"] = df["divergences"].fillna(0).astype(int)
@@ -90,7 +92,7 @@ REPORT_FAMILIES = tuple(FAMILIES)
 
 def sensitivity_for_report(spec, evidence, *, families: Sequence[str] = REPORT_FAMILIES, prior_method: str = "auto",
                            refit_unreliable: bool | str = True, loo_method: str = "auto",
-                           thresholds: Sequence[float] = (0.5, 1.0), rho_values: Sequence[float] = (0.2, 0.5, 0.8),
+                           evidence_method: str = "auto", thresholds: Sequence[float] = (0.5, 1.0), rho_values: Sequence[float] = (0.2, 0.5, 0.8),
                            evidence_names: Sequence[str] | None = None, draws: int | None = None,
                            tune: int | None = None, chains: int | None = None, seed: int | None = None,
                            target_accept: float | None = None, scheduler=None, progress: bool = False
@@ -107,7 +109,8 @@ def sensitivity_for_report(spec, evidence, *, families: Sequence[str] = REPORT_F
     ``refit_unreliable`` are passed to :func:`prior_sensitivity` (with ``prior_method="reweight"``
     and ``refit_unreliable="same-family"`` the prior family compiles nothing). ``loo_method`` is
     passed to :func:`leave_one_out` ("reweight": PSIS reweighting of the base fit, exact refits
-    only of studies with Pareto k > 0.7). An unknown family is an error before anything is sampled.
+    only of studies with Pareto k > 0.7), ``evidence_method`` to :func:`evidence_scenarios` ("reweight":
+    scenarios that leave whole studies out likewise). An unknown family is an error before anything is sampled.
     """
     unknown = [fam for fam in families if fam not in FAMILIES]
     if unknown:
@@ -120,7 +123,7 @@ def sensitivity_for_report(spec, evidence, *, families: Sequence[str] = REPORT_F
     base_sc = Scenario("base", spec, evidence, fkw, quantities=quantities, extract=_base_extract, method="mcmc")
     base = run_scenarios([base_sc], scheduler=scheduler, on_error="raise", progress=progress)[0]
     request = ReportRequest(quantities, prior_method=prior_method, refit_unreliable=refit_unreliable,
-                            loo_method=loo_method, thresholds=thresholds, rho_values=rho_values,
+                            loo_method=loo_method, evidence_method=evidence_method, thresholds=thresholds, rho_values=rho_values,
                             evidence_names=evidence_names, kw=kw)
     frames = [FAMILIES[fam].run(spec, evidence, request) for fam in families if FAMILIES[fam].applies(spec, evidence)]
     base_rows = base["summary"].assign(method="mcmc")
@@ -154,6 +157,9 @@ SENSITIVITY_REFIT_UNRELIABLE = "same-family"
 #: Leave-one-study-out by PSIS importance reweighting of the base fit (weights: minus the left-out
 #: study's log likelihood), with an exact zero-weight refit of each study whose Pareto k is too high.
 SENSITIVITY_LOO_METHOD = "reweight"
+#: Evidence scenarios that leave whole studies out likewise: PSIS importance reweighting of the base
+#: fit where Pareto k <= K_THRESHOLD, else the exact zero-weight refit.
+SENSITIVITY_EVIDENCE_METHOD = "reweight"
 #: rho held (almost) fixed at these values: a tight Beta, the family of the spec's rho prior
 #: (run only when that prior is Beta, else it would compile).
 SENSITIVITY_RHO_VALUES = (0.2, 0.5, 0.8)
@@ -185,7 +191,8 @@ def sensitivity_settings() -> dict:
     return {"outcomes": list(SENSITIVITY_OUTCOMES), "families": list(SENSITIVITY_FAMILIES),
             "outcome_families": {k: list(v) for k, v in SENSITIVITY_OUTCOME_FAMILIES.items()},
             "prior_method": SENSITIVITY_PRIOR_METHOD, "refit_unreliable": SENSITIVITY_REFIT_UNRELIABLE,
-            "loo_method": SENSITIVITY_LOO_METHOD, "rho_values": list(SENSITIVITY_RHO_VALUES),
+            "loo_method": SENSITIVITY_LOO_METHOD, "evidence_method": SENSITIVITY_EVIDENCE_METHOD,
+            "rho_values": list(SENSITIVITY_RHO_VALUES),
             "evidence": {k: list(v) for k, v in SENSITIVITY_EVIDENCE.items()},
             "evidence_compiled": list(SENSITIVITY_COMPILED)}
 
@@ -244,14 +251,22 @@ def report_arguments(spec, evidence) -> dict:
     families, names = _families(spec, evidence)
     return {"families": families, "prior_method": SENSITIVITY_PRIOR_METHOD,
             "refit_unreliable": SENSITIVITY_REFIT_UNRELIABLE, "loo_method": SENSITIVITY_LOO_METHOD,
-            "rho_values": SENSITIVITY_RHO_VALUES, "evidence_names": names}
+            "evidence_method": SENSITIVITY_EVIDENCE_METHOD, "rho_values": SENSITIVITY_RHO_VALUES, "evidence_names": names}
 
 
-def _evidence_text(names: Sequence[str] | Mapping[str, str]) -> str:
-    """"the evidence (a, b as exact zero-weight refits ...; c as ...)" from names, or names -> how."""
+#: How an exclusion answered by importance reweighting is said (:func:`_evidence_text`).
+REWEIGHTED = "exact zero-weight fit of the base model by importance reweighting"
+
+
+def _evidence_text(names: Sequence[str] | Mapping[str, str], reweighted: Sequence[str] = ()) -> str:
+    """"the evidence (a, b as exact zero-weight refits ...; c as ...)" from names, or names -> how;
+    the exclusions in ``reweighted`` were answered by PSIS reweighting of the base fit."""
     how = dict(names) if isinstance(names, Mapping) else dict.fromkeys(names, EXCLUSION)
+    how = {n: REWEIGHTED if h == EXCLUSION and n in set(reweighted) else h for n, h in how.items()}
     groups = {h: [n for n, x in how.items() if x == h] for h in dict.fromkeys(how.values())}
     said = {EXCLUSION: "as exact zero-weight refits of the base model",
+            REWEIGHTED: (f"as exact zero-weight fits of the base model by importance reweighting of the base fit "
+                         f"(Pareto k <= {K_THRESHOLD:g})"),
             SAME_MODEL: "as refits of the base's compiled model under other option values",
             OWN_MODEL: "with a model of its own (compiled)"}
     return "the evidence (" + "; ".join(f"{', '.join(ns)}, {'each ' * (len(ns) > 1 and h == OWN_MODEL)}"
@@ -275,7 +290,8 @@ def varied_text(table: pd.DataFrame, names: Sequence[str] | Mapping[str, str]) -
     if count.get("rho"):
         parts.append("the pre–post correlation rho held near " + ", ".join(f"{v:g}" for v in SENSITIVITY_RHO_VALUES))
     if count.get("evidence"):
-        parts.append(_evidence_text(names))
+        ev = rows[rows["family"] == "evidence"]
+        parts.append(_evidence_text(names, list(ev.loc[ev["method"] == "reweight", "scenario"])))
     if count.get("leave-one-out"):
         loo = rows[rows["family"] == "leave-one-out"]
         n_refit = int((loo["method"] != "reweight").sum())
