@@ -54,6 +54,11 @@ MCSE_MULTIPLIER = 4.0
 #: against posteriors at once, so that by Bonferroni the family-wise miss rate stays ~1%.
 Z_999 = float(stats.norm.ppf(0.9995))
 
+#: PyTensor mode of this file's own checks of a model graph (log densities and theta at a few points): the ops'
+#: Python implementations, compiled in under a second, where the default (numba) mode spends seconds per new
+#: graph on empty caches. The graph is the same; nutpie compiles the sampler's code itself, so no fit changes.
+CHECK_MODE = "FAST_COMPILE"
+
 PRIORS = {
     "mu": {"dist": "Normal", "mu": 0, "sigma": 1},
     "tau": {"dist": "HalfNormal", "sigma": 0.5},
@@ -98,7 +103,7 @@ def counts_of(d: np.ndarray, threshold: float) -> dict:
 
 def free_rv_fn(model, out):
     """Compiled function of `out` taking the free random variables on their natural scale."""
-    return model.compile_fn(out, inputs=model.free_RVs, on_unused_input="ignore")
+    return model.compile_fn(out, inputs=model.free_RVs, on_unused_input="ignore", mode=CHECK_MODE)
 
 
 def draws(fit, name: str, group: str = "posterior") -> np.ndarray:
@@ -165,15 +170,16 @@ def test_plain_table_is_exactly_the_normal_normal_model(tmp_path):
 
     assert {v.name for v in model.free_RVs} == {"mu", "tau", "study_offset"}
     assert model["mu"].ndim == 0 and model["tau"].ndim == 0
-    assert model["study_offset"].eval().shape == (5,)
+    assert model["study_offset"].eval(mode=CHECK_MODE).shape == (5,)
     assert list(prep.units["formats"]) == [["change"]] * 5
 
     plain, _ = edss.build(edss_spec(), ev, standardise=False)
-    logp_nojac = model.compile_logp(jacobian=False)
-    logp = model.compile_logp()
-    theta = model.compile_fn(model.replace_rvs_by_values([model["theta"]])[0], inputs=model.value_vars)
-    plain_nojac = plain.compile_logp(jacobian=False)
-    plain_logp = plain.compile_logp()
+    logp_nojac = model.compile_logp(jacobian=False, mode=CHECK_MODE)
+    logp = model.compile_logp(mode=CHECK_MODE)
+    theta = model.compile_fn(model.replace_rvs_by_values([model["theta"]])[0], inputs=model.value_vars,
+                             mode=CHECK_MODE)
+    plain_nojac = plain.compile_logp(jacobian=False, mode=CHECK_MODE)
+    plain_logp = plain.compile_logp(mode=CHECK_MODE)
     for _ in range(4):
         mu, tau, off = rng.normal(0, 0.5), rng.uniform(0.05, 1.0), rng.normal(size=5)
         point = {"mu": mu, "tau_log__": np.log(tau), "study_offset": off}
@@ -204,7 +210,7 @@ def test_one_numeric_covariate_is_exactly_the_meta_regression(tmp_path):
     assert model.coords["covariate"] == ("dose_per_kg_million",)
     np.testing.assert_array_equal(prep.design.X[:, 0], dose)
 
-    logp = model.compile_logp(jacobian=False)
+    logp = model.compile_logp(jacobian=False, mode=CHECK_MODE)
     for _ in range(4):
         mu, tau, off, b = rng.normal(0, 0.5), rng.uniform(0.05, 1.0), rng.normal(size=k), rng.normal(0, 0.3, 1)
         point = {"mu": mu, "tau_log__": np.log(tau), "study_offset": off, "beta": b}
@@ -715,7 +721,7 @@ def test_sbc_model_is_the_package_plain_model(tmp_path):
     package, _ = edss.build(edss_spec(), ev)
     mine = sbc_model(y, SBC_SE)
     assert [v.name for v in mine.value_vars] == [v.name for v in package.value_vars]
-    lp_package, lp_mine = package.compile_logp(), mine.compile_logp()
+    lp_package, lp_mine = package.compile_logp(mode=CHECK_MODE), mine.compile_logp(mode=CHECK_MODE)
     rng = rng_for(71)
     for _ in range(4):
         point = {"mu": rng.normal(), "tau_log__": rng.normal(-1, 1), "study_offset": rng.normal(size=len(SBC_SE))}
