@@ -37,6 +37,9 @@ from msc_bayes.viz.common import hyperparameters
 
 REPO = Path(__file__).resolve().parents[1]
 NARROW = {"dist": "Normal", "mu": 0, "sigma": 0.1}
+#: PyTensor mode of the log densities checked here at a point: the ops' Python implementations compile in
+#: well under a second, where the default (numba) mode spends seconds per new graph on empty caches.
+CHECK_MODE = "FAST_COMPILE"
 
 
 @pytest.fixture(scope="module")
@@ -162,9 +165,9 @@ def beta_logp(spec, evidence, x):
             point[v.name] = x[idx]
         values = [model.rvs_to_values[v] for v in parts]
         (beta,) = model.replace_rvs_by_values([model["beta"]])
-        stacked = pytensor.function(values, beta)(*(point[v.name] for v in values))
+        stacked = pytensor.function(values, beta, mode=CHECK_MODE)(*(point[v.name] for v in values))
         np.testing.assert_array_equal(stacked, x)  # beta, dim covariate, is the coefficients in column order
-    logp = model.compile_logp(vars=parts)(point)
+    logp = model.compile_logp(vars=parts, mode=CHECK_MODE)(point)
     return logp, sum(scipy_logpdf(p, v) for p, v in zip(priors, x)), model, prep
 
 
@@ -208,7 +211,7 @@ def test_refit_under_other_values_reuses_the_compiled_form(base_spec, evidence):
     x = np.array([0.3, -0.2, 0.1, 0.25, -0.05])
     point = model_a.initial_point()
     point["beta"] = x
-    got = model_a.compile_logp(vars=[model_a["beta"]])(point)
+    got = model_a.compile_logp(vars=[model_a["beta"]], mode=CHECK_MODE)(point)
     assert got == pytest.approx(sum(scipy_logpdf(b.coefficient_prior(c), v)
                                     for c, v in zip(prep.design.columns, x)), rel=1e-12)
 

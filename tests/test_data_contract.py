@@ -320,7 +320,9 @@ def test_every_outcome_prepares_and_builds(tmp_path, outcome, arms):
         assert dict(zip(units["study"], units["n_arm"])) == {"a2001": 10, "b2002": 12, "c2003": 6}
     if arms == "bare":
         assert list(model.coords["covariate"]) == ["route[IV]"]  # the default reference route is IT
-    logp = model.compile_logp()(model.initial_point())
+    # the graph's Python ops (FAST_COMPILE): a numba compile per outcome costs seconds on empty caches, and
+    # tests that fit each outcome compile it for nutpie anyway
+    logp = model.compile_logp(mode="FAST_COMPILE")(model.initial_point())
     assert np.isfinite(logp)
 
 
@@ -353,7 +355,7 @@ def test_the_user_scale_outcomes_prepare_and_build_on_bare_arms_or_none(tmp_path
         assert years == pytest.approx({"a2001": 12.5, "b2002": 12.5, "c2003": 2190 / 365.25}, rel=1e-12)
     if arms == "bare":
         assert list(model.coords["covariate"]) == ["route[IV]"]
-    assert np.isfinite(model.compile_logp()(model.initial_point()))
+    assert np.isfinite(model.compile_logp(mode="FAST_COMPILE")(model.initial_point()))  # as above: Python ops
 
 
 def test_patients_beyond_a_filled_n(tmp_path):
