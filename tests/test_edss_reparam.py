@@ -1,17 +1,19 @@
-"""The standardised study effects of msc_bayes.outcomes.edss.model are a pure change of variables.
+"""The standardised parameterisation of msc_bayes.outcomes.edss.model is a pure change of variables.
 
-`edss.build` samples each study's effect through a free ``study_offset`` z standardised by
-the effect's conditional normal posterior (module docstring of msc_bayes.outcomes.edss.model);
-`build(..., standardise=False)` is the plain non-centred model (study_offset = effect / tau).
-For the same posterior, the joint densities must satisfy, at every point,
+`edss.build` samples the locations (mu, beta, msc_effect) through a free ``location_offset`` and each
+study's effect through a free ``study_offset``, both standardised by their conditional normal
+posteriors given the normal-likelihood formats (module docstring of msc_bayes.outcomes.edss.model);
+`build(..., standardise=False)` is the plain non-centred model (free locations, study_offset =
+effect / tau). For the same posterior, the joint densities must satisfy, at every point,
 
-    logp_standardised(z, rest) = logp_plain(offset(z, rest), rest) + sum_s log |d offset_s / d z_s|,
+    logp_standardised(w, z, rest) = logp_plain(L(w, z, rest), offset(w, z, rest), rest) + log |det J|,
 
-with the same theta and per-unit log likelihood. offset(z, rest) is read off the models
-(theta_standardised minus theta_plain at offset 0, divided by tau) and the Jacobian by finite
-differences (offset_s is affine in z_s), so neither comes from the code under test's formula.
-The bundled data exercise every format (baseline/follow-up, change, counts, patient), latent
-courses and a control arm; unit weights (leave-one-out sweeps) are checked as well.
+J the Jacobian of (w, z) -> (L, offset), with the same theta and per-unit log likelihood. L is read
+off the standardised model's Deterministics, offset off theta (theta_standardised minus theta_plain
+at offset 0, divided by tau), and J by central finite differences, so neither the map nor its
+Jacobian comes from the code under test's formula. The bundled data exercise every format
+(baseline/follow-up, change, counts, patient), latent courses, a control arm with carry-over and
+arms that share patients; unit weights (leave-one-out sweeps) are checked as well.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from msc_bayes.spec import load_spec
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 20261121
-#: float64 graphs summing ~40 terms of size ~10-100; finite differences of an affine map
+#: float64 graphs summing ~40 terms of size ~10-100; finite differences of a map that is affine in
+#: (location_offset, study_offset) given the other parameters, so exact up to rounding
 RTOL, FD_STEP = 1e-9, 1e-3
+LOCATIONS = ("mu", "beta", "msc_effect")
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +40,15 @@ def models():
     spec, ev = load_spec(REPO / "models" / "edss_change.toml"), load_evidence(REPO / "data")
     new, prep = edss.build(spec, ev)
     plain, _ = edss.build(spec, ev, standardise=False)
-    assert [v.name for v in new.value_vars] == [v.name for v in plain.value_vars]
-    fns = {}
-    for key, m in (("new", new), ("plain", plain)):
-        fns[key] = {"logp": m.compile_logp(), "theta": value_fn(m, "theta"), "loglik": value_fn(m, "loglik")}
+    new_free = {v.name for v in new.value_vars}
+    assert new_free - {v.name for v in plain.value_vars} == {"location_offset"}
+    assert {v.name for v in plain.value_vars} - new_free == set(LOCATIONS)
+    fns = {key: {"logp": m.compile_logp(), "theta": value_fn(m, "theta"), "loglik": value_fn(m, "loglik")}
+           for key, m in (("new", new), ("plain", plain))}
+    fns["new"]["locations"] = {k: value_fn(new, k) for k in LOCATIONS}
     study_idx = np.array([prep.studies.index(s) for s in prep.units["study"]])
-    return {"new": new, "plain": plain, "fns": fns, "study_idx": study_idx, "n_units": len(prep.units)}
+    return {"new": new, "plain": plain, "fns": fns, "study_idx": study_idx, "n_units": len(prep.units),
+            "plain_names": [v.name for v in plain.value_vars]}
 
 
 def value_fn(model, name):
@@ -55,17 +62,37 @@ def random_point(model, rng):
     return {k: v + rng.normal(0, 0.7, np.shape(v)) for k, v in model.initial_point().items()}
 
 
-def offsets(m, point):
-    """effect / tau per study as the standardised model maps `point`, read off theta."""
+def mapped(m, point) -> dict:
+    """The plain model's point that the standardised model's `point` stands for."""
+    q = {k: v for k, v in point.items() if k in m["plain_names"]}
+    q.update({k: np.asarray(f(point)) for k, f in m["fns"]["new"]["locations"].items()})
     tau = np.exp(point["tau_log__"])
-    fixed = m["fns"]["plain"]["theta"]({**point, "study_offset": np.zeros_like(point["study_offset"])})
+    fixed = m["fns"]["plain"]["theta"]({**q, "study_offset": np.zeros_like(point["study_offset"])})
     per_unit = (m["fns"]["new"]["theta"](point) - fixed) / tau
-    out = np.full(len(point["study_offset"]), np.nan)
-    for s in range(len(out)):  # every arm of a study has the same effect
+    off = np.full(len(point["study_offset"]), np.nan)
+    for s in range(len(off)):  # every arm of a study has the same effect
         vals = per_unit[m["study_idx"] == s]
         np.testing.assert_allclose(vals, vals[0], rtol=1e-9, atol=1e-12)
-        out[s] = vals[0]
-    return out
+        off[s] = vals[0]
+    q["study_offset"] = off
+    return q
+
+
+def flat(q) -> np.ndarray:
+    return np.concatenate([np.atleast_1d(q[k]) for k in (*LOCATIONS, "study_offset")])
+
+
+def jacobian(m, point) -> np.ndarray:
+    """d (L, offset) / d (w, z) by central differences (rows: mu, beta, msc_effect, study offsets)."""
+    cols = []
+    for name in ("location_offset", "study_offset"):
+        for i in range(len(point[name])):
+            up, down = dict(point), dict(point)
+            up[name], down[name] = point[name].copy(), point[name].copy()
+            up[name][i] += FD_STEP
+            down[name][i] -= FD_STEP
+            cols.append((flat(mapped(m, up)) - flat(mapped(m, down))) / (2 * FD_STEP))
+    return np.column_stack(cols)
 
 
 def set_weights(m, w):
@@ -74,38 +101,34 @@ def set_weights(m, w):
 
 
 @pytest.mark.parametrize("weights", ["ones", "random", "leave_petrou2020_out"])
-def test_standardised_offsets_are_a_change_of_variables(models, weights):
+def test_standardised_parameterisation_is_a_change_of_variables(models, weights):
     m = models
     rng = np.random.default_rng([SEED, 1, ["ones", "random", "leave_petrou2020_out"].index(weights)])
     U = m["n_units"]
+    arms = np.array(m["new"].coords["arm"])
     w = {"ones": np.ones(U), "random": rng.uniform(0, 1, U),
-         "leave_petrou2020_out": (np.array(m["new"].coords["arm"]) != "").astype(float)}[weights]
-    if weights == "leave_petrou2020_out":
-        w = np.array([0.0 if a.startswith("petrou2020:") else 1.0 for a in m["new"].coords["arm"]])
+         "leave_petrou2020_out": np.array([0.0 if a.startswith("petrou2020:") else 1.0 for a in arms])}[weights]
     set_weights(m, w)
+    n_loc = len(m["new"].coords["location"])
     try:
-        for _ in range(5):
+        for _ in range(4):
             point = random_point(m["new"], rng)
-            off = offsets(m, point)
-            mapped = {**point, "study_offset": off}
+            q = mapped(m, point)
             # same theta and per-unit log likelihood
-            np.testing.assert_allclose(m["fns"]["new"]["theta"](point), m["fns"]["plain"]["theta"](mapped), rtol=RTOL)
-            np.testing.assert_allclose(m["fns"]["new"]["loglik"](point), m["fns"]["plain"]["loglik"](mapped), rtol=RTOL)
-            # Jacobian of z -> offset: diagonal, by central differences
-            log_jac = 0.0
-            for s in range(len(off)):
-                dz = np.zeros_like(point["study_offset"])
-                dz[s] = FD_STEP
-                up = offsets(m, {**point, "study_offset": point["study_offset"] + dz})
-                down = offsets(m, {**point, "study_offset": point["study_offset"] - dz})
-                col = (up - down) / (2 * FD_STEP)
-                np.testing.assert_allclose(np.delete(col, s), 0.0, atol=1e-9)
-                log_jac += np.log(abs(col[s]))
-            expected = float(m["fns"]["plain"]["logp"](mapped)) + log_jac
+            np.testing.assert_allclose(m["fns"]["new"]["theta"](point), m["fns"]["plain"]["theta"](q), rtol=RTOL)
+            np.testing.assert_allclose(m["fns"]["new"]["loglik"](point), m["fns"]["plain"]["loglik"](q), rtol=RTOL)
+            J = jacobian(m, point)
+            # triangular: the locations do not depend on the study offsets; each offset only on its own z
+            np.testing.assert_allclose(J[:n_loc, n_loc:], 0.0, atol=1e-9)
+            z_block = J[n_loc:, n_loc:]
+            np.testing.assert_allclose(z_block - np.diag(np.diag(z_block)), 0.0, atol=1e-9)
+            sign, log_jac = np.linalg.slogdet(J)
+            assert sign != 0
+            expected = float(m["fns"]["plain"]["logp"](q)) + log_jac
             assert float(m["fns"]["new"]["logp"](point)) == pytest.approx(expected, rel=RTOL)
             if weights == "leave_petrou2020_out":  # weight 0: the plain non-centred form
                 s = list(m["new"].coords["study"]).index("petrou2020")
-                assert off[s] == pytest.approx(point["study_offset"][s], rel=1e-12)
+                assert q["study_offset"][s] == pytest.approx(point["study_offset"][s], rel=1e-12)
     finally:
         set_weights(m, np.ones(U))
 
@@ -115,7 +138,7 @@ def test_studies_without_normal_terms_keep_the_plain_offset(models):
     m = models
     rng = np.random.default_rng([SEED, 2])
     point = random_point(m["new"], rng)
-    off = offsets(m, point)
+    off = mapped(m, point)["study_offset"]
     studies = list(m["new"].coords["study"])
     for s in ("iacobaeus2019", "karussis2010", "yamout2010", "harris2018", "odinak2012", "fu2016"):
         i = studies.index(s)

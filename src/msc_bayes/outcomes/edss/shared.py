@@ -194,14 +194,21 @@ def carry_over_term(spec, control_fraction: np.ndarray):
     """+ carry_over share * (c / N) * msc_effect for the control units with periods after MSC (None: no such unit)."""
     import pymc as pm
 
+    share = carry_over_share(spec, control_fraction)
+    return None if share is None else pm.modelcontext(None)["msc_effect"] * share * control_fraction
+
+
+def carry_over_share(spec, control_fraction: np.ndarray):
+    """The share of the MSC effect carried into control periods after MSC (None: no such unit), creating
+    ``carry_over`` and its switches (``carry_over_estimated``, ``carry_over_fixed``)."""
+    import pymc as pm
+
     if not control_fraction.any():
         return None
-    model = pm.modelcontext(None)
     values = option_data(spec)
     estimated = pm.Data("carry_over_estimated", values["carry_over_estimated"])
     fixed = pm.Data("carry_over_fixed", values["carry_over_fixed"])
-    share = estimated * spec.priors["carry_over"].create("carry_over") + fixed
-    return model["msc_effect"] * share * control_fraction
+    return estimated * spec.priors["carry_over"].create("carry_over") + fixed
 
 
 def correlated_terms(spec, groups: tuple[SharedGroup, ...], normal_at: dict, theta) -> list:
