@@ -8,11 +8,14 @@ unrelated user file beside it, injects the fault when a stage begins, and assert
   sampled is in a visible ``<target>.failed`` folder (nothing of value only under a hidden name).
 
 SIGINT and failing writes run in-process; SIGKILL needs a process to kill (a subprocess running
-the same command with sampling replaced by `fake_fit`).
+the same command with sampling replaced by `fake_fit`). In-process runs also skip drawing the figures
+(`_fake_work`): each figure file is still written under its name, so the run folder is the same set of
+files; the figures themselves are drawn and checked in test_report.py (and by the SIGKILL cases here).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -37,6 +40,8 @@ REPORT_STAGES = [("ENGINE", "fit"), ("report", "write_outputs"), ("report", "ren
 STAGES_BEFORE_PUBLISHING = {("ENGINE", "fit"), ("Fit", "to_netcdf"), ("Fit", "summary"), ("report", "write_outputs"),
                             ("report", "render_markdown")}
 OWNERS = {"ENGINE": inference.ENGINE, "Fit": inference.Fit, "output": output, "report": report, "shutil": shutil}
+#: The bytes of every figure file of an in-process run here (matplotlib took most of a fake-fit report's time).
+FIGURE_PNG = b"\x89PNG\r\n\x1a\n figure not drawn: tests/test_fault_injection.py"
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -55,15 +60,22 @@ def earlier(tmp_path_factory):
     root = tmp_path_factory.mktemp("earlier")
     data, spec, _ = write_fixture(root)
     with pytest.MonkeyPatch.context() as mp:
-        _fake_sampling(mp)
+        _fake_work(mp)
         for kind in ("fit", "report"):
             assert main(command(kind, data, spec, root / kind)) == 0
     return root
 
 
-def _fake_sampling(mp) -> None:
+def _fake_work(mp) -> None:
+    """Sampling replaced by `fake_fit`; each figure written as FIGURE_PNG, under its own name, without drawing it."""
+    from msc_bayes import viz
+
     mp.setattr(inference.ENGINE, "fit", lambda spec, evidence, **kw: fake_fit(spec, evidence, **kw))
     mp.setattr(inference.ENGINE, "precompile", lambda models: [])
+    every = viz.figures_for
+    mp.setattr(viz, "figures_for", lambda fit, **kw: [dataclasses.replace(f, draw=lambda fit, ctx: None)
+                                                      for f in every(fit, **kw)])
+    mp.setattr(viz, "to_png", lambda fig, **kw: FIGURE_PNG)
 
 
 @pytest.fixture
@@ -87,7 +99,7 @@ def check_after(kind: str, data: Path, spec: Path, target: Path, before: dict[st
         marker = output.read_marker(target)
         assert marker is not None and output.foreign_files(target, marker) == []
     with pytest.MonkeyPatch.context() as mp:  # the next run beside it recovers what the failed one left
-        _fake_sampling(mp)
+        _fake_work(mp)
         assert main(command(kind, data, spec, parent / "next")) == 0
     assert not list(parent.glob(".*")), "a hidden folder was left behind"
     for failed in parent.glob("run.failed*"):
@@ -129,7 +141,7 @@ def _oserror():
 @pytest.mark.parametrize("fault", ["sigint", "swallowed", "oserror"])
 def test_in_process_faults_lose_nothing(case, monkeypatch, capsys, kind, stage, fault):
     data, spec, target, before = case(kind)
-    _fake_sampling(monkeypatch)
+    _fake_work(monkeypatch)
     hit = inject(monkeypatch, *stage, {"sigint": _sigint, "swallowed": _swallowed_sigint, "oserror": _oserror}[fault])
     code = main(command(kind, data, spec, target, "--overwrite"))
     assert hit, "the stage was never reached"
@@ -170,6 +182,6 @@ def test_sigkill_at_each_stage_loses_nothing(case, kind, stage):
     data, spec, target, before = case(kind)
     script = _CHILD.format(tests=str(TESTS))
     done = subprocess.run([sys.executable, "-c", script, *stage, *command(kind, data, spec, target, "--overwrite")],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == -signal.SIGKILL, done.stderr
     check_after(kind, data, spec, target, before)
