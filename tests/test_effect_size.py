@@ -114,7 +114,8 @@ def test_an_arm_with_sd_and_n_has_a_student_t_likelihood(tmp_path):
     model, _ = effect_size.OUTCOME.build(spec(), ev)
     assert "log_sigma" in model.named_vars and type(model["log_sigma"].owner.op).__name__ == "FlatRV"
     (loglik_of_values,) = model.replace_rvs_by_values([model["loglik"][0]])
-    f = model.compile_fn(loglik_of_values, inputs=model.value_vars, point_fn=False)
+    # Python ops (FAST_COMPILE): a numba compile of this graph costs seconds on empty caches, its calls here are few
+    f = model.compile_fn(loglik_of_values, inputs=model.value_vars, point_fn=False, mode="FAST_COMPILE")
     names = [v.name for v in model.value_vars]
 
     def loglik(theta, log_sigma):  # tau ~ 0: theta = mu
@@ -141,7 +142,7 @@ def test_control_arms_and_an_arms_table_of_study_and_arm(tmp_path):
     s = spec(direction="lower_better")
     model, prep = effect_size.OUTCOME.build(s, ev)
     assert "msc_effect" in model.named_vars and list(prep.units["group"]) == ["msc", "control", "msc", "msc"]
-    assert np.isfinite(model.compile_logp()(model.initial_point()))
+    assert np.isfinite(model.compile_logp(mode="FAST_COMPILE")(model.initial_point()))
     assert sweep.oracle_posterior(s, ev) is None  # a control arm: not the plain model
     rows_of = {r.name: r for r in effect_size.summary_rows(s)}
     assert rows_of["mu"].direction == "lower_better" and rows_of["mu"].important is None

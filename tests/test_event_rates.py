@@ -160,7 +160,7 @@ def test_unit_log_likelihood_is_the_poisson_log_pmf_with_log_exposure_offset(mix
     import pytensor
 
     outs = model.replace_rvs_by_values([model["theta"], model["loglik"]])
-    g = pytensor.function(model.value_vars, outs, on_unused_input="ignore")
+    g = pytensor.function(model.value_vars, outs, on_unused_input="ignore", mode="FAST_COMPILE")  # Python ops: no numba compile
     f = lambda point: g(*[point[v.name] for v in model.value_vars])
     for _ in range(3):
         point = {v.name: rng.normal(0, 1.5, np.shape(model.initial_point()[v.name])) for v in model.value_vars}
