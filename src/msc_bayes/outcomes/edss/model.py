@@ -74,11 +74,12 @@ from msc_bayes.outcomes.sizes import zeros
 BUILD_ORDER = ("baseline_followup", "change", "means_only", "counts", "patient")
 
 
-def build(spec, evidence: Evidence, *, standardise: bool = True):
+def build(spec, evidence: Evidence, *, standardise: bool = True, locations: bool = True):
     """The PyMC model for `spec` on `evidence`; never samples. Returns (model, prepared).
 
-    `standardise=False` gives the plain non-centred study effects (study_offset = effect / tau):
-    the same posterior in another parameterisation, kept for tests and comparisons.
+    `standardise=False` gives the plain non-centred study effects (study_offset = effect / tau) and free
+    mu, beta and msc_effect; `locations=False` keeps only the locations free (the study effects still
+    standardised). Each is the same posterior in another parameterisation, kept for tests and comparisons.
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -98,7 +99,7 @@ def build(spec, evidence: Evidence, *, standardise: bool = True):
     n = units["n"].to_numpy(dtype=float)
 
     frac = units["carry_fraction"].to_numpy(dtype=float)  # control periods after MSC
-    locate = standardise and standardisable_locations(spec, d.columns, control)
+    locate = standardise and locations and standardisable_locations(spec, d.columns, control)
     if locate:
         coords["location"] = location_names(d.columns, control)
     with pm.Model(coords=coords) as model:
