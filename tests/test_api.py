@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from test_diagnostics import fake_fit, write_fixture
+from test_diagnostics import fake_fit, undrawn_figures, write_fixture
 from test_report import fake, files  # noqa: F401 - pytest fixtures
 
 import msc_bayes as mb
@@ -130,7 +130,8 @@ def test_report_writes_the_run_folder_and_returns_it(files, fake, tmp_path):  # 
         assert all("eti95_" in c or c.startswith("observed_") for c in ends), (table.name, ends)
 
 
-def test_report_keeps_the_output_folder_rules(files, fake, tmp_path):  # noqa: F811
+def test_report_keeps_the_output_folder_rules(files, fake, tmp_path, monkeypatch):  # noqa: F811
+    undrawn_figures(monkeypatch)  # the folder rules, not the figures (drawn in the test above)
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("mine", encoding="utf-8")
@@ -143,7 +144,8 @@ def test_report_keeps_the_output_folder_rules(files, fake, tmp_path):  # noqa: F
     assert _report(files, first.out, overwrite=True).out == first.out
 
 
-def test_report_raises_on_a_failed_gate_unless_allowed(files, fake, tmp_path):  # noqa: F811
+def test_report_raises_on_a_failed_gate_unless_allowed(files, fake, tmp_path, monkeypatch):  # noqa: F811
+    undrawn_figures(monkeypatch)  # the gate, not the figures
     fake.options = {"all": {"shift": 1.0}}  # R-hat fails, on the refit too
     with pytest.raises(ConvergenceError, match="edss_plain did not pass the convergence gate.*allow_unconverged"):
         _report(files, tmp_path / "a")

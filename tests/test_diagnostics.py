@@ -179,6 +179,24 @@ def fake_fit(spec, evidence, *, draws: int | None = None, tune: int | None = Non
     return Fit(tree, spec, prep)
 
 
+#: The bytes of every figure file of a run whose figures are not drawn (`undrawn_figures`).
+UNDRAWN_PNG = b"\x89PNG\r\n\x1a\n figure not drawn (tests/test_diagnostics.py: undrawn_figures)"
+
+
+def undrawn_figures(mp) -> None:
+    """With `mp` (a MonkeyPatch), a report writes each figure file it would draw, under its own name, as
+    UNDRAWN_PNG without drawing it: for tests of run folders, output rules and failures, not of figures
+    (those are drawn and checked in test_report.py), where matplotlib took most of a fake-fit report's time."""
+    import dataclasses
+
+    from msc_bayes import viz
+
+    every = viz.figures_for
+    mp.setattr(viz, "figures_for", lambda fit, **kw: [dataclasses.replace(f, draw=lambda fit, ctx: None)
+                                                      for f in every(fit, **kw)])
+    mp.setattr(viz, "to_png", lambda fig, **kw: UNDRAWN_PNG)
+
+
 @pytest.fixture
 def edss_fit(fixture_files):
     data, edss_spec, _ = fixture_files

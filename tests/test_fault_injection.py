@@ -15,7 +15,6 @@ files; the figures themselves are drawn and checked in test_report.py (and by th
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import signal
@@ -25,7 +24,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from test_diagnostics import fake_fit, write_fixture
+from test_diagnostics import fake_fit, undrawn_figures, write_fixture
 
 from msc_bayes import inference, output
 from msc_bayes.cli import main
@@ -40,8 +39,6 @@ REPORT_STAGES = [("ENGINE", "fit"), ("report", "write_outputs"), ("report", "ren
 STAGES_BEFORE_PUBLISHING = {("ENGINE", "fit"), ("Fit", "to_netcdf"), ("Fit", "summary"), ("report", "write_outputs"),
                             ("report", "render_markdown")}
 OWNERS = {"ENGINE": inference.ENGINE, "Fit": inference.Fit, "output": output, "report": report, "shutil": shutil}
-#: The bytes of every figure file of an in-process run here (matplotlib took most of a fake-fit report's time).
-FIGURE_PNG = b"\x89PNG\r\n\x1a\n figure not drawn: tests/test_fault_injection.py"
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -67,15 +64,10 @@ def earlier(tmp_path_factory):
 
 
 def _fake_work(mp) -> None:
-    """Sampling replaced by `fake_fit`; each figure written as FIGURE_PNG, under its own name, without drawing it."""
-    from msc_bayes import viz
-
+    """Sampling replaced by `fake_fit`; each figure file written without drawing it (`undrawn_figures`)."""
     mp.setattr(inference.ENGINE, "fit", lambda spec, evidence, **kw: fake_fit(spec, evidence, **kw))
     mp.setattr(inference.ENGINE, "precompile", lambda models: [])
-    every = viz.figures_for
-    mp.setattr(viz, "figures_for", lambda fit, **kw: [dataclasses.replace(f, draw=lambda fit, ctx: None)
-                                                      for f in every(fit, **kw)])
-    mp.setattr(viz, "to_png", lambda fig, **kw: FIGURE_PNG)
+    undrawn_figures(mp)
 
 
 @pytest.fixture

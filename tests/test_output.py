@@ -17,7 +17,7 @@ from pathlib import Path
 
 import arviz as az
 import pytest
-from test_diagnostics import fake_fit, write_fixture
+from test_diagnostics import fake_fit, undrawn_figures, write_fixture
 
 from msc_bayes import inference, output
 from msc_bayes.cli import main
@@ -245,11 +245,13 @@ def test_a_failed_swap_puts_the_earlier_run_back_under_its_own_name(tmp_path, mo
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
-    """A scratch project: evidence, two specs, the current folder, and sampling replaced by `fake_fit`."""
+    """A scratch project: evidence, two specs, the current folder, sampling replaced by `fake_fit`, and figure
+    files written without drawing them (`undrawn_figures`: these tests are about run folders)."""
     data, edss_spec, ae_spec = write_fixture(tmp_path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(inference.ENGINE, "fit", lambda spec, evidence, **kw: fake_fit(spec, evidence, **kw))
     monkeypatch.setattr(inference.ENGINE, "precompile", lambda models: [])
+    undrawn_figures(monkeypatch)
     return data, edss_spec, ae_spec
 
 
