@@ -21,7 +21,10 @@ from msc_bayes.outcomes.base import (
 )
 from msc_bayes.outcomes.edss import checks, shared
 from msc_bayes.outcomes.edss.formats import FORMATS
-from msc_bayes.outcomes.edss.model import CHANGE_THRESHOLDS, build, derive
+from msc_bayes.outcomes.edss.model import CHANGE_THRESHOLDS, build_sampled, derive
+from msc_bayes.outcomes.edss.model import (
+    build as build,  # tests and comparisons: the free-location forms
+)
 from msc_bayes.outcomes.edss.prepare import prepare
 from msc_bayes.spec import OptionInfo, Prior, PriorSlot
 
@@ -114,7 +117,7 @@ OUTCOME = Outcome(
     tables=("edss", "patients", "arms"),
     formats=_FORMATS,
     prepare=prepare,
-    build=build,
+    build=build_sampled,  # standardised locations (edss.model): the sampler's geometry
     derive=derive,
     used=lambda units: ["+".join(f) for f in units["formats"]],
     observed=checks.observed,

@@ -74,12 +74,19 @@ from msc_bayes.outcomes.sizes import zeros
 BUILD_ORDER = ("baseline_followup", "change", "means_only", "counts", "patient")
 
 
-def build(spec, evidence: Evidence, *, standardise: bool = True, locations: bool = True):
-    """The PyMC model for `spec` on `evidence`; never samples. Returns (model, prepared).
+def build_sampled(spec, evidence: Evidence):
+    """The model the outcome samples (``Outcome.build``): `build` with standardised locations."""
+    return build(spec, evidence, locations=True)
 
-    `standardise=False` gives the plain non-centred study effects (study_offset = effect / tau) and free
-    mu, beta and msc_effect; `locations=False` keeps only the locations free (the study effects still
-    standardised). Each is the same posterior in another parameterisation, kept for tests and comparisons.
+
+def build(spec, evidence: Evidence, *, standardise: bool = True, locations: bool = False):
+    """A PyMC model for `spec` on `evidence`; never samples. Returns (model, prepared).
+
+    By default the study effects are standardised and mu, beta and msc_effect are free random variables
+    (the form the likelihood tests read); `locations=True` standardises the locations too (module
+    docstring), the form `build_sampled` gives the sampler; `standardise=False` gives the plain
+    non-centred study effects (study_offset = effect / tau) with free locations. Each is the same
+    posterior in another parameterisation.
     """
     import pymc as pm
     import pytensor.tensor as pt
