@@ -1,6 +1,6 @@
 """The standardised parameterisation of msc_bayes.outcomes.edss.model is a pure change of variables.
 
-`edss.build` samples the locations (mu, beta, msc_effect) through a free ``location_offset`` and each
+`edss.build_sampled` (the outcome's build) samples the locations (mu, beta, msc_effect) through a free ``location_offset`` and each
 study's effect through a free ``study_offset``, both standardised by their conditional normal
 posteriors given the normal-likelihood formats (module docstring of msc_bayes.outcomes.edss.model);
 `build(..., standardise=False)` is the plain non-centred model (free locations, study_offset =
@@ -32,18 +32,20 @@ SEED = 20261121
 #: float64 graphs summing ~40 terms of size ~10-100; finite differences of a map that is affine in
 #: (location_offset, study_offset) given the other parameters, so exact up to rounding
 RTOL, FD_STEP = 1e-9, 1e-3
+#: the ops' Python implementations: a check of the graph at points, not of the compiled sampler
+CHECK_MODE = "FAST_COMPILE"
 LOCATIONS = ("mu", "beta", "msc_effect")
 
 
 @pytest.fixture(scope="module")
 def models():
     spec, ev = load_spec(REPO / "models" / "edss_change.toml"), load_evidence(REPO / "data")
-    new, prep = edss.build(spec, ev)
+    new, prep = edss.build_sampled(spec, ev)
     plain, _ = edss.build(spec, ev, standardise=False)
     new_free = {v.name for v in new.value_vars}
     assert new_free - {v.name for v in plain.value_vars} == {"location_offset"}
     assert {v.name for v in plain.value_vars} - new_free == set(LOCATIONS)
-    fns = {key: {"logp": m.compile_logp(), "theta": value_fn(m, "theta"), "loglik": value_fn(m, "loglik")}
+    fns = {key: {"logp": m.compile_logp(mode=CHECK_MODE), "theta": value_fn(m, "theta"), "loglik": value_fn(m, "loglik")}
            for key, m in (("new", new), ("plain", plain))}
     fns["new"]["locations"] = {k: value_fn(new, k) for k in LOCATIONS}
     study_idx = np.array([prep.studies.index(s) for s in prep.units["study"]])
@@ -54,7 +56,7 @@ def models():
 def value_fn(model, name):
     """Compiled function of a model variable, taking the sampler's value variables."""
     [out] = model.replace_rvs_by_values([model[name]])
-    return model.compile_fn(out, inputs=model.value_vars, on_unused_input="ignore")
+    return model.compile_fn(out, inputs=model.value_vars, on_unused_input="ignore", mode=CHECK_MODE)
 
 
 def random_point(model, rng):
