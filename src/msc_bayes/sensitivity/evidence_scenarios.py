@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from msc_bayes import inference, outcomes
+from msc_bayes.diagnostics import divergences
 from msc_bayes.evidence.schema import TABLES
 from msc_bayes.outcomes.base import has_control
 from msc_bayes.sensitivity.base import (
@@ -516,6 +517,7 @@ def _reweight_rows_extract(fit, sc: Scenario) -> pd.DataFrame:
     rows = without_studies_rows(fit, draws, {q: r_eff(x) for q, x in draws.items()}, sc.extract_args["left_out"])
     notes = sampler_notes(fit)
     base["notes"], rows["notes"] = notes, f"base fit: {notes}" if notes else ""
+    base["divergences"], rows["divergences"] = divergences(fit), 0  # reweighted rows are no refit
     return concat([base, rows])
 
 
