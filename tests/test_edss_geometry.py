@@ -33,7 +33,7 @@ def free(model) -> set[str]:
 
 def test_standardised_model_reads_the_same_data(inputs):
     spec, ev = inputs
-    new, _ = edss.build_sampled(spec, ev)
+    new, _ = edss.build(spec, ev, locations=True)
     plain, _ = edss.build(spec, ev, standardise=False)
     assert {d.name for d in new.data_vars} == {d.name for d in plain.data_vars}
     assert "location_offset" in free(new) and not {"mu", "beta", "msc_effect"} & free(new)
@@ -45,7 +45,7 @@ def test_standardisation_follows_the_prior_values(inputs):
     """At location_offset 0, mu is its conditional mean given the scales: a prior on mu concentrated at
     2 (prior_mu_mu, prior_mu_sigma set as a refit sets them) moves it there."""
     spec, ev = inputs
-    new, _ = edss.build_sampled(spec, ev)
+    new, _ = edss.build(spec, ev, locations=True)
     [mu] = new.replace_rvs_by_values([new["mu"]])
     f = new.compile_fn(mu, inputs=new.value_vars, on_unused_input="ignore", mode="FAST_COMPILE")
     point = new.initial_point()
@@ -61,6 +61,6 @@ def test_standardisation_follows_the_prior_values(inputs):
 def test_other_location_priors_keep_the_locations_free(inputs, key, prior):
     spec, ev = inputs
     other = spec.replace(priors={key: prior})
-    model, _ = edss.build_sampled(other, ev)
+    model, _ = edss.build(other, ev, locations=True)
     assert "location_offset" not in free(model) and "location" not in model.coords
     assert {"mu", "beta", "msc_effect"} <= {v.name for v in model.free_RVs}

@@ -1,6 +1,6 @@
 """The standardised parameterisation of msc_bayes.outcomes.edss.model is a pure change of variables.
 
-`edss.build_sampled` (the outcome's build) samples the locations (mu, beta, msc_effect) through a free ``location_offset`` and each
+`edss.build(..., locations=True)` samples the locations (mu, beta, msc_effect) through a free ``location_offset`` and each
 study's effect through a free ``study_offset``, both standardised by their conditional normal
 posteriors given the normal-likelihood formats (module docstring of msc_bayes.outcomes.edss.model);
 `build(..., standardise=False)` is the plain non-centred model (free locations, study_offset =
@@ -40,7 +40,7 @@ LOCATIONS = ("mu", "beta", "msc_effect")
 @pytest.fixture(scope="module")
 def models():
     spec, ev = load_spec(REPO / "models" / "edss_change.toml"), load_evidence(REPO / "data")
-    new, prep = edss.build_sampled(spec, ev)
+    new, prep = edss.build(spec, ev, locations=True)
     plain, _ = edss.build(spec, ev, standardise=False)
     new_free = {v.name for v in new.value_vars}
     assert new_free - {v.name for v in plain.value_vars} == {"location_offset"}

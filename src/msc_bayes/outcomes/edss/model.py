@@ -53,8 +53,12 @@ given L as above (the map is triangular, so the Jacobians multiply). The posteri
 plain model's. This removes the funnel between tau -> 0 and the locations: with tau small every
 study's precise mean (Petrou 2020's arms have SEs near 0.07) pins mu, beta and msc_effect together,
 with tau large each study's effect absorbs it; at target_accept 0.9 the form with free locations
-diverged on 18 of 20 seeds, half of the divergences starting at tau < 0.03. mu, beta and msc_effect
-are Deterministics; a location prior outside `LOCATION_SCALE` keeps them free (the plain form).
+diverged on 18 of 20 seeds, half of the divergences starting at tau < 0.03; with the standardised
+locations none starts there, and the ones left start at a small within-arm SD of a 5-patient counts
+arm (Sahraian 2014 SPMS). So the outcome samples the free-location form (``build(...,
+locations=False)``, the default) at target_accept 0.99; ``locations=True`` is kept as a tested exact
+alternative. There mu, beta and msc_effect are Deterministics; a location prior outside
+`LOCATION_SCALE` keeps them free.
 """
 
 from __future__ import annotations
@@ -74,17 +78,13 @@ from msc_bayes.outcomes.sizes import zeros
 BUILD_ORDER = ("baseline_followup", "change", "means_only", "counts", "patient")
 
 
-def build_sampled(spec, evidence: Evidence):
-    """The model the outcome samples (``Outcome.build``): `build` with standardised locations."""
-    return build(spec, evidence, locations=True)
-
-
 def build(spec, evidence: Evidence, *, standardise: bool = True, locations: bool = False):
     """A PyMC model for `spec` on `evidence`; never samples. Returns (model, prepared).
 
-    By default the study effects are standardised and mu, beta and msc_effect are free random variables
-    (the form the likelihood tests read); `locations=True` standardises the locations too (module
-    docstring), the form `build_sampled` gives the sampler; `standardise=False` gives the plain
+    By default (the form the outcome samples) the study effects are standardised and mu, beta and
+    msc_effect are free random variables; `locations=True` standardises the locations too (module
+    docstring: it removes the tau -> 0 funnel but not every divergence at target_accept 0.9, and its
+    Cholesky and triangular solves more than double the numba compile); `standardise=False` gives the plain
     non-centred study effects (study_offset = effect / tau) with free locations. Each is the same
     posterior in another parameterisation.
     """
