@@ -11,7 +11,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import pytest
-from test_diagnostics import fake_fit, write_fixture
+from test_diagnostics import fake_fit, undrawn_figures, write_fixture
 
 from msc_bayes import cli, diagnostics, inference, results
 from msc_bayes.cli import EXIT_UNCONVERGED, main
@@ -29,7 +29,8 @@ def files(tmp_path):
 
 @pytest.fixture
 def stub(monkeypatch):
-    """Sampling replaced by `fake_fit`; `stub.calls` records each call's settings, `stub.options` its keywords."""
+    """Sampling replaced by `fake_fit`; `stub.calls` records each call's settings, `stub.options` its keywords.
+    A report writes its figure files without drawing them (`undrawn_figures`): these tests are of the gate."""
 
     class Stub:
         calls: list[dict]
@@ -45,6 +46,7 @@ def stub(monkeypatch):
     s.calls, s.options = [], {}
     monkeypatch.setattr(inference.ENGINE, "fit", s)
     monkeypatch.setattr(inference.ENGINE, "precompile", lambda models: [])
+    undrawn_figures(monkeypatch)
     return s
 
 
