@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -55,8 +56,28 @@ def test_fingerprint_changes_with_anything_compiled_into_the_model(tmp_path):
     ev = _evidence(tmp_path)
     key = _key(PLAIN, ev)
     assert _key(PLAIN.replace(priors={"tau": Prior("HalfCauchy", {"beta": 0.5})}), ev) != key  # another family
-    assert _key(PLAIN, _evidence(tmp_path / "x", values=(-0.3, 0.1, -0.5, -0.2))) != key  # another data value
-    assert _key(PLAIN, _evidence(tmp_path / "y", values=(-0.3, 0.1, -0.5))) != key  # another number of arms
+    # a format no arm had before is another structure too
+    other = tmp_path / "counts"
+    other.mkdir()
+    (other / "edss.csv").write_text("study,arm,timepoint_months,n,change_mean,change_se,improved,stable,worsened,threshold\n"
+                                    "s0,a,12,20,-0.3,0.15,,,,\ns1,a,12,25,0.1,0.15,,,,\ns2,a,12,10,,,3,5,2,0.5\n")
+    assert _key(PLAIN, load_evidence(other)) != key
+
+
+def test_fingerprint_ignores_the_datasets_values_and_sizes(tmp_path):
+    # data values, numbers of arms and studies are run-time inputs of the compiled code
+    key = _key(PLAIN, _evidence(tmp_path))
+    assert _key(PLAIN, _evidence(tmp_path / "x", values=(-0.3, 0.1, -0.5, -0.2))) == key  # another value
+    assert _key(PLAIN, _evidence(tmp_path / "y", values=(-0.3, 0.1, -0.5))) == key  # fewer arms
+    assert _key(PLAIN, _evidence(tmp_path / "z", values=tuple(float(v) for v in np.linspace(-1, 1, 13)))) == key  # more
+
+
+def _fresh_cache(monkeypatch, tmp_path):
+    """This test's own cache folder (inherited by the helper process), nothing loaded in this process: a miss."""
+    monkeypatch.setenv(compile_cache.DIR_VARIABLE, str(tmp_path / "cache"))
+    monkeypatch.setattr(compile_cache, "_LOADED", {})
+    monkeypatch.setattr(inference.ENGINE, "compiled_models", OrderedDict())
+    monkeypatch.setattr(inference.ENGINE, "built", {})
 
 
 def _sentinel(monkeypatch):
@@ -132,31 +153,67 @@ _CHILD = textwrap.dedent("""
         rc = compiled.compiled_logp_func.ctypes(compiled.n_dim, x.ctypes.data_as(P), grad.ctypes.data_as(P),
                                                 logp.ctypes.data_as(P), ctypes.c_void_p(compiled.user_data.ctypes.data))
         points.append([int(rc), float(logp), grad.tolist()])
-    fit = inference.fit(spec, load_evidence(sys.argv[1]), draws=50, tune=50, chains=2, seed=3)
-    print(json.dumps({"stats": compile_cache.STATS, "points": points,
+    fit = inference.fit(spec, load_evidence(sys.argv[1]), draws=int(sys.argv[2]), tune=300, chains=4, seed=3)
+    print(json.dumps({"stats": compile_cache.STATS, "points": points, "n_dim": int(compiled.n_dim),
                       "mu": fit.posterior["mu"].values.tolist()}))
 """)
 
 
 @pytest.mark.slow
-def test_a_second_process_loads_the_same_machine_code_as_nutpie_compiles(tmp_path):
-    # data values no earlier run has compiled: the first process misses, a later one must hit
-    values = tuple(round(float(v), 6) for v in np.random.default_rng().normal(0, 0.3, 4))
-    folder = _evidence(tmp_path, values).path
+def test_a_second_process_loads_the_same_machine_code_and_a_dataset_of_another_size_compiles_nothing(tmp_path):
+    """The acceptance test of compiling once per model structure: counts compiles, not seconds."""
+    from msc_bayes.sweep import oracle_posterior
 
-    def child(**env) -> dict:
-        out = subprocess.run([sys.executable, "-c", _CHILD, str(folder)], capture_output=True, text=True,
-                             check=True, env={**os.environ, **env})
+    four, seven = (-0.3, 0.1, -0.5, -0.1), (0.2, -0.4, -0.6, 0.0, -0.2, -0.9, 0.3)
+    folder, other = _evidence(tmp_path / "four", four).path, _evidence(tmp_path / "seven", seven).path
+    cache = tmp_path / "cache"
+
+    def child(data, draws=50, **env) -> dict:
+        out = subprocess.run([sys.executable, "-c", _CHILD, str(data), str(draws)], capture_output=True, text=True,
+                             check=False, env={**os.environ, compile_cache.DIR_VARIABLE: str(cache), **env})
+        assert out.returncode == 0, out.stderr[-3000:]
         return json.loads(out.stdout.strip().splitlines()[-1])
 
-    first, stock, second = child(), child(**{compile_cache.ENV_SWITCH: "0"}), child()
+    first, stock, second = child(folder), child(folder, **{compile_cache.ENV_SWITCH: "0"}), child(folder)
     assert first["stats"]["miss"] == 1 and first["stats"]["hit"] == 0
     assert stock["stats"]["stock"] == 1
     assert second["stats"]["hit"] == 1 and second["stats"]["miss"] == 0
     assert all(p[0] == 0 for p in first["points"])
-    # logp and gradient at three points, then the draws: bit for bit as nutpie's own compile
-    assert first["points"] == stock["points"] == second["points"]
-    assert first["mu"] == stock["mu"] == second["mu"]
+    # logp and gradient at three points, then the draws: bit for bit in a later process
+    assert first["points"] == second["points"] and first["mu"] == second["mu"]
+    # and the function nutpie compiles for this one dataset, to rounding (nutpie folds the data
+    # constants into the graph at compile time; here they are run-time inputs)
+    for ours, theirs in zip(first["points"], stock["points"]):
+        assert ours[1] == pytest.approx(theirs[1], rel=1e-12, abs=1e-12)
+        np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-10, atol=1e-12)
+
+    # seven arms, a dataset no process has compiled: loaded, not compiled, and right
+    new = child(other, draws=1000)
+    assert new["stats"] == {**new["stats"], "miss": 0, "stock": 0, "hit": 1}
+    assert new["n_dim"] == first["n_dim"] + 3  # three more study effects, in the same machine code
+    mu = np.asarray(new["mu"])
+    exact = oracle_posterior(PLAIN, load_evidence(other))  # the exact normal-normal posterior
+    mcse = az_mcse(mu)
+    assert abs(mu.mean() - exact.mu_mean) < 4 * mcse, (mu.mean(), exact.mu_mean, mcse)
+
+
+def az_mcse(draws: np.ndarray) -> float:
+    """The Monte Carlo standard error of the mean of (chain, draw) draws (ArviZ)."""
+    from arviz_stats import mcse
+
+    return float(mcse(draws, method="mean"))
+
+
+def test_a_dataset_of_another_size_reuses_the_compiled_model_in_process(tmp_path, monkeypatch):
+    _fresh_cache(monkeypatch, tmp_path)
+    before = dict(compile_cache.STATS)
+    small, large = _evidence(tmp_path / "a", (-0.3, 0.1, -0.5)), _evidence(tmp_path / "b", tuple(float(v) for v in np.linspace(-1, 1, 9)))
+    first = inference.compiled(PLAIN, small)[0]
+    second = inference.compiled(PLAIN, large)[0]
+    assert compile_cache.STATS["miss"] - before["miss"] == 1  # one compile for both
+    assert compile_cache.STATS["reused"] - before["reused"] == 1
+    assert second.compiled_logp_func is first.compiled_logp_func
+    assert (first.n_dim, second.n_dim) == (5, 11)
 
 
 _STATE_CHILD = textwrap.dedent("""
@@ -221,9 +278,11 @@ def test_a_disk_that_refuses_the_entry_costs_only_the_cache(tmp_path, monkeypatc
         return save(self, sig, data)
 
     monkeypatch.setattr(FunctionCache, "_save_overload", refuse)
-    values = tuple(round(float(v), 6) for v in np.random.default_rng().normal(0, 0.3, 4))  # a new graph: a miss
+    _fresh_cache(monkeypatch, tmp_path)  # a miss, and a key numba has no files for: a real compile
+    environment = compile_cache._environment
+    monkeypatch.setattr(compile_cache, "_environment", lambda: [*environment(), str(tmp_path)])
     before = dict(compile_cache.STATS)
-    fit = inference.fit(PLAIN, _evidence(tmp_path, values), draws=50, tune=50, chains=2, seed=3)
+    fit = inference.fit(PLAIN, _evidence(tmp_path), draws=50, tune=50, chains=2, seed=3)
     assert np.isfinite(fit.posterior["mu"].values).all()
     assert compile_cache.STATS["miss"] == before["miss"] + 1
     assert compile_cache.STATS["unsaved"] == before["unsaved"] + 2  # both wrappers
@@ -235,16 +294,16 @@ def test_a_disk_that_refuses_the_entry_costs_only_the_cache(tmp_path, monkeypatc
 
 
 def _three_structures(tmp_path):
-    """Three specs of different compiled form on data no earlier run compiled (all missing)."""
-    values = tuple(round(float(v), 6) for v in np.random.default_rng().normal(0, 0.3, 4))
-    ev = _evidence(tmp_path, values)
+    """Three specs of different compiled form (all missing from a fresh cache)."""
+    ev = _evidence(tmp_path)
     specs = [PLAIN, PLAIN.replace(priors={"tau": Prior("HalfCauchy", {"beta": 0.5})}),
              PLAIN.replace(priors={"mu": Prior("StudentT", {"nu": 4, "mu": 0, "sigma": 1})})]
     return specs, ev
 
 
 @pytest.mark.slow
-def test_precompile_hands_all_but_the_first_missing_model_to_a_helper(tmp_path):
+def test_precompile_hands_all_but_the_first_missing_model_to_a_helper(tmp_path, monkeypatch):
+    _fresh_cache(monkeypatch, tmp_path)
     specs, ev = _three_structures(tmp_path)
     before = dict(compile_cache.STATS)
     handed = inference.precompile([(s, ev) for s in specs])

@@ -1,29 +1,31 @@
-# A copy of nutpie 0.16's private _compile_pymc_model_numba: its public compile_pymc_model has no hook for a cache.
-"""An on-disk cache of nutpie's compiled models: a new process loads machine code instead of compiling.
+# Uses nutpie 0.16's private helpers (make_user_data, CompiledPyMCModel, ...): its public compile_pymc_model has no
+# hook for a cache, and fixes every length when it compiles (see size_free).
+"""An on-disk cache of compiled models: a new process loads machine code instead of compiling,
+for any dataset of a structure compiled before.
 
 ``nutpie.compile_pymc_model`` costs ~20 s per model in every new process even when PyTensor's
-and numba's caches are warm: PyTensor rewrites the graphs (~5 s) and numba compiles nutpie's
-two ``cfunc`` wrappers, which link and re-optimise the whole logp+gradient function. nutpie
-cannot cache those wrappers itself (``cache=True`` never hits: their closures hold
-``uuid4`` keys, so each process computes a new cache key).
+and numba's caches are warm (numba compiles nutpie's two ``cfunc`` wrappers, which link and
+re-optimise the whole logp+gradient function; their closures hold ``uuid4`` keys, so numba's
+own cache never hits), and it compiles again for every new number of studies or arms.
 
-:func:`compile_model` does what ``compile_pymc_model(model)`` (numba backend, default
-initialisation) does, with two changes: the shared-data keys are deterministic (``k000``,
-``k001``, ...) and the wrappers are stored through numba's own cache under a key that is a
-**fingerprint of the model graph** (every op by type and props, constants by value, pm.Data
-by name, type and shape, other shared variables by value, the free variables and transforms)
-plus the library versions, Python, the CPU and the compiler settings. A later process with
-the same fingerprint loads the machine code (well under a second). What is rebuilt from the live model every time: the initial-point
-function, dims and coords, and the shared data (prior values, study weights) — runtime
-inputs of the compiled code, so ``with_data`` works as before.
+:func:`compile_model` compiles a model's size-free form (:mod:`.size_free`: every data array
+and length is a run-time input) with deterministic shared-data keys (``k000``, ``k001``, ...)
+and stores the wrappers through numba's own cache under a key that is a **fingerprint of the
+model structure** (every op by type and props, scalar constants by value, data by name and
+type, never by value or length, the free variables and transforms) plus the library versions,
+this module's source, Python, the CPU and the compiler settings. A later process with the same
+fingerprint, on any dataset of that structure, loads the machine code (about a second). What is
+built from the live model every time: the lengths and layout, the initial-point function, dims
+and coords, and the shared data (data, prior values, study weights), so ``with_data`` works as
+before.
 
 Safety: anything the fingerprint cannot capture exactly (an op property that cannot be pickled), a
 nutpie other than the 0.16 series this mirrors, or any failure while loading falls back to
 nutpie's own compile; a failure while saving only costs the cache entry. A layout check
 compares the stored free variables (names, ranks) with the live model before a hit is used.
 ``MSC_BAYES_COMPILE_CACHE=0`` turns the cache off. Files live in PyTensor's compile
-directory (``<base_compiledir>/msc_bayes`` and numba's files in ``<base_compiledir>/numba``),
-so clearing PyTensor's cache clears this one too.
+directory (``<base_compiledir>/msc_bayes``, or ``$MSC_BAYES_COMPILE_CACHE_DIR``, and numba's
+files in ``<base_compiledir>/numba``), so clearing PyTensor's cache clears this one too.
 
 Floating point: every compile here runs with PyTensor's ``numba__fastmath`` off
 (:data:`NUMBA_FASTMATH`, set with ``pytensor.config.change_flags`` around the compile only, so
@@ -52,11 +54,15 @@ from pathlib import Path
 
 import numpy as np
 
+from msc_bayes.inference import size_free
+
 #: Layout version of the cache entries (bump when the stored metadata changes).
-VERSION = 1
+VERSION = 2
 #: The nutpie series whose internals this mirrors; any other version compiles the stock way.
 NUTPIE_SERIES = "0.16."
 ENV_SWITCH = "MSC_BAYES_COMPILE_CACHE"
+#: Another folder for the entries (a test's own, say); processes started from this one inherit it.
+DIR_VARIABLE = "MSC_BAYES_COMPILE_CACHE_DIR"
 #: PyTensor's ``numba__fastmath`` while a model compiles (see the module docs).
 NUMBA_FASTMATH = False
 
@@ -85,9 +91,11 @@ def enabled() -> bool:
 
 
 def cache_dir() -> Path:
+    """Where the entries' metadata live: ``$MSC_BAYES_COMPILE_CACHE_DIR``, else PyTensor's
+    ``<base_compiledir>/msc_bayes`` (numba's files of the wrappers are always in PyTensor's)."""
     import pytensor
 
-    return Path(pytensor.config.base_compiledir) / "msc_bayes"
+    return Path(os.environ.get(DIR_VARIABLE) or Path(pytensor.config.base_compiledir) / "msc_bayes")
 
 
 def cache_key(model) -> str | None:
@@ -134,7 +142,9 @@ def _environment() -> list:
 
     versions = [metadata.version(p) for p in ("pymc", "pytensor", "nutpie", "numba", "llvmlite", "numpy")]
     cfg = pytensor.config
-    return [VERSION, versions, sys.version, ll.get_host_cpu_name(), ll.get_host_cpu_features().flatten(),
+    # this module writes the wrappers' code: any change to it is another entry, never a stale load
+    own = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    return [VERSION, own, versions, sys.version, ll.get_host_cpu_name(), ll.get_host_cpu_features().flatten(),
             str(numba.config.OPT), NUMBA_FASTMATH, cfg.floatX,
             *[str(getattr(cfg, k, "")) for k in ("optimizer_excluding", "optimizer_including", "optimizer_requiring")]]
 
@@ -181,14 +191,16 @@ def _op_token(op) -> str:
 
 
 def fingerprint(model) -> str:
-    """sha256 of everything nutpie compiles from `model`: the logp graph and the traced variables
-    (ops, constants' values, pm.Data's names, types and shapes, other shared variables' values),
-    the free variables' order, types and transforms, and the environment. Raises :class:`Uncacheable`."""
+    """sha256 of everything compiled from `model`: its size-free graphs (:func:`.size_free.generic`: ops,
+    scalar constants by value, data by name and type, never by value or length), the free
+    variables' order, types and transforms, and the environment. Raises :class:`Uncacheable`."""
     from pytensor.compile.sharedvalue import SharedVariable
     from pytensor.graph.basic import Constant
     from pytensor.graph.traversal import io_toposort
 
-    outputs = [model.logp(), *model.unobserved_value_vars]
+    g = size_free.generic(model)
+    outputs = [g.logp, *g.remaining]
+    runtime = {id(v) for v in [*model.data_vars, *model.dim_lengths.values(), *g.runtime_inputs().values()]}
     h = hashlib.sha256(json.dumps(_environment()).encode())
     for rv in model.free_RVs:  # (what a transform computes is in the logp graph; its class names it here)
         transform = type(model.rvs_to_transforms.get(rv))
@@ -202,9 +214,9 @@ def fingerprint(model) -> str:
                 names[v] = f"C{v.type}:{data.dtype.str}:{data.shape}:{_digest(data)}"
             elif isinstance(v, SharedVariable):
                 value = np.ascontiguousarray(v.get_value())
-                if any(v is d for d in model.data_vars):  # pm.Data: a runtime input; its value is not compiled in
-                    names[v] = f"S{v.name}:{v.type}:{value.dtype.str}:{value.shape}"
-                else:  # e.g. a dim length: by value, to be safe
+                if id(v) in runtime:  # data, a dim length or a lifted constant: a run-time input
+                    names[v] = f"S{v.name}:{v.type}:{value.dtype.str}:{value.ndim}"
+                else:  # anything else: by value, to be safe
                     names[v] = f"S{v.name}:{v.type}:{value.dtype.str}:{value.shape}:{_digest(value)}"
             elif v.owner is None:
                 names[v] = f"I{v.name}:{v.type}"
@@ -216,6 +228,7 @@ def fingerprint(model) -> str:
         h.update(_op_token(node.op).encode())
         h.update(("|".join(map(token, node.inputs)) + ">" + "|".join(map(token, node.outputs))).encode())
     h.update("|".join(map(token, outputs)).encode())
+    h.update(json.dumps([g.names, g.n_free]).encode())
     return h.hexdigest()[:40]
 
 
@@ -289,6 +302,12 @@ def _shared_data(shared_vars: dict) -> dict:
     return data
 
 
+def _runtime_inputs(model, g) -> dict:
+    """name -> shared variable of everything the compiled code reads at run time: pm.Data, dim
+    lengths, the lifted constants and this dataset's ``_layout``."""
+    return {**{v.name: v for v in [*model.data_vars, *model.dim_lengths.values()]}, **g.runtime_inputs()}
+
+
 def _cached(model, key: str):
     meta_file = cache_dir() / f"{key}.pkl"
     try:
@@ -314,9 +333,8 @@ def _load(model, key: str, meta: dict, shared_var_keys: dict):
         return _LOADED[key]
     shared_data = _shared_data(shared_var_keys)
     user_data = cp.make_user_data(shared_var_keys, shared_data)
-    raw_l, sig_l = cp._make_c_logp_func(meta["n_dim"], None, user_data, meta["logp_keys"], shared_data)
-    raw_e, sig_e = cp._make_c_expand_func(meta["n_dim"], meta["n_expanded"], None, user_data,
-                                          meta["expand_keys"], shared_data)
+    raw_l, sig_l = size_free.c_logp(None, user_data, meta["logp_keys"], shared_data)
+    raw_e, sig_e = size_free.c_expand(None, user_data, meta["expand_keys"], shared_data)
     logp_cf = _cfunc(raw_l, sig_l, key + "_logp", load=True)
     expand_cf = _cfunc(raw_e, sig_e, key + "_expand", load=True) if logp_cf is not None else None
     if expand_cf is None:
@@ -327,28 +345,25 @@ def _load(model, key: str, meta: dict, shared_var_keys: dict):
 
 
 def _compile_and_store(model, key: str, meta_file: Path):
-    """nutpie's numba compile (``_compile_pymc_model_numba``) with deterministic shared-data keys
-    and the wrappers stored under `key`; then the metadata a later process needs."""
+    """Compile the size-free functions (:func:`.size_free.functions`) with deterministic shared-data keys
+    and store the wrappers under `key`; then the metadata a later process needs."""
     from nutpie import compile_pymc as cp
 
-    n_dim, n_expanded, logp_pt, expand_pt, _, shape_info, reparameterized = cp._make_functions(
-        model, mode="NUMBA", compute_grad=True, join_expanded=True, pymc_initial_point_fn=_initial_point_fn(model))
+    g = size_free.generic(model)
+    logp_fn, expand_fn = size_free.functions(model, g)
     shared_var_keys: dict = {}
-    for var in [*logp_pt.get_shared(), *expand_pt.get_shared()]:
+    for var in [*logp_fn.get_shared(), *expand_fn.get_shared()]:
         shared_var_keys.setdefault(var, f"k{len(shared_var_keys):03d}")
     shared_data = _shared_data(shared_var_keys)
     user_data = cp.make_user_data(shared_var_keys, shared_data)
-    logp_keys = [shared_var_keys[v] for v in logp_pt.get_shared()]
-    expand_keys = [shared_var_keys[v] for v in expand_pt.get_shared()]
-    raw_l, sig_l = cp._make_c_logp_func(n_dim, logp_pt.vm.jit_fn, user_data, logp_keys, shared_data)
-    raw_e, sig_e = cp._make_c_expand_func(n_dim, n_expanded, expand_pt.vm.jit_fn, user_data, expand_keys, shared_data)
+    logp_keys = [shared_var_keys[v] for v in logp_fn.get_shared()]
+    expand_keys = [shared_var_keys[v] for v in expand_fn.get_shared()]
+    raw_l, sig_l = size_free.c_logp(logp_fn.vm.jit_fn, user_data, logp_keys, shared_data)
+    raw_e, sig_e = size_free.c_expand(expand_fn.vm.jit_fn, user_data, expand_keys, shared_data)
     _LOADED[key] = (_cfunc(raw_l, sig_l, key + "_logp", load=False),
                     _cfunc(raw_e, sig_e, key + "_expand", load=False))
     STATS["miss"] += 1
-    value_names = {v.name for v in model.value_vars}
-    meta = {"version": VERSION, "free": _free(model), "n_dim": n_dim, "n_expanded": n_expanded,
-            "shape_info": shape_info, "n_free": sum(n in value_names for n in shape_info[0]),
-            "reparameterized_names": list(reparameterized or []),
+    meta = {"version": VERSION, "free": _free(model),
             "shared_names": [v.name for v in shared_var_keys], "shared_keys": list(shared_var_keys.values()),
             "logp_keys": logp_keys, "expand_keys": expand_keys}
     try:
@@ -358,7 +373,7 @@ def _compile_and_store(model, key: str, meta_file: Path):
         os.replace(tmp, meta_file)
     except OSError:  # a read-only or full disk: this process still has the compiled model
         pass
-    return _assemble(model, meta, _LOADED[key], shared_var_keys)
+    return _assemble(model, meta, _LOADED[key], _shared_var_keys(model, meta))
 
 
 def _free(model) -> list:
@@ -366,25 +381,28 @@ def _free(model) -> list:
 
 
 def _shared_var_keys(model, meta: dict) -> dict:
-    """The live model's shared variables (prior values, unit weights, any dim lengths) -> the stored keys."""
-    by_name = {v.name: v for v in [*model.data_vars, *model.dim_lengths.values()]}
+    """The live model's run-time inputs (:func:`_runtime_inputs`) -> the stored keys."""
+    by_name = _runtime_inputs(model, size_free.generic(model))
     return {by_name[n]: k for n, k in zip(meta["shared_names"], meta["shared_keys"])}
 
 
 def _assemble(model, meta: dict, cfuncs: tuple, shared_var_keys: dict):
-    """nutpie's compiled model from the wrappers and the live model: shared data, initial point, dims."""
+    """nutpie's compiled model from the wrappers and the live model: its lengths, shared data,
+    initial point and dims."""
     from nutpie import compile_pymc as cp
 
+    g = size_free.generic(model)
     logp_cf, expand_cf = cfuncs
     shared_data = _shared_data(shared_var_keys)
-    names, _, shapes = meta["shape_info"]
-    n_free = meta["n_free"]
-    init = cp._rv_dict_to_flat_array_wrapper(_initial_point_fn(model), names=names[:n_free], shapes=shapes[:n_free])
-    dims, coords = cp._prepare_dims_and_coords(model, meta["shape_info"], meta["reparameterized_names"])
+    shape_info = g.shape_info()
+    names, _, shapes = shape_info
+    free_values = [model.rvs_to_values[rv].name for rv in model.free_RVs if model.rvs_to_transforms.get(rv)]
+    init = cp._rv_dict_to_flat_array_wrapper(_initial_point_fn(model), names=names[: g.n_free],
+                                            shapes=shapes[: g.n_free])
+    dims, coords = cp._prepare_dims_and_coords(model, shape_info, free_values)
     return cp.CompiledPyMCModel(
-        _n_dim=meta["n_dim"], dims=dims, _coords=coords, _shapes={n: tuple(s) for n, s in zip(names, shapes)},
+        _n_dim=g.n_dim, dims=dims, _coords=coords, _shapes=dict(zip(names, shapes)),
         compiled_logp_func=logp_cf, compiled_expand_func=expand_cf, initial_point_func=init,
         shared_data=shared_data, shared_var_keys=shared_var_keys,
-        user_data=cp.make_user_data(shared_var_keys, shared_data), n_expanded=meta["n_expanded"],
-        shape_info=meta["shape_info"], logp_func=None, expand_func=None,
-        reparameterized_names=meta["reparameterized_names"])
+        user_data=cp.make_user_data(shared_var_keys, shared_data), n_expanded=g.n_expanded,
+        shape_info=shape_info, logp_func=None, expand_func=None, reparameterized_names=free_values)
