@@ -17,7 +17,11 @@ mixed reporting formats, generated in a temporary folder):
             the compiled cache, bulk-ESS per second of mu and tau, refits of a sensitivity
             sweep (other prior value, a left-out study), tracemalloc peak of one refit;
 - oracle:   the exact normal-normal posterior (msc_bayes.oracle) for k = 10, 100, 1,000;
-- scaling:  build / compile / sampling time and peak memory against the number of arms.
+- scaling:  build / compile / sampling time and peak memory against the number of arms;
+- new_data: a fit (4 chains x 1,000 draws after 1,000 tuning, brms's defaults) in a new process
+            on data of a size no process has seen: first on empty caches (a new machine), then
+            the same data warm, then 13 and 6 studies where 10 were compiled, plain and with
+            mixed formats; each with the compile cache's hit/miss counts.
 
 Every measurement runs in a child process (``--worker``) so that its caches, peak memory
 (``ru_maxrss`` from ``os.wait4``) and start-up are its own. Timings on a shared 2-core
@@ -363,7 +367,29 @@ def w_oracle(params: dict, t_start: float) -> dict:
     return out
 
 
-WORKERS = {"inprocess": w_inprocess, "scaling": w_scaling, "oracle": w_oracle}
+def w_fit(params: dict, t_start: float) -> dict:
+    """One fit in a new process: import, compile (or load), sampling; the compile cache's counts."""
+    from msc_bayes import inference
+    from msc_bayes.inference import compile_cache
+    res = {"import_s": round(time.perf_counter() - t_start, 3)}
+    spec, ev = _load(params)
+    t = time.perf_counter()
+    c, _, _ = inference.compiled(spec, ev)
+    res["compile_s"] = round(time.perf_counter() - t, 3)  # includes building the model
+    res["n_dim"] = int(c.n_dim)
+    kw = {k: params[k] for k in ("draws", "tune", "chains") if params.get(k)}
+    t = time.perf_counter()
+    f = inference.fit(spec, ev, **kw)
+    res["fit_s"] = round(time.perf_counter() - t, 3)
+    res["sampling_s"] = round(f.tree.attrs["sampling_seconds"], 3)
+    res["divergences"] = int(f.tree["sample_stats"].to_dataset()["diverging"].sum())
+    res.update(_ess_per_s(f, f.tree.attrs["sampling_seconds"]))
+    res["compiles"] = {k: v for k, v in compile_cache.STATS.items() if v}
+    res["total_s"] = round(time.perf_counter() - t_start, 3)
+    return res
+
+
+WORKERS = {"inprocess": w_inprocess, "scaling": w_scaling, "oracle": w_oracle, "fit": w_fit}
 
 
 # ======================================================================================
@@ -462,6 +488,38 @@ def bench_scaling(tmp: Path, arms: list[int], sampler: dict) -> dict:
     return out
 
 
+#: A brms fit of the same kind of model on this kind of machine (issue #17's run: BCG meta-regression,
+#: 4 x 1,000 draws after 1,000 warm-up; brms is not run here: R is not part of the project).
+BRMS_QUIET_S = 35.0
+
+
+def bench_new_data(tmp: Path) -> dict:
+    """Fits in new processes on one fresh cache folder: the first on empty caches, then the same
+    data warm, then data of sizes no process has compiled (the structure compiled once)."""
+    cache = tmp / "cache_new_data"
+    cases = [("first fit, empty caches", "plain", 10), ("same data again", "plain", 10),
+             ("new data: 13 studies", "plain", 13), ("new data: 6 studies", "plain", 6),
+             ("mixed formats, first of its structure", "mixed", 10), ("mixed, new data: 13 arms", "mixed", 13)]
+    rows = []
+    for label, kind, k in cases:
+        folder = tmp / f"newdata_{kind}_{k}"
+        if not folder.exists():
+            (make_plain if kind == "plain" else make_mixed)(folder, k)
+        r = worker("fit", {"data": str(folder), "plain": kind == "plain", "draws": 1000, "tune": 1000}, cache=cache)
+        res = r.get("result", {})
+        row = {"case": label, "kind": kind, "arms": k, "wall_s": r["wall_s"], "rc": r["rc"],
+               "load1": [r["load1_before"], r["load1_after"]],
+               **{key: res.get(key) for key in ("import_s", "compile_s", "sampling_s", "n_dim", "divergences",
+                                                "compiles", "ess_bulk_per_s_mu")}}
+        rows.append(row)
+        print(f"  new data: {label:40s} {r['wall_s']:7.1f} s (compile/load {row['compile_s']} s, sampling "
+              f"{row['sampling_s']} s) {row['compiles']}", flush=True)
+    by = {r["case"]: r for r in rows}
+    new = [by["new data: 13 studies"]["wall_s"], by["new data: 6 studies"]["wall_s"]]
+    return {"rows": rows, "brms_quiet_s": BRMS_QUIET_S, "first_wall_s": by["first fit, empty caches"]["wall_s"],
+            "new_data_wall_median_s": median(new), "ok": all(r["rc"] == 0 for r in rows)}
+
+
 def environment() -> dict:
     from importlib import metadata
     vers = {}
@@ -476,6 +534,8 @@ def environment() -> dict:
 
 
 TARGETS = {  # name -> (figure in the JSON, limit in seconds)
+    "fit on new data, warm caches, new process": ("new_data.new_data_wall_median_s", BRMS_QUIET_S / 10),
+    "first fit on a new machine": ("new_data.first_wall_s", BRMS_QUIET_S / 2),
     "warm single fit incl. process start": ("fit_cli.wall_median_s", 3.0),
     "warm full report": ("report.warm_wall_median_s", 30.0),
     "warm report, --no-sensitivity": ("report.warm_no_sensitivity_median_s", 30.0),
@@ -535,6 +595,12 @@ def print_table(res: dict) -> None:
                   f"{r['build_s'] or '-':>6} {r['first_compile_s'] or '-':>9} {r['warm_compile_s'] or '-':>9} "
                   f"{r['sampling_s'] or '-':>7} {r['us_per_grad'] or '-':>8} {r['ess_bulk_per_s_mu'] or '-':>9} "
                   f"{orc_ms:>9} {r['peak_rss_mib']:>8}")
+    nd = res.get("new_data")
+    if nd:
+        print(f"\n  fits in a new process, 4 x 1,000 draws (brms, for scale: ~{nd['brms_quiet_s']:g} s quiet):")
+        for r in nd["rows"]:
+            print(f"  {r['case']:40s} {r['wall_s']:7.1f} s  compile/load {r['compile_s'] or '-':>7} s  sampling "
+                  f"{r['sampling_s'] or '-':>6} s  n_dim {r['n_dim'] or '-':>4}  {r['compiles']}")
     print("\n  targets:")
     for name, (path, limit) in TARGETS.items():
         v = _get(res, path)
@@ -549,7 +615,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "latest.json"))
     ap.add_argument("--repeats", type=int, default=None, help="warm repeats (default 3, --quick 1)")
     ap.add_argument("--arms", default=None, help="comma-separated sizes (default 10,100,1000; --quick 10,100)")
-    ap.add_argument("--sections", default="report,fit_cli,inprocess,oracle,scaling")
+    ap.add_argument("--sections", default="report,fit_cli,inprocess,oracle,scaling,new_data")
     ap.add_argument("--scaling-draws", type=int, default=None, help="draws = tune per chain (4 chains) in the "
                     "scaling runs (default 300; --quick 100); 0: the spec's 1000/1000")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (data, caches, reports)")
@@ -606,6 +672,10 @@ def main(argv=None) -> int:
         if "oracle" in sections:
             print("oracle ...", flush=True)
             res["oracle"] = bench_oracle(repeats)
+            save()
+        if "new_data" in sections:
+            print("fits on data never seen, in new processes ...", flush=True)
+            res["new_data"] = bench_new_data(tmp)
             save()
         if "scaling" in sections:
             print(f"scaling over {arms} arms ...", flush=True)
