@@ -225,19 +225,22 @@ def _fmt(v: float) -> str:
     return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else repr(float(v))
 
 
-@functools.lru_cache(maxsize=256)
-def _logp_function(dist: str, items: tuple[tuple[str, float], ...]):
+@functools.lru_cache(maxsize=64)
+def _logp_function(dist: str, names: tuple[str, ...]):
+    """``f(x, *parameter values)``: the log density of `dist`, compiled once per family and
+    parameter names (a sensitivity grid of many prior values compiles each family once). Python
+    ops (``FAST_COMPILE``): it runs a few times per analysis, where a numba compile cost 3-6 s."""
     import pytensor
     import pytensor.tensor as pt
 
     # PyTensor's default cast policy ("custom") turns Python constants inside PyMC's logp
     # code, e.g. log(2) in HalfCauchy, into int8/float32, costing ~1e-8 relative accuracy;
-    # build this graph with NumPy's casting rules so the density is float64-exact. Fast-math off,
-    # as for every model compile (msc_bayes.inference.compile_cache): the same bits in every process.
-    with pytensor.config.change_flags(cast_policy="numpy+floatX", numba__fastmath=False):
+    # build this graph with NumPy's casting rules so the density is float64-exact.
+    with pytensor.config.change_flags(cast_policy="numpy+floatX"):
         x = pt.dvector("x")
-        rv = getattr(pm, dist).dist(**{k: np.float64(v) for k, v in items})
-        return pytensor.function([x], pm.logp(rv, x))
+        params = [pt.dscalar(name) for name in names]
+        rv = getattr(pm, dist).dist(**dict(zip(names, params)))
+        return pytensor.function([x, *params], pm.logp(rv, x), mode="FAST_COMPILE")
 
 
 def prior_data_name(key: str, param: str) -> str:
@@ -312,11 +315,12 @@ class Prior:
     def logpdf(self, x) -> np.ndarray:
         """Exact log density at each element of ``x`` (-inf outside the support), same shape as x.
 
-        Uses ``pm.logp`` on ``pm.<dist>.dist(**params)``, compiled once per prior.
+        Uses ``pm.logp`` on ``pm.<dist>.dist(**params)``, compiled once per family (the values are inputs).
         """
         arr = np.asarray(x, dtype=float)
-        fn = _logp_function(self.dist, tuple(self.params.items()))
-        return np.asarray(fn(arr.ravel()), dtype=float).reshape(arr.shape)
+        fn = _logp_function(self.dist, tuple(self.params))
+        values = [np.float64(v) for v in self.params.values()]
+        return np.asarray(fn(arr.ravel(), *values), dtype=float).reshape(arr.shape)
 
     def to_dict(self) -> dict:
         """Flat TOML/JSON form: ``{"dist": "HalfNormal", "sigma": 0.5}``."""
