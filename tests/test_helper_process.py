@@ -10,11 +10,11 @@ import sys
 import textwrap
 import time
 
-import numpy as np
 import psutil  # installed with the test extra (dask[distributed] depends on it)
 import pytest
 
 from msc_bayes.evidence import load_evidence
+from msc_bayes.inference import compile_cache
 from msc_bayes.inference.helper import _HELPER_COMMAND, HELPER_ORPHANED
 from msc_bayes.spec import spec_from_dict
 
@@ -121,7 +121,8 @@ _SAMPLING_PARENT = textwrap.dedent("""
     plain = spec_from_dict({"outcome": "edss_change", "covariates": []})
     known, new = load_evidence(sys.argv[1]), load_evidence(sys.argv[2])
     inference.compiled(plain, known)
-    models = [(plain, known), (plain, new), (plain.replace(priors={"tau": Prior("HalfCauchy", {"beta": 0.5})}), new)]
+    models = [(plain, known), (plain.replace(priors={"tau": Prior("HalfCauchy", {"beta": 0.5})}), new),
+              (plain.replace(priors={"mu": Prior("StudentT", {"nu": 4, "mu": 0, "sigma": 1})}), new)]
     print(len(inference.precompile(models)), flush=True)  # the third goes to the helper
     while True:  # as a report samples one model after another
         inference.fit(plain, known, draws=100_000, tune=500, chains=2)
@@ -132,9 +133,10 @@ _SAMPLING_PARENT = textwrap.dedent("""
 def test_ctrl_c_while_sampling_ends_the_parent_and_its_helper(tmp_path):
     # nutpie's blocking sample() answers Ctrl-C with the draws so far, as if done: the parent went on
     # (to its next model), and so did the helper
-    values = tuple(round(float(v), 6) for v in np.random.default_rng().normal(0, 0.3, 3))
-    new = _evidence_folder(tmp_path / "new", values)  # data no run compiled: its models are missing
-    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}  # the usual caches: the first model loads
+    new = _evidence_folder(tmp_path / "new", (0.2, -0.4, -0.1, 0.3))
+    # a compile cache of its own: the two other structures are missing (the same structure on other
+    # data would not be: it loads); PyTensor's and numba's usual caches, so the first model is quick
+    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp"), compile_cache.DIR_VARIABLE: str(tmp_path / "cache")}
     (tmp_path / "tmp").mkdir()
     parent = subprocess.Popen([sys.executable, "-c", _SAMPLING_PARENT, str(_evidence_folder(tmp_path)), str(new)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
