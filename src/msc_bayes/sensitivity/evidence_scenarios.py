@@ -37,6 +37,7 @@ from msc_bayes.sweep import (
     run_scenarios,
     sampler_notes,
     summarise,
+    tag,
 )
 
 #: Disease codes of progressive MS, and of NMO spectrum disorders (data/README.md).
@@ -526,8 +527,6 @@ def _reweighted(spec, evidence, todo: list[Scenario], fkw, quantities, k_thresho
     """The exclusion scenarios of ``todo`` (and its base) answered by PSIS reweighting of the base fit:
     (position -> tagged rows, for those with Pareto k <= ``k_threshold`` and the base; name -> k of
     those left to their exact zero-weight refit)."""
-    from msc_bayes.sweep import tag
-
     exclusions = {sc.name: sc.fit_kwargs["exclude_studies"] for sc in todo
                   if sc.name != "base" and sc.fit_kwargs.get("exclude_studies")}
     if not exclusions:
