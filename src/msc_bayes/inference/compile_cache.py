@@ -13,7 +13,7 @@ and length is a run-time input) with deterministic shared-data keys (``k000``, `
 and stores the wrappers through numba's own cache under a key that is a **fingerprint of the
 model structure** (every op by type and props, scalar constants by value, data by name and
 type, never by value or length, the free variables and transforms) plus the library versions,
-this module's source, Python, the CPU and the compiler settings. A later process with the same
+the source of this module and of size_free, Python, the CPU and the compiler settings. A later process with the same
 fingerprint, on any dataset of that structure, loads the machine code (about a second). What is
 built from the live model every time: the lengths and layout, the initial-point function, dims
 and coords, and the shared data (data, prior values, study weights), so ``with_data`` works as
@@ -142,8 +142,9 @@ def _environment() -> list:
 
     versions = [metadata.version(p) for p in ("pymc", "pytensor", "nutpie", "numba", "llvmlite", "numpy")]
     cfg = pytensor.config
-    # this module writes the wrappers' code: any change to it is another entry, never a stale load
-    own = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    # these modules write the compiled code: any change to them is another entry, never a stale load
+    own = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (sys.modules[__name__], size_free)))
+    own = own.hexdigest()
     return [VERSION, own, versions, sys.version, ll.get_host_cpu_name(), ll.get_host_cpu_features().flatten(),
             str(numba.config.OPT), NUMBA_FASTMATH, cfg.floatX,
             *[str(getattr(cfg, k, "")) for k in ("optimizer_excluding", "optimizer_including", "optimizer_requiring")]]
