@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,7 +50,7 @@ def counts_guide(ctx) -> list:
         r = ctx.units.iloc[i]
         n = int(r.n)
         _, groups = count_groups(n, r)
-        t = r.threshold if r.threshold == r.threshold else ctx.spec.options["default_threshold"]
+        t = r.threshold if pd.notna(r.threshold) else ctx.spec.options["default_threshold"]
         splits = []
         if "improved" in groups and ("stable" in groups or "stable_or_worsened" in groups):
             splits.append((-t + HALF_STEP, groups["improved"]))
@@ -66,22 +67,29 @@ def counts_guide(ctx) -> list:
 
 def with_guide():
     """Make `build(..., locations=True)` standardise with the counts guide (wraps three names of the
-    model module: its BuildContext records itself, the two standardisations see the guide too)."""
+    model module: its BuildContext records its guide, made once, and both standardisations see it)."""
     from msc_bayes.outcomes.edss import model as em
 
-    seen = []
+    seen = []  # the latest build's context
 
     class Recording(em.BuildContext):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
+            self.guide = None
             seen.append(self)
+
+    def guide() -> list:
+        ctx = seen[-1]
+        if ctx.guide is None:
+            ctx.guide = counts_guide(ctx)
+        return ctx.guide
 
     offset, locations = em.standardised_study_offset, em.standardised_locations
     em.BuildContext = Recording
     em.standardised_study_offset = lambda z, tau, fixed, normal, idx: offset(
-        z, tau, fixed, [*normal, *counts_guide(seen[-1])], idx)
+        z, tau, fixed, [*normal, *guide()], idx)
     em.standardised_locations = lambda spec, columns, control, A, tau, normal, idx: locations(
-        spec, columns, control, A, tau, [*normal, *counts_guide(seen[-1])], idx)
+        spec, columns, control, A, tau, [*normal, *guide()], idx)
 
 
 def measure(form: str, targets: list[float], seeds: int) -> list[dict]:
@@ -111,7 +119,7 @@ def measure(form: str, targets: list[float], seeds: int) -> list[dict]:
                          "steps_per_draw": float(stats["n_steps"].values.mean()),
                          "gradients": int(stats["n_steps"].values.sum() + warm["n_steps"].values.sum()),
                          "seconds": time.perf_counter() - start})
-            print(json.dumps(rows[-1]), flush=True)
+            print(json.dumps(rows[-1]), flush=True)  # one JSON line per fit: the parent reads them
     return rows
 
 
@@ -125,15 +133,15 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     targets = [float(x) for x in args.target_accept.split(",")]
     if args.worker:  # one form per process: `with_guide` changes the model module
-        json.dump(measure(args.worker, targets, args.seeds), sys.stdout)
+        measure(args.worker, targets, args.seeds)
         return 0
     import subprocess
 
     rows = []
     for form in args.forms.split(","):
         out = subprocess.run([sys.executable, __file__, "--worker", form, "--target-accept", args.target_accept,
-                              "--seeds", str(args.seeds)], check=True, capture_output=True, text=True).stdout
-        rows += json.loads(out.splitlines()[-1])
+                              "--seeds", str(args.seeds)], check=True, stdout=subprocess.PIPE, text=True).stdout
+        rows += [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=1))
     print("| form | target_accept | seeds that diverge | divergences | steps per draw | gradients per fit | s per fit |")
