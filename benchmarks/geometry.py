@@ -92,7 +92,25 @@ def with_guide():
         spec, columns, control, A, tau, [*normal, *guide()], idx)
 
 
-def measure(form: str, targets: list[float], seeds: int) -> list[dict]:
+def mixing(tree) -> dict:
+    """The worst R-hat and bulk / tail ESS over every scalar of the posterior (constants left out), and
+    mu's and tau's bulk ESS: the convergence gate's numbers, to compare settings by more than divergences."""
+    import arviz as az
+    import xarray as xr
+
+    post = tree["posterior"].to_dataset()
+    cols = [post[v].values.reshape(*post[v].shape[:2], -1) for v in post.data_vars]
+    x = np.concatenate(cols, axis=-1)
+    x = x[..., x.reshape(-1, x.shape[-1]).std(axis=0) > 0]
+    da = xr.DataArray(x, dims=("chain", "draw", "quantity"))
+    dims = ["chain", "draw"]
+    ess = {m: np.asarray(az.ess(da, sample_dims=dims, method=m)) for m in ("bulk", "tail")}
+    return {"r_hat_max": float(np.max(az.rhat(da, sample_dims=dims, method="rank"))),
+            "ess_bulk_min": float(ess["bulk"].min()), "ess_tail_min": float(ess["tail"].min()),
+            **{f"ess_bulk_{v}": float(az.ess(post[v], sample_dims=dims, method="bulk")) for v in ("mu", "tau")}}
+
+
+def measure(form: str, targets: list[float], seeds: int, tune: int = 1000) -> list[dict]:
     import nutpie
     import pytensor
 
@@ -111,14 +129,14 @@ def measure(form: str, targets: list[float], seeds: int) -> list[dict]:
     for target in targets:
         for s in range(seeds):
             start = time.perf_counter()
-            tree = nutpie.sample(compiled, draws=1000, tune=1000, chains=4, cores=2, seed=1000 + s,
+            tree = nutpie.sample(compiled, draws=1000, tune=tune, chains=4, cores=2, seed=1000 + s,
                                  target_accept=target, progress_bar=False)
             stats, warm = tree["sample_stats"], tree["warmup_sample_stats"]
-            rows.append({"form": form, "target_accept": target, "seed": 1000 + s, "compile_s": compile_s,
+            rows.append({"form": form, "target_accept": target, "tune": tune, "seed": 1000 + s, "compile_s": compile_s,
                          "divergences": int(stats["diverging"].values.sum()),
                          "steps_per_draw": float(stats["n_steps"].values.mean()),
                          "gradients": int(stats["n_steps"].values.sum() + warm["n_steps"].values.sum()),
-                         "seconds": time.perf_counter() - start})
+                         "seconds": time.perf_counter() - start, **mixing(tree)})
             print(json.dumps(rows[-1]), flush=True)  # one JSON line per fit: the parent reads them
     return rows
 
@@ -128,30 +146,36 @@ def main(argv=None) -> int:
     p.add_argument("--forms", default="default,locations,guide")
     p.add_argument("--target-accept", default="0.9,0.95")
     p.add_argument("--seeds", type=int, default=20)
+    p.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (default 1,000)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "geometry.json")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     targets = [float(x) for x in args.target_accept.split(",")]
     if args.worker:  # one form per process: `with_guide` changes the model module
-        measure(args.worker, targets, args.seeds)
+        measure(args.worker, targets, args.seeds, args.tune)
         return 0
     import subprocess
 
     rows = []
     for form in args.forms.split(","):
         out = subprocess.run([sys.executable, __file__, "--worker", form, "--target-accept", args.target_accept,
-                              "--seeds", str(args.seeds)], check=True, stdout=subprocess.PIPE, text=True).stdout
+                              "--seeds", str(args.seeds), "--tune", str(args.tune)], check=True, stdout=subprocess.PIPE, text=True).stdout
         rows += [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=1))
-    print("| form | target_accept | seeds that diverge | divergences | steps per draw | gradients per fit | s per fit |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| form | target_accept | tune | seeds that diverge | divergences | steps per draw | gradients per fit | s per fit "
+          "| worst R-hat | least bulk / tail ESS | bulk ESS of mu / tau per s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for form in args.forms.split(","):
         for target in targets:
             r = [x for x in rows if x["form"] == form and x["target_accept"] == target]
-            print(f"| {form} | {target:g} | {sum(x['divergences'] > 0 for x in r)} / {len(r)} | "
+            print(f"| {form} | {target:g} | {args.tune} | {sum(x['divergences'] > 0 for x in r)} / {len(r)} | "
                   f"{sum(x['divergences'] for x in r)} | {np.mean([x['steps_per_draw'] for x in r]):.1f} | "
-                  f"{np.mean([x['gradients'] for x in r]):,.0f} | {np.mean([x['seconds'] for x in r]):.1f} |")
+                  f"{np.mean([x['gradients'] for x in r]):,.0f} | {np.mean([x['seconds'] for x in r]):.1f} | "
+                  f"{max(x['r_hat_max'] for x in r):.3f} | {min(x['ess_bulk_min'] for x in r):.0f} / "
+                  f"{min(x['ess_tail_min'] for x in r):.0f} | "
+                  f"{np.median([x['ess_bulk_mu'] / x['seconds'] for x in r]):.0f} / "
+                  f"{np.median([x['ess_bulk_tau'] / x['seconds'] for x in r]):.0f} |")
     return 0
 
 

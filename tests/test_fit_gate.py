@@ -184,28 +184,31 @@ def test_the_verdict_names_the_worst_quantity_and_each_threshold(files):
 
 
 @pytest.mark.parametrize("outcome", ["edss_change", "adverse_events", "mri_activity", "toy"])
-def test_a_spec_without_target_accept_takes_the_outcomes(outcome):
+def test_a_spec_without_target_accept_or_tune_takes_the_outcomes(outcome):
     import dataclasses
 
     from msc_bayes import outcomes
 
-    toy = outcomes.register(dataclasses.replace(OUTCOMES["adverse_events"], name="toy", target_accept=0.77))
+    toy = outcomes.register(dataclasses.replace(OUTCOMES["adverse_events"], name="toy", target_accept=0.77, tune=123))
     try:
         spec = spec_from_dict({"outcome": outcome, "covariates": []})
         assert spec.sampler.target_accept == OUTCOMES[outcome].target_accept
-        explicit = spec_from_dict({"outcome": outcome, "covariates": [], "sampler": {"target_accept": 0.8}})
-        assert explicit.sampler.target_accept == 0.8
+        assert spec.sampler.tune == OUTCOMES[outcome].tune
+        explicit = spec_from_dict({"outcome": outcome, "covariates": [], "sampler": {"target_accept": 0.8, "tune": 77}})
+        assert (explicit.sampler.target_accept, explicit.sampler.tune) == (0.8, 77)
         assert spec_from_dict(spec.to_dict()) == spec  # the round trip keeps it
     finally:
         outcomes.unregister("toy")
-    assert toy.target_accept == 0.77
+    assert (toy.target_accept, toy.tune) == (0.77, 123)
 
 
-def test_the_edss_default_is_0_99_and_the_bundled_specs_agree_with_their_outcomes():
-    assert OUTCOMES["edss_change"].target_accept == 0.99
+def test_the_edss_defaults_are_0_99_and_500_and_the_bundled_specs_agree_with_their_outcomes():
+    assert (OUTCOMES["edss_change"].target_accept, OUTCOMES["edss_change"].tune) == (0.99, 500)
+    assert OUTCOMES["adverse_events"].tune == 1000
     for path in sorted((REPO / "models").glob("*.toml")):
         spec = load_spec(path)
         assert spec.sampler.target_accept == OUTCOMES[spec.outcome].target_accept, path
+        assert spec.sampler.tune == OUTCOMES[spec.outcome].tune, path
         line = next(x for x in path.read_text(encoding="utf-8").splitlines() if x.startswith("target_accept"))
         assert "outcome's default" in line, path  # the comment says where the value comes from
 

@@ -61,7 +61,7 @@ def test_bundled_edss_change():
     assert s.priors["beta"] == Prior("Normal", {"mu": 0, "sigma": 0.5})
     # written out explicitly, equal to the registry defaults
     assert dict(s.priors) == {k: slot.default for k, slot in OUTCOMES["edss_change"].priors.items()}
-    assert s.sampler == SamplerSettings(target_accept=0.99)  # see the comment in the spec
+    assert s.sampler == SamplerSettings(target_accept=0.99, tune=500)  # see the comments in the spec
     assert s.path == str(MODELS / "edss_change.toml")
 
 
@@ -87,8 +87,8 @@ def test_bundled_specs_document_every_key():
         info = OUTCOMES[raw["outcome"]]
         assert set(raw["priors"]) == set(info.priors), f
         assert set(raw["options"]) == set(info.options), f
-        # EDSS runs at target_accept 0.99 (documented in the spec: a rho-theta funnel); otherwise defaults
-        expected = SamplerSettings().to_dict() | ({"target_accept": 0.99} if raw["outcome"] == "edss_change" else {})
+        # each writes out its outcome's defaults (EDSS: target_accept 0.99 and tune 500, documented in the spec)
+        expected = SamplerSettings(target_accept=info.target_accept, tune=info.tune).to_dict()
         assert raw["sampler"] == expected, f
 
 
@@ -118,8 +118,8 @@ def test_defaults_filled(tmp_path):
     assert s.priors["rho_within"] == Prior("TruncatedNormal", {"mu": 0, "sigma": 0.5, "lower": -1, "upper": 1})
     assert s.priors["carry_over"] == Prior("Beta", {"alpha": 1, "beta": 1})
     assert s.covariate_options == {"courses": CovariateOption("identity", False, False, None)}
-    # target_accept not given: the outcome's (edss_change: 0.99, outcomes/edss)
-    assert s.sampler == SamplerSettings(draws=1000, tune=1000, chains=4, target_accept=0.99, seed=20261121)
+    # target_accept and tune not given: the outcome's (edss_change: 0.99 and 500, outcomes/edss)
+    assert s.sampler == SamplerSettings(draws=1000, tune=500, chains=4, target_accept=0.99, seed=20261121)
 
 
 def test_partial_priors_and_options_override_only_given_keys():

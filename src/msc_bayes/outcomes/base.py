@@ -185,6 +185,9 @@ class Outcome:
     #: the sampler's target acceptance when a spec's [sampler] table gives none (the command line's
     #: --target-accept overrides both); an outcome whose posterior has a funnel raises it
     target_accept: float = 0.9
+    #: the sampler's tuning (warm-up) steps per chain when a spec's [sampler] table gives none (the command
+    #: line's --tune overrides both)
+    tune: int = 1000
     #: the units of the model's scale, as a figure's axis names them (tau, covariate effects: "EDSS points",
     #: "log odds"), or ``spec -> units`` when the spec says them (an effect size's ``unit`` option)
     scale_units: str | Callable = ""

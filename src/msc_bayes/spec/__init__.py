@@ -22,7 +22,7 @@ Optional, with defaults (see :data:`msc_bayes.outcomes.OUTCOMES` for the per-out
     scale = false                    # divide by the SD over the arms used (default false)
     reference = "IV"                 # categorical reference level (default: first sorted level)
     [options]                        # outcome-specific, see msc_bayes.outcomes.OUTCOMES[outcome].options
-    [sampler]                        # draws=1000, tune=1000, chains=4, target_accept=the outcome's, seed=20261121
+    [sampler]                        # draws=1000, tune=the outcome's, chains=4, target_accept=the outcome's, seed=20261121
 
 Rules worth knowing:
 
@@ -59,7 +59,7 @@ Rules worth knowing:
   < 2**64 (nutpie's unsigned 64-bit integers; see :func:`check_sampler_settings`, which the CLI
   applies to its flags too);
   target_accept is strictly between 0 and 1; without it, the outcome's ``Outcome.target_accept``
-  (0.9; edss_change 0.99).
+  (0.9; edss_change 0.99); without tune, the outcome's ``Outcome.tune`` (1,000; edss_change 500).
 * The spec file must be a regular UTF-8 file (a folder, FIFO, device or dangling link
   is refused without being read) holding valid TOML.
 * Covariate names are checked against the evidence tables later, not here.

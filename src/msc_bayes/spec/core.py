@@ -162,6 +162,7 @@ def _build(d: object, *, file: str, path: str | None, default_name: str,
         raise SpecError(c.problems)
     assert info is not None
     sampler_kw.setdefault("target_accept", info.target_accept)  # none given: the outcome's (Outcome.target_accept)
+    sampler_kw.setdefault("tune", info.tune)  # likewise (Outcome.tune)
     return Spec(
         path=path,
         name=name,

@@ -90,7 +90,8 @@ class SamplerSettings:
     """nutpie's settings; validated on construction (raises SpecError, see :func:`check_sampler_settings`).
 
     A spec's settings: its ``[sampler]`` table, the defaults below for what it leaves out, except
-    ``target_accept``, which defaults to the outcome's (:attr:`msc_bayes.outcomes.Outcome.target_accept`).
+    ``target_accept`` and ``tune``, which default to the outcome's (:attr:`msc_bayes.outcomes.Outcome.target_accept`,
+    :attr:`~msc_bayes.outcomes.Outcome.tune`).
     """
 
     draws: int = 1000
