@@ -162,7 +162,7 @@ OUTCOME = Outcome(
     target_accept=0.99,
     # 500, not 1,000 tuning steps: at 0.99 on the bundled data (benchmarks/geometry.py --tune, 20 seeds, 4 x 1,000
     # draws) no seed diverged and 2 of 20 missed the gate (worst R-hat 1.012), against 2 that diverged and 4 that
-    # missed it with 1,000, and sampling took 3.0 s instead of 4.3 s (bulk ESS per second of mu +48%, tau +37%).
-    # With 300 (nutpie's default) 2 diverged and 4 missed the gate.
+    # missed it with 1,000, and a fit sampled in 3.1 s instead of 4.3 s (medians; bulk ESS per second of mu +48%,
+    # tau +37%). With 300 (nutpie's default) 2 diverged and 4 missed the gate.
     tune=500,
 )  # fmt: skip
