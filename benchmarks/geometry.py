@@ -1,14 +1,14 @@
 #!/usr/bin/env python
-"""EDSS divergences by parameterisation and target acceptance (a benchmark, not a test).
+"""EDSS divergences by parameterisation, target acceptance and tuning (a benchmark, not a test).
 
     python benchmarks/geometry.py [--forms default,locations,guide] [--target-accept 0.9,0.95]
-                                  [--seeds 20] [--out benchmarks/results/geometry.json]
+                                  [--seeds 20] [--tune 1000] [--out benchmarks/results/geometry.json]
 
 For each form and target acceptance: models/edss_change.toml on data/, compiled once with stock
 nutpie (numba, fastmath off as msc_bayes compiles; not msc_bayes's size-free code, whose gradient
-costs more), then 4 chains x 1,000 draws after 1,000 tuning on 2 cores for seeds 1000, 1001, ...
-Recorded per seed: divergences, leapfrog steps per draw, gradients in all (tuning included) and
-wall time.
+costs more), then 4 chains x 1,000 draws after --tune tuning steps on 2 cores for seeds 1000, 1001, ...
+Recorded per seed: divergences, leapfrog steps per draw, gradients in all (tuning included), wall
+time, and the convergence gate's numbers (:func:`mixing`).
 
 Forms (each the same posterior, an exact change of variables):
   default    msc_bayes.outcomes.edss.model.build(...): study effects standardised, locations free
