@@ -93,21 +93,17 @@ def with_guide():
 
 
 def mixing(tree) -> dict:
-    """The worst R-hat and bulk / tail ESS over every scalar of the posterior (constants left out), and
-    mu's and tau's bulk ESS: the convergence gate's numbers, to compare settings by more than divergences."""
-    import arviz as az
-    import xarray as xr
+    """The convergence gate's verdict on a fit (:func:`msc_bayes.diagnostics.convergence`, on the posterior:
+    no derived group is made here), its worst R-hat and bulk / tail ESS, and mu's and tau's bulk ESS."""
+    from types import SimpleNamespace
 
-    post = tree["posterior"].to_dataset()
-    cols = [post[v].values.reshape(*post[v].shape[:2], -1) for v in post.data_vars]
-    x = np.concatenate(cols, axis=-1)
-    x = x[..., x.reshape(-1, x.shape[-1]).std(axis=0) > 0]
-    da = xr.DataArray(x, dims=("chain", "draw", "quantity"))
-    dims = ["chain", "draw"]
-    ess = {m: np.asarray(az.ess(da, sample_dims=dims, method=m)) for m in ("bulk", "tail")}
-    return {"r_hat_max": float(np.max(az.rhat(da, sample_dims=dims, method="rank"))),
-            "ess_bulk_min": float(ess["bulk"].min()), "ess_tail_min": float(ess["tail"].min()),
-            **{f"ess_bulk_{v}": float(az.ess(post[v], sample_dims=dims, method="bulk")) for v in ("mu", "tau")}}
+    from msc_bayes import diagnostics
+
+    verdict = diagnostics.convergence(SimpleNamespace(tree=tree))
+    table = verdict.table[~verdict.table["constant"]].set_index("quantity")
+    return {"gate_passed": verdict.passed, "r_hat_max": float(table["r_hat"].max()),
+            "ess_bulk_min": float(table["ess_bulk"].min()), "ess_tail_min": float(table["ess_tail"].min()),
+            **{f"ess_bulk_{v}": float(table.loc[v, "ess_bulk"]) for v in ("mu", "tau")}}
 
 
 def measure(form: str, targets: list[float], seeds: int, tune: int = 1000) -> list[dict]:
@@ -163,13 +159,14 @@ def main(argv=None) -> int:
         rows += [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=1))
-    print("| form | target_accept | tune | seeds that diverge | divergences | steps per draw | gradients per fit | s per fit "
-          "| worst R-hat | least bulk / tail ESS | bulk ESS of mu / tau per s |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| form | target_accept | tune | seeds that diverge | seeds that miss the gate | divergences | steps per draw "
+          "| gradients per fit | s per fit | worst R-hat | least bulk / tail ESS | bulk ESS of mu / tau per s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for form in args.forms.split(","):
         for target in targets:
             r = [x for x in rows if x["form"] == form and x["target_accept"] == target]
             print(f"| {form} | {target:g} | {args.tune} | {sum(x['divergences'] > 0 for x in r)} / {len(r)} | "
+                  f"{sum(not x['gate_passed'] for x in r)} / {len(r)} | "
                   f"{sum(x['divergences'] for x in r)} | {np.mean([x['steps_per_draw'] for x in r]):.1f} | "
                   f"{np.mean([x['gradients'] for x in r]):,.0f} | {np.mean([x['seconds'] for x in r]):.1f} | "
                   f"{max(x['r_hat_max'] for x in r):.3f} | {min(x['ess_bulk_min'] for x in r):.0f} / "
