@@ -119,6 +119,36 @@ def test_ctrl_c_or_sigterm_during_a_report_ends_with_one_line_and_leaves_nothing
     assert list((tmp_path / "reports").iterdir()) == []  # no run folder, no staging folder
 
 
+_HALF_BUILT = """
+import runpy, signal
+from msc_bayes import cli
+
+class HalfBuilt:  # what a library leaves when the signal lands inside its work (llvmlite, mid-compile)
+    def __del__(self):
+        raise AttributeError("'_GlobalsIterator' object has no attribute '_as_parameter_'")
+
+def interrupted(args):
+    global left
+    left = HalfBuilt()  # its destructor runs as the interpreter ends
+    raise {exception}
+
+cli._COMMANDS["validate"] = interrupted
+runpy.run_module("msc_bayes", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("exception, code, line", [("KeyboardInterrupt", 130, "interrupted (Ctrl-C)"),
+                                                   ("cli._Terminated", 143, "terminated (SIGTERM)")])
+def test_an_interrupt_ends_with_its_one_line_even_when_a_library_fails_as_the_process_ends(exception, code, line):
+    """On empty compile caches, Ctrl-C during a report stopped numba mid-compile, and llvmlite's destructors
+    printed 'Exception ignored in: ObjectRef.__del__' and a traceback after the one line (the suite's cold run,
+    2026-12-03)."""
+    done = subprocess.run([sys.executable, "-c", _HALF_BUILT.format(exception=exception), "validate"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == code
+    assert done.stderr.splitlines() == [f"{line}; nothing earlier was changed"]
+
+
 def test_sigterm_is_not_taken_for_a_sampler_failure():
     """SIGTERM while sampling was reported as 'sampling ... failed: _Terminated', exit 2 (tester's F05)."""
     assert not inference.sampling.is_sampler_failure(cli._Terminated())

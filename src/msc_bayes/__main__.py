@@ -1,3 +1,6 @@
-from msc_bayes.cli import main
+from msc_bayes.cli import INTERRUPTED, main, quiet_teardown
 
-raise SystemExit(main())
+code = main()
+if code in INTERRUPTED:
+    quiet_teardown()
+raise SystemExit(code)

@@ -4,8 +4,8 @@ Bad input ends in one clear message on stderr and exit code 2, never a traceback
 number on the command line is checked before any work starts. A model that does not pass the
 convergence gate (``fit`` and ``report``, after one refit) ends in exit code 3
 (:data:`EXIT_UNCONVERGED`) with its files written, unless ``--allow-unconverged``. Ctrl-C,
-SIGTERM and a closed output pipe end with one line on stderr and the usual exit code (130, 143, 141). Anything
-unexpected keeps its traceback.
+SIGTERM and a closed output pipe end with one line on stderr and the usual exit code (130, 143, 141), and
+nothing after it (:func:`quiet_teardown`). Anything unexpected keeps its traceback.
 """
 
 from __future__ import annotations
@@ -220,6 +220,19 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+#: The exit codes of an interrupt (Ctrl-C, SIGTERM): the process ends because its user asked.
+INTERRUPTED = (130, 143)
+
+
+def quiet_teardown() -> None:
+    """After an interrupt, the one line stays the only one: objects a library was building when the
+    signal landed can fail in their destructors as the interpreter ends (llvmlite's, when Ctrl-C stops a
+    numba compile on empty caches: "Exception ignored in: ObjectRef.__del__ ..."). Python reports such
+    errors through ``sys.unraisablehook``; from here on it says nothing. Called by ``python -m
+    msc_bayes`` as it exits (not by :func:`main`, which a program may call and go on)."""
+    sys.unraisablehook = lambda unraisable: None
 
 
 def _flush_stdout() -> None:
