@@ -135,6 +135,31 @@ def test_a_damaged_entry_is_compiled_afresh(tmp_path, monkeypatch):
     assert compiled == ["deadbeef"]
 
 
+def test_a_structure_another_process_is_compiling_is_waited_for_and_loaded_not_compiled_again(tmp_path, monkeypatch):
+    """Two processes needing one fingerprint on empty caches compiled it side by side (the suite's cold run:
+    79 and 86 s). Here the other process is this test, holding the structure's lock; the lock is a file lock,
+    so a second open of the file, in a thread, waits as another process would."""
+    import threading
+    import time
+
+    model = inference.build(PLAIN, _evidence(tmp_path))[0]
+    monkeypatch.setattr(compile_cache, "cache_dir", lambda: tmp_path)
+    compiled, stored = [], []
+    monkeypatch.setattr(compile_cache, "_compile_and_store", lambda m, k, f: compiled.append(k) or "compiled")
+    monkeypatch.setattr(compile_cache, "_stored", lambda m, k, f: ("meta", "wrappers", "keys") if k in stored else None)
+    monkeypatch.setattr(compile_cache, "_assemble", lambda m, *found: found)
+    result = []
+    with compile_cache._compiling(tmp_path / "k1.lock"):  # the other process, compiling k1
+        waiting = threading.Thread(target=lambda: result.append(compile_cache._cached(model, "k1")))
+        waiting.start()
+        time.sleep(1.0)
+        assert waiting.is_alive() and not compiled  # it waits for the lock, and has not compiled
+        stored.append("k1")  # the other process stores its entry, then releases the lock
+    waiting.join(timeout=60)
+    assert result == [("meta", "wrappers", "keys")] and not compiled  # loaded what the other stored
+    assert compile_cache._cached(model, "k2") == "compiled" and compiled == ["k2"]  # no one else on k2: compiles
+
+
 _CHILD = textwrap.dedent("""
     import ctypes, json, sys
     import numpy as np
