@@ -120,7 +120,7 @@ def test_ctrl_c_or_sigterm_during_a_report_ends_with_one_line_and_leaves_nothing
 
 
 _HALF_BUILT = """
-import runpy, signal
+import runpy
 from msc_bayes import cli
 
 class HalfBuilt:  # what a library leaves when the signal lands inside its work (llvmlite, mid-compile)

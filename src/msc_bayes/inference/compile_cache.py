@@ -24,9 +24,10 @@ nutpie other than the 0.16 series this mirrors, or any failure while loading fal
 nutpie's own compile; a failure while saving only costs the cache entry. A layout check
 compares the stored free variables (names, ranks) with the live model before a hit is used.
 One process at a time compiles a fingerprint (a file lock, :func:`_compiling`): another that
-needs it meanwhile waits, then loads it. ``MSC_BAYES_COMPILE_CACHE=0`` turns the cache off. Files live in PyTensor's compile
-directory (``<base_compiledir>/msc_bayes``, or ``$MSC_BAYES_COMPILE_CACHE_DIR``, and numba's
-files in ``<base_compiledir>/numba``), so clearing PyTensor's cache clears this one too.
+needs it meanwhile waits, then loads it. ``MSC_BAYES_COMPILE_CACHE=0`` turns the cache off.
+Files live in PyTensor's compile directory (``<base_compiledir>/msc_bayes``, or
+``$MSC_BAYES_COMPILE_CACHE_DIR``, and numba's files in ``<base_compiledir>/numba``), so clearing
+PyTensor's cache clears this one too.
 
 Floating point: every compile here runs with PyTensor's ``numba__fastmath`` off
 (:data:`NUMBA_FASTMATH`, set with ``pytensor.config.change_flags`` around the compile only, so
