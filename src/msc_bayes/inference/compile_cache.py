@@ -349,6 +349,8 @@ def _compiling(lock_file: Path):
         lock_file.parent.mkdir(parents=True, exist_ok=True)
         fh = open(lock_file, "a+b")  # noqa: SIM115 - held until the compile is done
     except (ImportError, OSError):
+        fh = None
+    if fh is None:  # (not yielded inside the except: a compile's own error would carry this one as its context)
         yield
         return
     with fh:
