@@ -52,6 +52,26 @@ def test_bundled_models_avoid_ops_that_compile_slowly(spec_file):
     assert ops.isdisjoint(SLOW_TO_COMPILE), sorted(ops & set(SLOW_TO_COMPILE))
 
 
+@pytest.mark.parametrize("spec_file", ["edss_change.toml", "adverse_events.toml", "mri_activity.toml"])
+def test_bundled_models_fill_no_vector_from_a_0d_array(spec_file):
+    """PyTensor's numba Alloc fills from a 0-d value with ``res[...] = val``; numba then compiles
+    its string-formatted shape-mismatch error, 3-5 s the first time in a process (measured with
+    numba's compile times, empty caches). ``outcomes.sizes.zeros`` fills from a length-1 array,
+    which PyTensor fills by its element. Checked on the graphs as compiled (after rewrites)."""
+    import pytensor
+    from pytensor.tensor.basic import Alloc
+
+    from msc_bayes.inference import size_free
+    from msc_bayes.spec import load_spec
+
+    model, _ = inference.build(load_spec(REPO / "models" / spec_file), load_evidence(REPO / "data"))
+    with pytensor.config.change_flags(numba__fastmath=False):
+        functions = size_free.functions(model, size_free.generic(model))
+    filled = [str(node.inputs[0]) for fn in functions for node in fn.maker.fgraph.toposort()
+              if isinstance(node.op, Alloc) and node.inputs[0].type.ndim == 0]
+    assert filled == []
+
+
 # --------------------------------------------------------------------------------------
 # Sampler settings and failures
 # --------------------------------------------------------------------------------------

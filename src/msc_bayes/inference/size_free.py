@@ -211,7 +211,8 @@ def c_logp(logp_fn, user_data, shared_keys, shared_data):
             if grad.shape[0] != dim:  # the layout is not this vector's
                 return -1
             logp[()] = logp_val
-            out[...] = grad
+            for i in range(dim):  # a loop, not out[...] = grad: see c_expand
+                out[i] = grad[i]
             if not np.all(np.isfinite(out)):
                 return 3
             if not np.isfinite(logp_val):
@@ -238,7 +239,10 @@ def c_expand(expand_fn, user_data, shared_keys, shared_data):
             (values,) = extract(x, user_data_)
             if values.shape[0] != expanded:
                 return -1
-            out[...] = values
+            # A loop, not out[...] = values: numba compiles a slice assignment with its
+            # string-formatted shape-mismatch error, ~3.5 s the first time in a process.
+            for i in range(expanded):
+                out[i] = values[i]
         except Exception:  # noqa: BLE001
             return -2
         return 0

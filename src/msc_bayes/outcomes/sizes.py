@@ -10,8 +10,14 @@ from __future__ import annotations
 
 
 def zeros(dim: str):
-    """A zero vector as long as the model's dimension `dim` (inside a ``pm.Model`` context)."""
+    """A zero vector as long as the model's dimension `dim` (inside a ``pm.Model`` context).
+
+    Filled from a length-1 array, not the scalar 0 of ``pt.zeros``: PyTensor's numba Alloc fills
+    from a 0-d value by a slice assignment, whose error message numba compiles in 3-5 s the first
+    time in a process on empty caches; from a length-1 array it fills by the element.
+    """
+    import numpy as np
     import pymc as pm
     import pytensor.tensor as pt
 
-    return pt.zeros(pm.modelcontext(None).dim_lengths[dim])
+    return pt.alloc(np.zeros(1), pm.modelcontext(None).dim_lengths[dim])
