@@ -1,4 +1,5 @@
-"""Shared fixtures (a scratch copy of the bundled evidence tables, a CSV cell editor) and the order of the files."""
+"""Shared fixtures (a scratch copy of the bundled evidence tables, a CSV cell editor, no idle core for the
+expand wrapper's helper) and the order of the files."""
 
 from __future__ import annotations
 
@@ -22,6 +23,16 @@ LONGEST_FIRST = ("test_compile_cache.py", "test_readme.py", "test_report.py", "t
 def pytest_collection_modifyitems(items) -> None:
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its order
+
+
+@pytest.fixture(autouse=True)
+def _no_idle_core(monkeypatch):
+    """In this process no core is idle, so a compile on empty caches never hands its expand wrapper to
+    a helper (``inference.engine.core_idle``): what a test compiles and counts does not depend on the
+    machine's load. The tests of that hand-over set it themselves (tests/test_compile_cache.py)."""
+    from msc_bayes.inference import engine
+
+    monkeypatch.setattr(engine, "core_idle", lambda: False)
 
 
 def read_csv_table(path: Path) -> tuple[list[str], list[list[str]]]:

@@ -129,7 +129,7 @@ def test_a_damaged_entry_is_compiled_afresh(tmp_path, monkeypatch):
     model = inference.build(PLAIN, _evidence(tmp_path))[0]
     monkeypatch.setattr(compile_cache, "cache_dir", lambda: tmp_path)
     compiled = []
-    monkeypatch.setattr(compile_cache, "_compile_and_store", lambda m, k, f: compiled.append(k) or "fresh")
+    monkeypatch.setattr(compile_cache, "_compile_and_store", lambda m, k, f, e=None: compiled.append(k) or "fresh")
     (tmp_path / "deadbeef.pkl").write_bytes(b"not a pickle")
     assert compile_cache._cached(model, "deadbeef") == "fresh"
     assert compiled == ["deadbeef"]
@@ -145,7 +145,7 @@ def test_a_structure_another_process_is_compiling_is_waited_for_and_loaded_not_c
     model = inference.build(PLAIN, _evidence(tmp_path))[0]
     monkeypatch.setattr(compile_cache, "cache_dir", lambda: tmp_path)
     compiled, stored = [], []
-    monkeypatch.setattr(compile_cache, "_compile_and_store", lambda m, k, f: compiled.append(k) or "compiled")
+    monkeypatch.setattr(compile_cache, "_compile_and_store", lambda m, k, f, e=None: compiled.append(k) or "compiled")
     monkeypatch.setattr(compile_cache, "_stored", lambda m, k, f: ("meta", "wrappers", "keys") if k in stored else None)
     monkeypatch.setattr(compile_cache, "_assemble", lambda m, *found: found)
     result = []
@@ -247,8 +247,10 @@ _STATE_CHILD = textwrap.dedent("""
     from msc_bayes import inference
     from msc_bayes.inference import compile_cache
     from msc_bayes.evidence import load_evidence
+    from msc_bayes.inference import engine
     from msc_bayes.spec import spec_from_dict
 
+    engine.core_idle = lambda: sys.argv[2] == "helper"  # "helper": its expand wrapper compiled by a helper
     spec, evidence = spec_from_dict({"outcome": "edss_change", "covariates": []}), load_evidence(sys.argv[1])
     compiled, model, _ = inference.compiled(spec, evidence)
     P = ctypes.POINTER(ctypes.c_double)
@@ -268,7 +270,8 @@ def test_compiled_code_does_not_depend_on_the_cache_state(tmp_path):
     """On empty caches a process compiles every op fresh (and LLVM may inline them into the model);
     later processes load them from the caches. With PyTensor's default fast-math flags the two
     computed bitwise-different gradients for count and patient-level data, so the same seed gave
-    other draws on a machine's first run; msc_bayes compiles without them."""
+    other draws on a machine's first run; msc_bayes compiles without them. An expand wrapper a helper
+    compiled (while this process compiled logp: ``compile_model``'s `expand_elsewhere`) is the same code."""
     assert compile_cache.NUMBA_FASTMATH is False  # what every compile of msc_bayes sets
     data = tmp_path / "data"
     data.mkdir()
@@ -276,19 +279,22 @@ def test_compiled_code_does_not_depend_on_the_cache_state(tmp_path):
                                    "s1,a,12,10,3,5,2,0.5\ns2,a,12,12,4,,,0.5\n")
     (data / "patients.csv").write_text("study,arm,patient,timepoint_months,change\n"
                                        "s3,a,p1,12,-0.5\ns3,a,p2,12,0\ns3,a,p3,12,0.5\ns3,a,p4,12,0\n")
-    cache = tmp_path / "empty_cache"
-    flags = ",".join(f for f in [os.environ.get("PYTENSOR_FLAGS", ""), f"base_compiledir={cache}"] if f)
-    env = {**os.environ, "PYTENSOR_FLAGS": flags, "NUMBA_CACHE_DIR": str(cache / "numba_user")}
 
-    def child() -> dict:
-        out = subprocess.run([sys.executable, "-c", _STATE_CHILD, str(data)], capture_output=True, text=True,
-                             check=True, env=env)
+    def child(cache: Path, expand: str = "here") -> dict:
+        flags = ",".join(f for f in [os.environ.get("PYTENSOR_FLAGS", ""), f"base_compiledir={cache}"] if f)
+        env = {**os.environ, "PYTENSOR_FLAGS": flags, "NUMBA_CACHE_DIR": str(cache / "numba_user"),
+               compile_cache.DIR_VARIABLE: str(cache / "msc_bayes")}
+        out = subprocess.run([sys.executable, "-c", _STATE_CHILD, str(data), expand], capture_output=True,
+                             text=True, check=True, env=env)
         return json.loads(out.stdout.strip().splitlines()[-1])
 
-    cold, warm = child(), child()
+    cold, warm = child(tmp_path / "empty_cache"), child(tmp_path / "empty_cache")
+    split = child(tmp_path / "another_empty_cache", "helper")
     assert cold["stats"]["miss"] == 1 and warm["stats"]["hit"] == 1
-    assert cold["points"] == warm["points"]  # logp and gradient, bit for bit
-    assert cold["mu"] == warm["mu"]
+    assert cold["stats"]["expand_elsewhere"] == 0
+    assert split["stats"]["miss"] == 1 and split["stats"]["expand_elsewhere"] == 1  # loaded as the helper stored it
+    assert cold["points"] == warm["points"] == split["points"]  # logp and gradient, bit for bit
+    assert cold["mu"] == warm["mu"] == split["mu"]  # the draws: what the expand wrapper writes
 
 
 @pytest.mark.slow
@@ -307,10 +313,18 @@ def test_a_disk_that_refuses_the_entry_costs_only_the_cache(tmp_path, monkeypatc
     environment = compile_cache._environment
     monkeypatch.setattr(compile_cache, "_environment", lambda: [*environment(), str(tmp_path)])
     before = dict(compile_cache.STATS)
-    fit = inference.fit(PLAIN, _evidence(tmp_path), draws=50, tune=50, chains=2, seed=3)
-    assert np.isfinite(fit.posterior["mu"].values).all()
+    # as if a helper compiled the expand wrapper meanwhile and the disk refused it there too: nothing
+    # stored, so this process compiles it after the wait
+    waited = []
+    model = inference.build(PLAIN, _evidence(tmp_path))[0]
+    compiled = compile_cache.compile_model(model, expand_elsewhere=lambda: waited.append(True))
+    assert waited == [True] and compile_cache.STATS["expand_elsewhere"] == before["expand_elsewhere"]
     assert compile_cache.STATS["miss"] == before["miss"] + 1
     assert compile_cache.STATS["unsaved"] == before["unsaved"] + 2  # both wrappers
+    import nutpie
+
+    fit = nutpie.sample(compiled, draws=50, tune=50, chains=2, seed=3, progress_bar=False)
+    assert np.isfinite(fit.posterior["mu"].values).all()
 
 
 # --------------------------------------------------------------------------------------
@@ -344,6 +358,39 @@ def test_precompile_hands_all_but_the_first_missing_model_to_a_helper(tmp_path, 
     # the helper's model samples like any other
     fit = inference.fit(specs[1], ev, draws=50, tune=50, chains=2, seed=3)
     assert np.isfinite(fit.posterior["tau"].values).all()
+
+
+def test_a_model_compiled_here_hands_its_expand_wrapper_to_a_helper_only_beside_an_idle_core(tmp_path, monkeypatch):
+    from msc_bayes.inference import engine, helper
+
+    _fresh_cache(monkeypatch, tmp_path)
+    eng = engine.Engine()
+    monkeypatch.setattr(eng.helper, "start", eng.helper.jobs.update)  # handed over, no process started
+    ev = _evidence(tmp_path)
+    key = engine.structure_key(PLAIN, ev)
+    cache_key = eng._built(PLAIN, ev, key)[2]
+    idle = [False]
+    monkeypatch.setattr(engine, "core_idle", lambda: idle[0])
+    assert eng._expand_elsewhere(PLAIN, ev, key, cache_key) is None and not eng.helper.jobs
+    idle[0] = True
+    assert eng._expand_elsewhere(PLAIN, ev, key, None) is None  # no disk cache: nothing to hand over
+    with monkeypatch.context() as m:
+        m.setattr(compile_cache, "is_stored", lambda k: True)
+        assert eng._expand_elsewhere(PLAIN, ev, key, cache_key) is None  # stored: nothing to compile
+    eng.helper.jobs["other"] = helper.HelperJob(PLAIN, ev)  # the helper is busy with another model
+    assert eng._expand_elsewhere(PLAIN, ev, key, cache_key) is None
+    del eng.helper.jobs["other"]
+    wait = eng._expand_elsewhere(PLAIN, ev, key, cache_key)
+    (job,) = eng.helper.jobs.values()
+    assert job.part == helper.EXPAND and job.spec is PLAIN and job.state == "queued"
+    wait()  # not started yet: taken back, so this process compiles it itself
+    assert job.state == "taken" and not eng.helper.jobs
+    # precompile: the first missing model compiles here, its expand wrapper first in the helper
+    specs, ev = _three_structures(tmp_path)
+    assert eng.precompile([(s, ev) for s in specs]) == [specs[1].name, specs[2].name]
+    assert [(j.spec, j.part) for j in eng.helper.jobs.values()] == [
+        (specs[0], helper.EXPAND), (specs[1], helper.MODEL), (specs[2], helper.MODEL)]
+    assert eng._expand_elsewhere(specs[0], ev, engine.structure_key(specs[0], ev), "k") is not None
 
 
 def test_precompile_hands_nothing_over_without_the_disk_cache(tmp_path, monkeypatch):

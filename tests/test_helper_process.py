@@ -15,7 +15,7 @@ import pytest
 
 from msc_bayes.evidence import load_evidence
 from msc_bayes.inference import compile_cache
-from msc_bayes.inference.helper import _HELPER_COMMAND, HELPER_ORPHANED
+from msc_bayes.inference.helper import _HELPER_COMMAND, HELPER_ORPHANED, MODEL
 from msc_bayes.spec import spec_from_dict
 
 PLAIN = spec_from_dict({"outcome": "edss_change", "covariates": []})
@@ -160,7 +160,7 @@ def test_ctrl_c_while_sampling_ends_the_parent_and_its_helper(tmp_path):
 @pytest.mark.slow
 def test_a_helper_whose_stdin_closes_exits_at_once(tmp_path):
     # its parent (this process) lives on: what ends it is the end of its stdin, not Linux's PDEATHSIG
-    job = pickle.dumps((PLAIN, load_evidence(_evidence_folder(tmp_path))))
+    job = pickle.dumps((PLAIN, load_evidence(_evidence_folder(tmp_path)), MODEL))
     helper = subprocess.Popen([sys.executable, "-c", _HELPER_COMMAND, str(os.getpid())],
                               stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env=_cold_env(tmp_path))

@@ -17,13 +17,14 @@ spec) -> xarray.Dataset`` (contrasts, predictions, probability statements).
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
 
 from msc_bayes.inference import sampling
-from msc_bayes.inference.helper import Helper, HelperJob
+from msc_bayes.inference.helper import EXPAND, MODEL, Helper, HelperJob
 from msc_bayes.inference.result import Fit
 
 
@@ -46,6 +47,26 @@ def structure_key(spec, evidence) -> str:
     for option in (*outcome.data_options, *outcome.report_options):  # they set pm.Data only, or change a report only
         d.get("options", {}).pop(option, None)
     return json.dumps(d, sort_keys=True, default=str) + "|" + evidence.data_hash
+
+
+#: A helper job's key for the expand wrapper of a structure: its structure key plus this.
+EXPAND_JOB = "|expand"
+
+
+def core_idle() -> bool:
+    """Is a core free for a helper process? This process may use more than one core, and the
+    1-minute load average leaves at least half a core of them unused (Unix; elsewhere no). A
+    helper costs some 5-8 s of imports and building, so it pays only beside an idle core: in a
+    test suite with one worker per core it would only compete."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average (Windows)
+        return False
+    return cores >= 2 and load < cores - 0.5
 
 
 def _fit_key(spec, evidence, fit_kwargs: Mapping) -> str:
@@ -107,16 +128,34 @@ class Engine:
             return self.compiled_models[key]
         self.helper.take(key, self.compiled)
         model, prepared, cache_key = self._built(spec, evidence, key)
-        entry = (compile_model(model, cache_key), model, prepared)
+        waiting = self._expand_elsewhere(spec, evidence, key, cache_key)
+        entry = (compile_model(model, cache_key, expand_elsewhere=waiting), model, prepared)
         self.compiled_models[key] = entry
         while len(self.compiled_models) > self.COMPILED_MAX:
             self.compiled_models.popitem(last=False)
         return entry
 
+    def _expand_elsewhere(self, spec, evidence, key: str, cache_key: str | None):
+        """For a model about to compile here on empty caches: its expand wrapper handed to a helper
+        (by :meth:`precompile`, or now if no helper is busy and a core is idle, :func:`core_idle`),
+        and what waits for it (:func:`~msc_bayes.inference.compile_cache.compile_model`'s
+        `expand_elsewhere`); None when the model is stored or no helper takes it."""
+        from msc_bayes.inference.compile_cache import is_stored
+
+        if cache_key is None or is_stored(cache_key):
+            return None
+        job_key = key + EXPAND_JOB
+        if job_key not in self.helper.jobs:
+            if self.helper.busy() or not core_idle():
+                return None
+            self.helper.start({job_key: HelperJob(spec, evidence, EXPAND)})
+        return lambda: self.helper.wait(job_key)
+
     def precompile(self, models) -> list[str]:
         """Compile ahead, in one helper process, the models of `models` ((spec, evidence) pairs, in
         the order they will be fitted) that are neither compiled here nor stored in the on-disk
-        compile cache, all but the first (which this process, about to fit it, compiles itself).
+        compile cache, all but the first (which this process, about to fit it, compiles itself;
+        when a core is idle, the helper first compiles that model's expand wrapper meanwhile).
         Compiling is single-threaded and takes tens of seconds per model on empty caches, so on 2
         cores the helper halves a cold multi-model run; with warm caches this only builds the
         models (which :meth:`compiled` then reuses).
@@ -140,10 +179,15 @@ class Engine:
             cache_key = self.built[key][2]
             if cache_key is not None and not is_stored(cache_key):
                 missing[key] = (spec, evidence)
-        jobs = {key: HelperJob(*model) for key, model in list(missing.items())[1:]}
+        order = list(missing.items())
+        jobs = {}
+        if order and core_idle():  # the first model compiles here: its expand wrapper in the helper meanwhile
+            key, (spec, evidence) = order[0]
+            jobs[key + EXPAND_JOB] = HelperJob(spec, evidence, EXPAND)
+        jobs.update({key: HelperJob(*model) for key, model in order[1:]})
         if jobs:
             self.helper.start(jobs)
-        return [job.spec.name for job in jobs.values()]
+        return [job.spec.name for job in jobs.values() if job.part == MODEL]
 
     # ----------------------------------------------------------------------------------
     # Fitting

@@ -2,7 +2,7 @@
 <msc_bayes.inference.engine.Engine.precompile>` are compiled into the on-disk compile cache by
 one Python process at a time, which ends with the process that started it, however that ends.
 
-Each helper process gets one job ((spec, evidence), pickled) over its stdin, which stays open
+Each helper process gets one job ((spec, evidence, part), pickled) over its stdin, which stays open
 until the helper ends; the helper exits as soon as that pipe closes, i.e. whenever its parent
 ends (an exception, Ctrl-C, SIGTERM, even SIGKILL), with PR_SET_PDEATHSIG as a second line on
 Linux, so nothing is left running or on disk.
@@ -30,10 +30,15 @@ _HELPER_COMMAND = "import sys; from msc_bayes.inference.helper import _helper_ma
 HELPER_ORPHANED = 3
 
 
+#: A job's part: the whole model, or only its expand wrapper (the parent compiles the rest meanwhile).
+MODEL, EXPAND = "model", "expand"
+
+
 @dataclass
 class HelperJob:
     spec: object
     evidence: Evidence
+    part: str = MODEL
     state: str = "queued"  # queued -> running -> done, or queued -> taken (compiled by this process)
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -76,7 +81,7 @@ class Helper:
         until the helper ends; the helper exits as soon as it closes, so when this process ends,
         however it ends (an exception, Ctrl-C, SIGTERM, SIGKILL), its helper ends with it and
         nothing is left on disk."""
-        payload = pickle.dumps((job.spec, job.evidence))
+        payload = pickle.dumps((job.spec, job.evidence, job.part))
         with self._lock:  # stop() sees every helper started, and none starts after it
             if self._stopped:
                 return
@@ -111,11 +116,27 @@ class Helper:
                 return
         while not job.done.is_set():
             with self._lock:
-                queued = [j for j in self.jobs.values() if j.state == "queued"]
+                queued = [j for j in self.jobs.values() if j.state == "queued" and j.part == MODEL]
             if not queued:
                 break
             compile_here(queued[0].spec, queued[0].evidence)  # takes it back from the helper, compiles it here
         job.done.wait()
+
+    def wait(self, key: str) -> None:
+        """A job handed over: take it back if not started (the caller then does it), else wait until it ends."""
+        job = self.jobs.pop(key, None)
+        if job is None:
+            return
+        with self._lock:
+            if job.state == "queued":
+                job.state = "taken"
+                return
+        job.done.wait()
+
+    def busy(self) -> bool:
+        """Is a job queued or running?"""
+        with self._lock:
+            return any(j.state in ("queued", "running") for j in self.jobs.values())
 
     def stop(self) -> None:
         """A helper still compiling when this process exits is stopped (and reaped), and no other
@@ -137,19 +158,20 @@ class Helper:
 
 
 def _helper_main(parent_pid: int) -> None:
-    """In the helper process: read one (spec, evidence) from stdin, build the model and compile it
-    into the on-disk cache; exit at once when the parent ends (stdin reaches end of file)."""
+    """In the helper process: read one (spec, evidence, part) from stdin, build the model and compile it
+    (or only its expand wrapper) into the on-disk cache; exit at once when the parent ends (stdin
+    reaches end of file)."""
     _exit_with_parent(parent_pid)
-    from msc_bayes.inference.compile_cache import compile_model
+    from msc_bayes.inference.compile_cache import compile_expand, compile_model
     from msc_bayes.inference.engine import build
 
     try:
-        spec, evidence = pickle.load(sys.stdin.buffer)
+        spec, evidence, part = pickle.load(sys.stdin.buffer)
     except (EOFError, pickle.UnpicklingError):  # the parent ended before handing over the whole job
         os._exit(HELPER_ORPHANED)
     watch = threading.Thread(target=_exit_at_end_of, args=(sys.stdin.buffer,), daemon=True, name="msc_bayes-parent")
     watch.start()
-    compile_model(build(spec, evidence)[0])
+    (compile_expand if part == EXPAND else compile_model)(build(spec, evidence)[0])
 
 
 def _exit_at_end_of(stream) -> None:
