@@ -107,13 +107,9 @@ class Helper:
         """A model handed to the helper: take it back if not started, else wait until it is stored,
         compiling here meanwhile (`compile_here(spec, evidence)`) the helper's models it has not
         started (rather than idling)."""
-        job = self.jobs.pop(key, None)
+        job = self._claim(key)
         if job is None:
             return
-        with self._lock:
-            if job.state == "queued":
-                job.state = "taken"
-                return
         while not job.done.is_set():
             with self._lock:
                 queued = [j for j in self.jobs.values() if j.state == "queued" and j.part == MODEL]
@@ -124,14 +120,21 @@ class Helper:
 
     def wait(self, key: str) -> None:
         """A job handed over: take it back if not started (the caller then does it), else wait until it ends."""
+        job = self._claim(key)
+        if job is not None:
+            job.done.wait()
+
+    def _claim(self, key: str) -> HelperJob | None:
+        """The job of `key`, no longer the helper's to hand out; None if there is none or it had not
+        started (then it is taken back: the caller does it)."""
         job = self.jobs.pop(key, None)
         if job is None:
-            return
+            return None
         with self._lock:
             if job.state == "queued":
                 job.state = "taken"
-                return
-        job.done.wait()
+                return None
+        return job
 
     def busy(self) -> bool:
         """Is a job queued or running?"""
