@@ -245,9 +245,8 @@ _STATE_CHILD = textwrap.dedent("""
     import ctypes, json, sys
     import numpy as np
     from msc_bayes import inference
-    from msc_bayes.inference import compile_cache
+    from msc_bayes.inference import compile_cache, engine
     from msc_bayes.evidence import load_evidence
-    from msc_bayes.inference import engine
     from msc_bayes.spec import spec_from_dict
 
     engine.core_idle = lambda: sys.argv[2] == "helper"  # "helper": its expand wrapper compiled by a helper
@@ -299,6 +298,7 @@ def test_compiled_code_does_not_depend_on_the_cache_state(tmp_path):
 
 @pytest.mark.slow
 def test_a_disk_that_refuses_the_entry_costs_only_the_cache(tmp_path, monkeypatch):
+    import nutpie
     from numba.core.caching import FunctionCache
 
     save = FunctionCache._save_overload
@@ -321,8 +321,6 @@ def test_a_disk_that_refuses_the_entry_costs_only_the_cache(tmp_path, monkeypatc
     assert waited == [True] and compile_cache.STATS["expand_elsewhere"] == before["expand_elsewhere"]
     assert compile_cache.STATS["miss"] == before["miss"] + 1
     assert compile_cache.STATS["unsaved"] == before["unsaved"] + 2  # both wrappers
-    import nutpie
-
     fit = nutpie.sample(compiled, draws=50, tune=50, chains=2, seed=3, progress_bar=False)
     assert np.isfinite(fit.posterior["mu"].values).all()
 
